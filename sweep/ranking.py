@@ -1,0 +1,43 @@
+"""Ranking trials by the sweep's metric: the one rule that top-k tables, refine
+seeds and reports share.
+
+Only trials with status ``ok`` and a finite metric are ranked; ties are broken
+by trial id, so the order is the same on every run.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"trial_id": ["a", "b"], "status": ["ok", "ok"],
+    ...                    "metrics.loss": [0.2, 0.1]})
+    >>> list(rank(df, "loss", "minimize").trial_id)
+    ['b', 'a']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def rank(df: pd.DataFrame, metric: str, goal: str, k: int | None = None) -> pd.DataFrame:
+    """The ranked trials (best first), optionally the top ``k``.
+
+    ``metric`` is the metric's name without the ``metrics.`` prefix; ``goal`` is
+    'minimize' or 'maximize'. Failed trials and NaN/inf metrics are left out.
+    """
+    column = f"metrics.{metric}"
+    if df.empty or column not in df.columns:
+        return df.iloc[0:0]
+    values = pd.to_numeric(df[column], errors="coerce")
+    ok = (df["status"] == "ok") & np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    ranked = df[ok].assign(_key=values[ok] if goal == "minimize" else -values[ok])
+    ranked = ranked.sort_values(["_key", "trial_id"], kind="stable").drop(columns="_key")
+    return ranked if k is None else ranked.head(k)
+
+
+def unranked(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Trials with status ok whose metric is NaN or infinite (they rank last)."""
+    column = f"metrics.{metric}"
+    if df.empty or column not in df.columns:
+        return df.iloc[0:0]
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return df[(df["status"] == "ok") & ~np.isfinite(values)]
