@@ -151,6 +151,29 @@ def decode_params(row: Mapping[str, Any], spec: Spec, types: Mapping[str, pa.Dat
     return out
 
 
+def seeds_from_store(spec: Spec, store: Store, stage: Stage, progress: Progress,
+                     types: Mapping[str, pa.DataType]) -> list[Seed]:
+    """The seeds of a refine stage: the top-k stored trials of the stage(s) it refines."""
+    sources = [stage.index - 1] if stage.source == "previous" else list(range(stage.index))
+    store.flush()
+    df = store.read(stages=sources)
+    ranked = rank(df, spec.metric.name, spec.metric.goal)
+    k = stage.refine_top_k
+    where = f"stage {sources[0]}" if len(sources) == 1 else f"stages 0-{sources[-1]}"
+    if ranked.empty:
+        raise SweepError(
+            f"stage {stage.index} (refine) has nothing to refine: no trial of {where} "
+            f"finished ok with a finite {spec.metric.name!r}; see the error column "
+            f"of {where} (sweep status / sweep top)"
+        )
+    if len(ranked) < k:
+        progress.log(f"stage {stage.index}: only {len(ranked)} trials of {where} "
+                     f"succeeded; refining around those (top_k={k})")
+    top = ranked.head(k)
+    return [Seed(str(row["trial_id"]), decode_params(row, spec, types))
+            for row in top.to_dict("records")]
+
+
 # --------------------------------------------------------------------- Ray
 
 
@@ -270,24 +293,7 @@ class Driver:
         return plan, boxes
 
     def seeds_for(self, stage: Stage) -> list[Seed]:
-        sources = [stage.index - 1] if stage.source == "previous" else list(range(stage.index))
-        self.store.flush()
-        df = self.store.read(stages=sources)
-        ranked = rank(df, self.spec.metric.name, self.spec.metric.goal)
-        k = stage.refine_top_k
-        where = f"stage {sources[0]}" if len(sources) == 1 else f"stages 0-{sources[-1]}"
-        if ranked.empty:
-            raise SweepError(
-                f"stage {stage.index} (refine) has nothing to refine: no trial of {where} "
-                f"finished ok with a finite {self.spec.metric.name!r}; see the error column "
-                f"of {where} (sweep status / sweep top)"
-            )
-        if len(ranked) < k:
-            self.progress.log(f"stage {stage.index}: only {len(ranked)} trials of {where} "
-                              f"succeeded; refining around those (top_k={k})")
-        top = ranked.head(k)
-        return [Seed(str(row["trial_id"]), decode_params(row, self.spec, self.types))
-                for row in top.to_dict("records")]
+        return seeds_from_store(self.spec, self.store, stage, self.progress, self.types)
 
     # ------------------------------------------------------------- running
 

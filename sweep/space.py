@@ -114,7 +114,11 @@ def _unique(values: Sequence[Any]) -> list[Any]:
     seen: set[tuple[str, Any]] = set()
     out = []
     for v in values:
-        key = (type(v).__name__, v)
+        try:
+            key = (type(v).__name__, v)
+            hash(key)
+        except TypeError:  # list or mapping values (grid `values:`): compare by repr
+            key = (type(v).__name__, repr(v))
         if key not in seen:
             seen.add(key)
             out.append(v)
@@ -240,7 +244,8 @@ class QLogUniform(Distribution):
     def from_unit(self, u: float) -> Any:
         x = LogUniform(self.lo, self.hi).from_unit(u)
         x = round(x / self.q) * self.q
-        return self._cast(min(max(x, self.lo), self.hi))
+        x = self._cast(min(max(x, self.lo), self.hi))
+        return min(max(x, self.lo), self.hi)  # tidying a clipped end may step outside
 
     def describe(self) -> str:
         return f"qloguniform({self.lo:g}, {self.hi:g}, q={self.q:g})"
@@ -329,8 +334,11 @@ class QUniform(_Indexed):
         return int(round(x)) if self.kind == "int" else _tidy(x)
 
     def _index(self, value: Any) -> int:
-        i = int(round((float(value) - self.lo) / self.q))
-        return min(max(i, 0), self._n() - 1)
+        v = float(value)
+        i = min(max(int(round((v - self.lo) / self.q)), 0), self._n() - 1)
+        # A clipped hi sits less than q above its neighbour: take the nearest value.
+        near = [j for j in (i - 1, i, i + 1) if 0 <= j < self._n()]
+        return min(near, key=lambda j: abs(self._value(j) - v))
 
     def describe(self) -> str:
         return f"quniform({self.lo:g}, {self.hi:g}, q={self.q:g})"
@@ -421,7 +429,9 @@ class Choice(Distribution):
         return (self._cuts[i] + self._cuts[i + 1]) / 2
 
     def from_unit(self, u: float) -> Any:
-        i = int(np.searchsorted(self._cuts, _clip01(u), side="right")) - 1
+        u = _clip01(u)
+        # u == 1 belongs to the last category of positive width (a zero weight is never drawn).
+        i = int(np.searchsorted(self._cuts, u, side="left" if u >= 1.0 else "right")) - 1
         return self.values[min(max(i, 0), len(self.values) - 1)]
 
     @property
@@ -441,6 +451,10 @@ class Choice(Distribution):
             return Constant(self.values[keep[0]])
         weights = None if self.weights is None else [self.weights[i] for i in keep]
         return Choice([self.values[i] for i in keep], weights)
+
+    def grid_values(self, points: int | None) -> list[Any]:
+        # Categories are unordered: a grid axis holds every one, whatever `points` says.
+        return self.support()
 
     def narrow(self, lo_u: float, hi_u: float) -> Distribution:
         return self

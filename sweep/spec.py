@@ -355,7 +355,11 @@ def _number(path: str, x: Any) -> float:
             raise SpecError(path, x, "a number") from None
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise SpecError(path, x, "a number")
-    if not math.isfinite(x):
+    try:
+        finite = math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
         raise SpecError(path, x, "a finite number")
     return x
 
@@ -825,7 +829,7 @@ def _fixed(path: str, raw: Any, space: Space) -> dict[str, Any]:
 
 
 def _close(name: str, space: Space) -> str:
-    close = difflib.get_close_matches(name, list(space), n=1)
+    close = difflib.get_close_matches(str(name), list(space), n=1)
     return f"did you mean {close[0]!r}?" if close else "parameters: " + ", ".join(space)
 
 

@@ -183,9 +183,10 @@ class Store:
             root = os.path.abspath(os.path.expanduser(self.root))
             parent = os.path.dirname(root)
             if not os.path.isdir(root) and not os.path.isdir(parent):
+                why = "is not a folder" if os.path.exists(parent) else "does not exist"
                 raise SweepError(
-                    f"results root {self.root!r} cannot be created: its parent folder "
-                    f"{parent!r} does not exist (create it, or choose another --results)"
+                    f"results root {self.root!r} cannot be created: its parent "
+                    f"{parent!r} {why} (create it, or choose another --results)"
                 )
         try:
             self.write_text(probe, "ok")

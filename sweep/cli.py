@@ -1,0 +1,454 @@
+"""The ``sweep`` command.
+
+Example:
+    $ sweep validate jobs/mlp.yaml
+    $ sweep run jobs/mlp.yaml
+    $ sweep top mlp-digits -k 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import SpecError, SweepError
+
+EXIT_OK, EXIT_ALL_FAILED, EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+MAIN_HELP = """\
+Parallel hyperparameter sweeps on Ray: the right priors, grid / random /
+quasi-random plans, coarse-to-fine stages, one Parquet results table.
+
+examples:
+  sweep validate jobs/mlp.yaml          check a sweep file and summarise it
+  sweep plan jobs/mlp.yaml --limit 5    dry run: the first trials as JSON lines
+  sweep run jobs/mlp.yaml               run it on a local Ray (ray.init())
+  sweep run jobs/mlp.yaml --address auto          ... on the Ray cluster of this machine
+  sweep submit jobs/mlp.yaml --address http://127.0.0.1:8265 --follow
+  sweep status mlp-digits               trials by stage and status
+  sweep top mlp-digits -k 10            the best trials
+  sweep report mlp-digits -o report.html
+
+PATH (status, top, report) is a sweep's results folder (results/mlp-digits), a
+URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results.
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sweep`` command."""
+    parser = argparse.ArgumentParser(prog="sweep", description=MAIN_HELP,
+                                     formatter_class=_formatter)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a sweep file and summarise it",
+                       formatter_class=_formatter,
+                       description="Check a sweep file: parameters with their priors and "
+                       "bounds, stages with their trial counts. Exit 0 when valid, 2 with "
+                       "the error otherwise.\n\nexample:\n  sweep validate jobs/mlp.yaml")
+    p.add_argument("spec", help="the sweep file (YAML)")
+
+    p = sub.add_parser("plan", help="dry run: a stage's trials as JSON lines",
+                       formatter_class=_formatter,
+                       description="Print a stage's trials as JSON lines "
+                       '{"stage":..,"trial_id":..,"params":{..}} without running anything. '
+                       "A refine stage needs the stored results of the stage before it "
+                       "(--results).\n\nexample:\n  sweep plan jobs/mlp.yaml --stage 0 "
+                       "--limit 3")
+    p.add_argument("spec", help="the sweep file (YAML)")
+    p.add_argument("--stage", type=int, default=0, help="stage number (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="print at most N trials")
+    p.add_argument("--results", default="results",
+                   help="results root for refine stages (default ./results)")
+
+    p = sub.add_parser("run", help="run a sweep on Ray", formatter_class=_formatter,
+                       description="Run every stage of a sweep on Ray and write each trial to "
+                       "<results>/<name>/trials as Parquet. Rerunning the same command resumes: "
+                       "stored trials are not run again.\n\nexit status: 0 finished (even "
+                       "with some failed trials), 1 every trial failed, 2 bad input, 130 "
+                       "interrupted (Ctrl-C), 143 terminated.\n\nexamples:\n"
+                       "  sweep run jobs/mlp.yaml\n"
+                       "  sweep run jobs/mlp.yaml --results s3://bucket/sweeps --address auto\n"
+                       "  sweep run jobs/mlp.yaml --fresh      # start over; old results "
+                       "are moved aside")
+    p.add_argument("spec", help="the sweep file (YAML)")
+    _add_results(p)
+    p.add_argument("--address", default=None,
+                   help="Ray address: auto, ray://HEAD:10001, HOST:6379 (default: RAY_ADDRESS, "
+                   "else a new local Ray)")
+    p.add_argument("--fresh", action="store_true",
+                   help="move earlier results of this sweep aside and start over")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also rerun stored trials that failed or timed out")
+    p.add_argument("--max-concurrent", type=_positive_int, default=None, metavar="N",
+                   help="at most N Ray tasks in flight (default: enough to fill the cluster)")
+    p.add_argument("-k", "--top", type=_positive_int, default=5, metavar="K",
+                   help="rows of the final top-k table (default 5)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and show the stages and first trials; run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's logs and the objective's output")
+
+    p = sub.add_parser("status", help="trials by stage and status, best so far",
+                       formatter_class=_formatter,
+                       description="Trials by stage and status, the best so far, and whether "
+                       "a driver is running.\n\nexample:\n  sweep status mlp-digits")
+    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
+
+    p = sub.add_parser("top", help="the best trials", formatter_class=_formatter,
+                       description="The best trials by the sweep's metric (ok trials with a "
+                       "finite metric; ties by trial id).\n\nexamples:\n"
+                       "  sweep top mlp-digits -k 10\n  sweep top results/mlp-digits --stage 1 "
+                       "--format csv > best.csv")
+    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
+    p.add_argument("-k", type=_positive_int, default=10, help="how many (default 10)")
+    p.add_argument("--stage", type=int, default=None, help="only this stage")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    p = sub.add_parser("report", help="a self-contained HTML report with plots",
+                       formatter_class=_formatter,
+                       description="Write one HTML file that works offline: best trial per "
+                       "stage, the metric against each parameter (log axes for log "
+                       "parameters, stages coloured, refine boxes drawn), and a "
+                       "parallel-coordinates view. Needs plotly: pip install 'sweep[report]'."
+                       "\n\nexample:\n  sweep report mlp-digits -o report.html")
+    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (default <name>-report.html)")
+
+    p = sub.add_parser("submit", help="submit a sweep to a Ray cluster as a Ray Job",
+                       formatter_class=_formatter,
+                       description="Submit `sweep run SPEC` to a Ray cluster as a Ray Job "
+                       "(Ray's job submission API): the working directory travels with it. "
+                       "Prints the submission id; --follow streams the logs and exits with "
+                       "the job's status.\n\nexample:\n  ray dashboard deploy/cluster/aws.yaml"
+                       "   # forwards the head's 8265 to localhost\n  sweep submit "
+                       "jobs/mlp.yaml --address http://127.0.0.1:8265 --results s3://bucket/"
+                       "sweeps --follow")
+    p.add_argument("spec", help="the sweep file, inside the working directory")
+    p.add_argument("--address", required=True,
+                   help="the cluster's job API, e.g. http://127.0.0.1:8265")
+    _add_results(p)
+    p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+    p.add_argument("--working-dir", default=".",
+                   help="folder uploaded with the job (default: the current folder)")
+    p.add_argument("--submission-id", default=None, help="a submission id of your choosing")
+    return parser
+
+
+def _add_results(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", metavar="DIR|URI",
+                   help="results root: a folder or a URI such as s3://bucket/prefix "
+                   "(default ./results)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"sweep {__version__}"
+
+
+def _warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+    print(f"sweep: warning: {message}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .plans import Grid
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    target = spec.objective or " ".join(spec.command or [])
+    print(f"sweep {spec.name!r}: {spec.metric.goal} {spec.metric.name} of {target}")
+    print("parameters:")
+    width = max(len(n) for n in spec.space)
+    for name, dist in spec.space.items():
+        print(f"  {name:<{width}}  {dist.describe()}")
+    print("stages:")
+    for stage in spec.stages:
+        space = stage.space(spec.space)
+        if stage.plan == "grid":
+            n = len(Grid(space, points=stage.axis_points, values=stage.values))
+            trials = min(n, stage.trials) if stage.truncate and stage.trials else n
+            detail = f"{trials} trials (grid)"
+        elif stage.plan == "refine":
+            k = stage.refine_top_k
+            budget = f"{stage.trials} trials" if stage.trials else "full grids"
+            detail = (f"{budget} around the top {k} of "
+                      f"{'the previous stage' if stage.source == 'previous' else 'all stages'}"
+                      f" (region {stage.region}, sample {stage.sample})")
+        else:
+            detail = f"{stage.trials} trials (seed {stage.seed})"
+        fixed = f"; fixed {stage.fixed}" if stage.fixed else ""
+        print(f"  {stage.index}: {stage.plan:<7} {detail}{fixed}")
+    res = spec.resources
+    print(f"resources per trial: {res.num_cpus:g} CPU, {res.num_gpus:g} GPU"
+          + (f", {res.memory} bytes" if res.memory else "")
+          + (f", {res.custom}" if res.custom else ""))
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+    from .trial import canonical_json, trial_id
+
+    spec = load_spec(args.spec)
+    if not 0 <= args.stage < len(spec.stages):
+        raise SpecError("--stage", args.stage, f"a stage number in 0..{len(spec.stages) - 1}")
+    stage = spec.stages[args.stage]
+    plan, parents = _plan_of(spec, stage, args.results)
+    for params, parent in itertools.islice(plan, args.limit):
+        record: dict[str, Any] = {"stage": stage.index,
+                                  "trial_id": trial_id(spec.name, stage.index, params),
+                                  "params": params}
+        if parents:
+            record["parent_id"] = parent
+        print(canonical_json(record))
+    return EXIT_OK
+
+
+def _plan_of(spec: Any, stage: Any, results: str) -> tuple[Any, bool]:
+    """(candidates, has_parents) of a stage; refine stages read their seeds from results."""
+    from .plans import Grid, sampler
+
+    space = stage.space(spec.space)
+    if stage.plan == "grid":
+        grid = Grid(space, points=stage.axis_points, values=stage.values)
+        n = min(len(grid), stage.trials) if stage.truncate and stage.trials else len(grid)
+        return ((grid[i], None) for i in range(n)), False
+    if stage.plan != "refine":
+        return sampler(space, stage.plan, stage.trials, stage.seed).candidates(), False
+    from .progress import Progress
+    from .scheduler import open_store, param_types, seeds_from_store
+
+    store = open_store(spec, results)
+    if not store.exists():
+        raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} holds "
+                         f"none: run the earlier stages first (sweep run)")
+    seeds = seeds_from_store(spec, store, stage, Progress(quiet=True), param_types(spec))
+    from .plans import Refine
+
+    plan = Refine(space, seeds, trials=stage.trials, region=stage.region, shrink=stage.shrink,
+                  margin=stage.margin, min_width=stage.min_width, categorical=stage.categorical,
+                  sample=stage.sample, points=stage.axis_points, seed=stage.seed)
+    return plan.candidates(), True
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .progress import Progress
+    from .scheduler import Terminated, execute
+    from .spec import load_spec
+    from .summary import stage_lines, top_table
+
+    spec = load_spec(args.spec)
+    if args.dry_run:
+        cmd_validate(args)
+        for stage in spec.stages:
+            if stage.plan == "refine":
+                print(f"stage {stage.index}: refine; its trials come from stage "
+                      f"{stage.index - 1}'s results")
+                continue
+            print(f"stage {stage.index}: first trials")
+            plan, _ = _plan_of(spec, stage, args.results)
+            for i, (params, _parent) in enumerate(plan):
+                if i >= 3:
+                    break
+                print(f"  {json.dumps(params)}")
+        return EXIT_OK
+    progress = Progress(quiet=args.quiet, metric=spec.metric.name)
+    try:
+        outcome = execute(spec, results=args.results, address=args.address, fresh=args.fresh,
+                          retry_failed=args.retry_failed, max_concurrent=args.max_concurrent,
+                          progress=progress, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print("\nsweep: interrupted; finished trials are stored. Rerun the same command to "
+              "resume.", file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated:
+        print("sweep: terminated; finished trials are stored. Rerun the same command to "
+              "resume.", file=sys.stderr)
+        return EXIT_SIGTERM
+    df = outcome.table
+    metric, goal = spec.metric.name, spec.metric.goal
+    print()
+    print(f"top {args.top} of {len(df)} trials ({goal} {metric}):")
+    print(top_table(df, metric, goal, k=args.top))
+    print()
+    for line in stage_lines(df, metric, goal):
+        print(line)
+    trials = f"{outcome.store.trials_dir}"
+    print()
+    print(f"results: {trials}")
+    print(f"  pandas.read_parquet({trials!r})")
+    if len(df) and (df["status"] != "ok").all():
+        print("sweep: every trial failed; see the error column (sweep top shows none). "
+              "First error:\n" + str(df["error"].dropna().iloc[0])[:2000], file=sys.stderr)
+        return EXIT_ALL_FAILED
+    return EXIT_OK
+
+
+def resolve_path(path: str) -> tuple[str, str]:
+    """(results root, sweep name) of a sweep's results folder, URI or name."""
+    if "://" in path:
+        root, _, name = path.rstrip("/").rpartition("/")
+        return root, name
+    candidates = [path, os.path.join("results", path)]
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, "spec.yaml")):
+            full = os.path.abspath(candidate)
+            return os.path.dirname(full), os.path.basename(full)
+    raise SweepError(f"no sweep results at {path!r} (looked for {candidates[0]}/spec.yaml and "
+                     f"{candidates[1]}/spec.yaml); give a results folder, a URI, or a sweep "
+                     f"name under ./results")
+
+
+def _open_results(path: str) -> tuple[Any, Any]:
+    from .scheduler import open_store
+    from .spec import loads_spec
+
+    root, name = resolve_path(path)
+    from .store import Store
+
+    text = Store(root, name).read_text("spec.yaml")
+    if text is None:
+        raise SweepError(f"no sweep results at {path!r}: {root}/{name}/spec.yaml is missing")
+    spec = loads_spec(text, source=f"{root}/{name}/spec.yaml")
+    return spec, open_store(spec, root)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .summary import stage_lines
+
+    spec, store = _open_results(args.path)
+    df = store.read()
+    print(f"sweep {spec.name!r} at {store.dir}")
+    print(f"{len(df)} trials stored; stages planned: {len(spec.stages)}")
+    for line in stage_lines(df, spec.metric.name, spec.metric.goal):
+        print(f"  {line}")
+    holder = store.lock_holder()
+    alive = store.driver_alive()
+    if holder is None:
+        print("driver: none running")
+    elif alive is False:
+        print(f"driver: none running (stale lock of pid {holder.get('pid')} on "
+              f"{holder.get('host')}; the next run takes it over)")
+    else:
+        state = "running" if alive else "lock held (another host)"
+        print(f"driver: {state}: pid {holder.get('pid')} on {holder.get('host')}")
+    pending = _journal_count(store)
+    if pending:
+        print(f"{pending} finished trials are in the driver's journal, not yet in Parquet")
+    return EXIT_OK
+
+
+def _journal_count(store: Any) -> int:
+    if not os.path.isdir(store.journal_dir):
+        return 0
+    total = 0
+    for name in os.listdir(store.journal_dir):
+        if name.startswith("journal-"):
+            with open(os.path.join(store.journal_dir, name), encoding="utf-8") as f:
+                total += sum(1 for _ in f)
+    return total
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from .summary import top_frame, top_records, top_table
+
+    spec, store = _open_results(args.path)
+    df = store.read()
+    metric, goal = spec.metric.name, spec.metric.goal
+    if args.format == "json":
+        print(json.dumps(top_records(df, metric, goal, args.k, args.stage), indent=2))
+    elif args.format == "csv":
+        print(top_frame(df, metric, goal, args.k, args.stage).to_csv(index=False), end="")
+    else:
+        print(top_table(df, metric, goal, args.k, args.stage))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    spec, store = _open_results(args.path)
+    try:
+        from .report import build_report, write_report
+    except ImportError as exc:
+        raise SweepError(f"sweep report needs plotly: pip install 'sweep[report]' ({exc})"
+                         ) from None
+    df = store.read()
+    boxes = []
+    for stage in spec.stages:
+        text = store.read_text(f"stages/stage-{stage.index}.json")
+        if text:
+            boxes.extend(json.loads(text).get("boxes", []))
+    try:
+        html = build_report(df, metric=spec.metric.name, goal=spec.metric.goal,
+                            scales=spec.space.scales(), boxes=boxes,
+                            title=f"sweep report: {spec.name}")
+    except RuntimeError as exc:
+        raise SweepError(str(exc)) from None
+    output = args.output or f"{spec.name}-report.html"
+    write_report(html, output)
+    print(f"report: {os.path.abspath(output)}")
+    return EXIT_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+    from .submit import submit
+
+    load_spec(args.spec)  # fail here, not on the cluster
+    return submit(args.spec, address=args.address, results=args.results, follow=args.follow,
+                  working_dir=args.working_dir, submission_id=args.submission_id)
+
+
+COMMANDS = {
+    "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
+    "top": cmd_top, "report": cmd_report, "submit": cmd_submit,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sweep`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    warnings.showwarning = _warning
+    try:
+        return COMMANDS[args.command](args)
+    except (SpecError, SweepError) as exc:
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

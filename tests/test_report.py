@@ -1,0 +1,454 @@
+"""Tests for sweep.report: the content of the HTML and how it renders in headless Chromium.
+
+The browser test needs Chromium (Debian package ``chromium``; CI installs it). Where it is
+missing the test fails rather than skips. Set ``CHROMIUM=/path/to/chrome`` to use another.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep.report import build_report, write_report
+
+SCALES = {
+    "lr": "log",
+    "optimizer": "categorical",
+    "dropout": "categorical",
+    "hidden": "linear",
+    "epochs": "constant",
+}
+PLOTTED = ["lr", "optimizer", "dropout", "hidden"]
+OPTIMIZERS = ["adam", "sgd", "rmsprop"]
+HIDDEN = [32, 64, 128, 256]
+TITLE = 'Sweep <script>alert("x")</script> & co'
+SWEEP_NAME = "demo<&>"
+FAILED_IDS = ["s0-f0", "s0-f1"]
+NAN_ID = "s0-nan"
+
+
+def _loss(lr: float, opt: str, dropout: bool, hidden: int, rng: np.random.Generator) -> float:
+    return float(
+        (math.log10(lr) + 2.5) ** 2
+        + {"adam": 0.0, "sgd": 0.4, "rmsprop": 0.2}[opt]
+        + (0.1 if dropout else 0.0)
+        + 0.05 * abs(math.log2(hidden / 128))
+        + rng.normal(0, 0.02)
+    )
+
+
+def _row(stage: int, tid: str, parent: str | None, lr: float, opt: str, dropout: bool,
+         hidden: int, rng: np.random.Generator, start: pd.Timestamp) -> dict:
+    loss = _loss(lr, opt, dropout, hidden, rng)
+    return {
+        "sweep": SWEEP_NAME, "stage": stage, "trial_id": tid, "parent_id": parent,
+        "status": "ok", "params.lr": lr, "params.optimizer": opt, "params.dropout": dropout,
+        "params.hidden": hidden, "params.epochs": 5, "metrics.loss": loss,
+        "metrics.accuracy": 1.0 / (1.0 + loss), "error": None, "attempts": 1,
+        "started_at": start, "finished_at": start + pd.Timedelta(seconds=30),
+        "duration_s": 30.0, "node": "node-1", "gpu_ids": "0",
+    }
+
+
+def make_results() -> tuple[pd.DataFrame, list[dict]]:
+    """A two-stage sweep: 40 coarse random trials, then 2 boxes x 10 fine trials."""
+    rng = np.random.default_rng(7)
+    t0 = pd.Timestamp("2024-05-01 12:00:00", tz="UTC")
+    rows = []
+    for i in range(40):
+        rows.append(_row(
+            0, f"s0-t{i:03d}", None, float(10 ** rng.uniform(-4, 0)),
+            str(rng.choice(OPTIMIZERS)), bool(rng.integers(2)), int(rng.choice(HIDDEN)),
+            rng, t0 + pd.Timedelta(seconds=10 * i),
+        ))
+    for tid in FAILED_IDS:
+        row = _row(0, tid, None, 0.5, "sgd", False, 64, rng, t0)
+        row.update({"status": "failed", "metrics.loss": np.nan, "metrics.accuracy": np.nan,
+                    "error": "RuntimeError: CUDA out of memory <oops>", "attempts": 3})
+        rows.append(row)
+    row = _row(0, NAN_ID, None, 0.9, "adam", True, 32, rng, t0)
+    row.update({"metrics.loss": np.nan, "metrics.accuracy": np.nan})
+    rows.append(row)
+    row = _row(0, "s0-inf", None, 0.8, "adam", True, 32, rng, t0)
+    row.update({"metrics.loss": np.inf})
+    rows.append(row)
+
+    coarse = pd.DataFrame(rows)
+    seeds = coarse[coarse["status"] == "ok"].sort_values("metrics.loss").head(2)
+    boxes = []
+    for k, (_, seed) in enumerate(seeds.iterrows()):
+        lo, hi = max(seed["params.lr"] / 4, 1e-4), min(seed["params.lr"] * 4, 1.0)
+        hlo, hhi = seed["params.hidden"] / 2, seed["params.hidden"] * 2
+        boxes.append({
+            "stage": 1, "seed": seed["trial_id"],
+            "bounds": {"lr": [lo, hi], "hidden": [hlo, hhi]},
+            "categories": {"optimizer": [seed["params.optimizer"]]},
+        })
+        for j in range(10):
+            rows.append(_row(
+                1, f"s1-b{k}-t{j:02d}", seed["trial_id"], float(10 ** rng.uniform(
+                    math.log10(lo), math.log10(hi))), seed["params.optimizer"],
+                bool(rng.integers(2)), int(rng.integers(hlo, hhi + 1)), rng,
+                t0 + pd.Timedelta(hours=1, seconds=10 * j),
+            ))
+    return pd.DataFrame(rows), boxes
+
+
+@pytest.fixture(scope="module")
+def results() -> tuple[pd.DataFrame, list[dict]]:
+    return make_results()
+
+
+@pytest.fixture(scope="module")
+def report(results: tuple[pd.DataFrame, list[dict]]) -> str:
+    df, boxes = results
+    return build_report(df, metric="loss", goal="minimize", scales=SCALES, boxes=boxes,
+                        title=TITLE)
+
+
+def _sections(text: str) -> dict[str, str]:
+    """data-param -> that parameter's plot section (HTML and figure JSON)."""
+    found = re.findall(
+        r'<section class="param-plot" data-param="([^"]*)"[^>]*>(.*?)</section>', text, re.S
+    )
+    return {html.unescape(name): body for name, body in found}
+
+
+# --------------------------------------------------------------------------- content
+
+
+def test_report_is_self_contained(report: str) -> None:
+    assert report.startswith("<!DOCTYPE html>")
+    assert not re.search(r"<script[^>]*\bsrc\s*=", report, re.I), "scripts must be inline"
+    assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?https?:", report, re.I)
+    assert report.count("* plotly.js v") == 1, "plotly.js must be embedded exactly once"
+    assert report.count("Plotly.newPlot(") == len(PLOTTED) + 1  # + parallel coordinates
+
+
+def test_user_strings_are_escaped(report: str) -> None:
+    assert "<script>alert" not in report
+    assert html.escape(TITLE) in report
+    assert f"<title>{html.escape(TITLE)}</title>" in report
+    assert "demo<&>" not in report and "demo&lt;&amp;&gt;" in report
+    assert "<oops>" not in report and "&lt;oops&gt;" in report
+
+
+def test_summary_and_tables(report: str, results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    ok = df[(df["status"] == "ok") & np.isfinite(df["metrics.loss"])]
+    best = ok.sort_values("metrics.loss").iloc[0]
+    assert f"Best trial: <b>{best['trial_id']}</b>" in report
+    assert "Trials by stage and status" in report
+    assert "Best trial per stage" in report and "Top 10" in report
+    top = re.search(r"<h2>Top 10</h2>.*?<tbody>(.*?)</tbody>", report, re.S)
+    assert top is not None and top.group(1).count("<tr>") == 10
+    # Not-ranked trials are listed; failed ones with their error.
+    assert "Not ranked (2)" in report and NAN_ID in report and "s0-inf" in report
+    assert "Failed, timed out or cancelled (2)" in report
+    assert "CUDA out of memory" in report
+    assert "epochs=5" in report  # constants are shown in the summary
+
+
+def test_every_param_has_a_plot_with_the_right_axis(report: str) -> None:
+    sections = _sections(report)
+    assert sorted(sections) == sorted(PLOTTED), "one plot per non-constant parameter"
+    assert '"type":"log"' in sections["lr"]
+    for name in ("optimizer", "dropout"):
+        assert '"type":"category"' in sections[name]
+        assert '"type":"log"' not in sections[name]
+    assert '"True"' in sections["dropout"] and '"False"' in sections["dropout"]
+    assert '"type":"linear"' in sections["hidden"]
+    # Refine boxes: two shaded rects on lr and hidden, one per chosen optimizer band.
+    assert sections["lr"].count('"type":"rect"') == 2
+    assert sections["hidden"].count('"type":"rect"') == 2
+    assert 1 <= sections["optimizer"].count('"type":"rect"') <= 2
+    assert sections["dropout"].count('"type":"rect"') == 0
+    for body in sections.values():
+        assert "refine seeds" in body
+        assert "stage 0" in body and "stage 1" in body
+        for tid in [*FAILED_IDS, NAN_ID, "s0-inf"]:
+            assert f'"{tid}"' not in body, f"{tid} must not be plotted"
+
+
+def test_parallel_coordinates(report: str) -> None:
+    m = re.search(r'<section class="parcoords">(.*?)</section>', report, re.S)
+    assert m is not None
+    body = m.group(1)
+    assert '"type":"parcoords"' in body
+    assert "log10(lr)" in body
+    assert '"ticktext":["adam","rmsprop","sgd"]' in body
+    assert '"ticktext":["False","True"]' in body
+
+
+def test_empty_table() -> None:
+    text = build_report(pd.DataFrame(), metric="loss", goal="minimize", scales={})
+    assert "The results table is empty" in text
+    assert "Plotly.newPlot" not in text and "plotly.js v" not in text
+
+
+def test_all_failed(results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    failed = df[df["trial_id"].isin(FAILED_IDS)]
+    text = build_report(failed, metric="loss", goal="minimize", scales=SCALES)
+    assert "All 2 trials failed" in text
+    assert "Plotly.newPlot" not in text
+    assert "CUDA out of memory" in text
+
+
+def test_single_stage_maximize_and_inferred_scales(
+    results: tuple[pd.DataFrame, list[dict]],
+) -> None:
+    df, _ = results
+    coarse = df[df["stage"] == 0].drop(columns=["params.epochs"])
+    text = build_report(coarse, metric="metrics.accuracy", goal="maximize", scales={})
+    assert sorted(_sections(text)) == sorted(PLOTTED)
+    ok = coarse[(coarse["status"] == "ok") & np.isfinite(coarse["metrics.accuracy"])]
+    best = ok.sort_values("metrics.accuracy").iloc[-1]
+    assert f"Best trial: <b>{best['trial_id']}</b>" in text
+    assert '"type":"log"' not in text.split("<h2>Parallel coordinates</h2>")[0].split(
+        "<h2>Metric against each parameter</h2>")[1]
+
+
+def test_missing_metric_column_is_noted(results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    text = build_report(df, metric="nope", goal="minimize", scales=SCALES)
+    assert "no column &#x27;metrics.nope&#x27;" in text
+    assert "No trial has a finite nope" in text
+
+
+def test_bad_arguments(results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    with pytest.raises(ValueError, match="goal"):
+        build_report(df, metric="loss", goal="lowest", scales=SCALES)
+    with pytest.raises(ValueError, match="scales"):
+        build_report(df, metric="loss", goal="minimize", scales={"lr": "exp"})
+
+
+def test_missing_plotly_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(RuntimeError, match=re.escape("pip install 'sweep[report]'")):
+        build_report(pd.DataFrame(), metric="loss", goal="minimize", scales={})
+
+
+def test_write_report_is_atomic(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "report.html"
+    write_report("<p>one</p>", out)
+    write_report("<p>two \u00e9</p>", out)
+    assert out.read_text(encoding="utf-8") == "<p>two \u00e9</p>"
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+# --------------------------------------------------------------------------- browser
+
+# Recorded by the page itself and written into the DOM for --dump-dom to read back.
+_PROBE = """<script>
+(function () {
+  var errors = [];
+  window.addEventListener("error", function (e) {
+    var el = e.target;
+    if (el && el !== window) {  // a <script>, <link> or <img> that failed to load
+      errors.push("failed to load: " + (el.src || el.href || el.tagName));
+    } else {
+      errors.push("error: " + e.message + " @ " + (e.filename || "") + ":" + (e.lineno || 0));
+    }
+  }, true);
+  window.addEventListener("unhandledrejection", function (e) {
+    errors.push("unhandled rejection: " + (e.reason && e.reason.stack || e.reason));
+  });
+  var consoleError = console.error;
+  console.error = function () {
+    errors.push("console.error: " + Array.prototype.join.call(arguments, " "));
+    return consoleError.apply(console, arguments);
+  };
+  window.addEventListener("load", function () {
+    setTimeout(function () {
+      var figs = Array.prototype.map.call(
+        document.querySelectorAll(".plotly-graph-div"), function (d) {
+          return {
+            id: d.id,
+            mainSvg: d.querySelectorAll("svg.main-svg").length,
+            traces: (d._fullData || []).length,
+            points: d.querySelectorAll(".scatterlayer .point").length,
+            rects: d.querySelectorAll(".shapelayer path").length,
+            parcoordsAxes: d.querySelectorAll(".parcoords .y-axis").length,
+            canvases: d.querySelectorAll("canvas").length
+          };
+        });
+      // Offline: nothing may be fetched from anywhere but the file itself.
+      performance.getEntriesByType("resource").forEach(function (r) {
+        if (!/^(file|data|blob):/.test(r.name)) { errors.push("network request: " + r.name); }
+      });
+      var out = document.createElement("pre");
+      out.id = "sweep-probe";
+      out.textContent = JSON.stringify({errors: errors, figures: figs});
+      document.body.appendChild(out);
+    }, 1000);
+  });
+})();
+</script>"""
+
+# A console message from web content, as Chromium logs it with --enable-logging=stderr:
+#   [pid:tid:MMDD/HHMMSS.us:INFO:CONSOLE:12] "msg", source: file:///x.html (12)
+# (older builds: ...:INFO:CONSOLE(12)] ...). Chromium's own noise (dbus, gpu, sandbox
+# warnings) never carries the CONSOLE tag, so it is ignored.
+_CONSOLE_RE = re.compile(
+    r'^\[[^\]]*:(?P<level>[A-Z]+):CONSOLE[:(]\d+\)?\] "(?P<msg>.*)", source: (?P<src>\S*)'
+)
+_BAD_CONSOLE = re.compile(
+    r"^Uncaught|Failed to load resource|net::ERR_|WebGL|Refused to|Not allowed to load"
+)
+# The GL driver's performance hints (parcoords reads pixels back for hover picking).
+_BENIGN_CONSOLE = re.compile(r"GL Driver Message \([^,]*, Performance,")
+
+
+def _chromium() -> str:
+    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    for c in candidates:
+        if c and os.path.exists(c):
+            return c
+    pytest.fail(
+        "Chromium is needed for the report rendering test and was not found "
+        "(/usr/bin/chromium, or chromium/chromium-browser/google-chrome on PATH, or "
+        "$CHROMIUM). Install it: apt-get update && apt-get install -y chromium"
+    )
+
+
+def _run_chromium(binary: str, url: str, profile: Path, action: list[str]) -> tuple[str, str]:
+    cmd = [
+        binary, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+        "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-extensions",
+        "--disable-dev-shm-usage", "--mute-audio",
+        # Any network access fails loudly (the report must work offline).
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+        "--virtual-time-budget=10000", "--window-size=1400,2400", "--hide-scrollbars",
+        *action, url,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, f"chromium exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+    return proc.stdout, proc.stderr
+
+
+def _page_console_problems(stderr: str) -> list[str]:
+    problems = []
+    for line in stderr.splitlines():
+        m = _CONSOLE_RE.match(line)
+        if m is None:
+            continue
+        src = m["src"]
+        from_page = src.startswith(("file:", "http:", "https:", "data:")) or src == ""
+        if not from_page or _BENIGN_CONSOLE.search(m["msg"]):
+            continue
+        if m["level"] in ("ERROR", "FATAL") or _BAD_CONSOLE.search(m["msg"]):
+            problems.append(line)
+    return problems
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes) to HxWxC."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, chunk = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat.append(chunk)
+        pos += 12 + length
+    assert header is not None
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0, header
+    bpp = 3 if colour == 2 else 4
+    raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
+    raw = raw.reshape(height, 1 + width * bpp)
+    out = np.zeros((height, width * bpp), dtype=np.uint8)
+    prev = np.zeros(width * bpp, dtype=np.int32)
+    for y in range(height):
+        ftype, line = raw[y, 0], raw[y, 1:].astype(np.int32)
+        if ftype == 0:
+            cur = line
+        elif ftype == 2:
+            cur = (line + prev) & 0xFF
+        elif ftype == 1:  # Sub: a running sum per channel
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) & 0xFF
+        else:  # Average or Paeth depend on the reconstructed left neighbour: go bytewise
+            cur_l, prev_l = line.tolist(), prev.tolist()
+            for x in range(width * bpp):
+                a = cur_l[x - bpp] if x >= bpp else 0
+                b = prev_l[x]
+                if ftype == 3:
+                    cur_l[x] = (cur_l[x] + (a + b) // 2) & 0xFF
+                else:
+                    c = prev_l[x - bpp] if x >= bpp else 0
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                    cur_l[x] = (cur_l[x] + pred) & 0xFF
+            cur = np.array(cur_l, dtype=np.int32)
+        out[y] = cur
+        prev = cur
+    return out.reshape(height, width, bpp)
+
+
+def test_report_renders_in_headless_chromium(report: str, tmp_path: Path) -> None:
+    chromium = _chromium()
+    page = tmp_path / "report.html"
+    write_report(report, page)
+    assert page.stat().st_size > 1_000_000  # plotly.js is inside
+    # A copy with the probe script first in <head>: it records JS errors and what rendered.
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.replace("<head>", "<head>\n" + _PROBE, 1), encoding="utf-8")
+
+    dom, stderr = _run_chromium(chromium, probed.as_uri(), tmp_path / "profile-dom",
+                                ["--dump-dom"])
+    assert not _page_console_problems(stderr), "\n".join(_page_console_problems(stderr))
+    m = re.search(r'<pre id="sweep-probe">(.*?)</pre>', dom, re.S)
+    assert m is not None, "the page never finished loading:\n" + stderr[-3000:]
+    probe = json.loads(html.unescape(m.group(1)))
+    assert probe["errors"] == [], probe["errors"]
+    figures = {f["id"]: f for f in probe["figures"]}
+    assert len(figures) == len(PLOTTED) + 1, figures
+    for fid, fig in figures.items():
+        assert fig["mainSvg"] >= 1, f"{fid} did not render: {fig}"
+        if fid == "sweep-parcoords":
+            # stage + 4 params + metric axes, lines drawn with WebGL on canvases.
+            assert fig["parcoordsAxes"] == len(PLOTTED) + 2, fig
+            assert fig["canvases"] >= 1, fig
+        else:
+            assert fig["points"] >= 40, fig
+    assert figures["sweep-param-0"]["rects"] == 2  # lr: the two refine boxes
+    assert dom.count('class="main-svg"') >= len(figures)
+
+    shot = tmp_path / "shot.png"
+    _, stderr = _run_chromium(chromium, page.as_uri(), tmp_path / "profile-shot",
+                              [f"--screenshot={shot}"])
+    assert not _page_console_problems(stderr), "\n".join(_page_console_problems(stderr))
+    assert shot.exists(), stderr[-3000:]
+    pixels = _png_pixels(shot)
+    assert pixels.shape[:2] == (2400, 1400)
+    rgb = pixels[..., :3].reshape(-1, 3)
+    colours = np.unique(rgb.view(np.dtype((np.void, 3))))
+    non_white = float(np.mean(np.any(rgb < 245, axis=1)))
+    assert len(colours) > 200, f"screenshot looks blank: {len(colours)} colours"
+    assert non_white > 0.03, f"screenshot looks blank: {non_white:.1%} non-white pixels"
+    if os.environ.get("SWEEP_REPORT_ARTIFACTS"):
+        dest = Path(os.environ["SWEEP_REPORT_ARTIFACTS"])
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, dest / "report-shot.png")
+        shutil.copy(page, dest / "report.html")
