@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -33,7 +32,7 @@ def top_frame(df: pd.DataFrame, metric: str, goal: str, k: int = 10,
         df = df[df["stage"] == stage]
     ranked = rank(df, metric, goal, k)
     params = [c for c in df.columns if c.startswith("params.")]
-    shown = _varying(ranked, params) if len(ranked) > 1 else params
+    shown = _varying(df, params) if len(df) > 1 else params
     columns = ["stage", "trial_id", f"metrics.{metric}", *shown]
     out = ranked[[c for c in columns if c in ranked.columns]].copy()
     out.insert(0, "rank", range(1, len(out) + 1))
@@ -53,8 +52,19 @@ def top_records(df: pd.DataFrame, metric: str, goal: str, k: int = 10,
                 stage: int | None = None) -> list[dict[str, Any]]:
     """The top-k as JSON-friendly records."""
     frame = top_frame(df, metric, goal, k, stage)
-    records = json.loads(frame.to_json(orient="records", date_format="iso"))
-    return records
+    return [{key: _plain(value) for key, value in row.items()}
+            for row in frame.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python value (floats keep every digit; NaN becomes null)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def stage_lines(df: pd.DataFrame, metric: str, goal: str) -> list[str]:
