@@ -339,7 +339,9 @@ class Driver:
         self, stage: Stage, plan: Plan, done_ids: set[str], result: StageResult
     ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], str | None]]:
         seen: set[str] = set()
-        name, index, nest = self.spec.name, stage.index, self.spec.nest
+        name, index = self.spec.name, stage.index
+        nested = any(len(path) > 1 for path in self.spec.paths.values())
+        nest = self.spec.nest if nested else _no_nesting
         for params, parent in plan.candidates():
             tid = trial_id(name, index, params)
             if tid in seen:
@@ -392,7 +394,8 @@ class Driver:
                         items, attempt = retry.popleft()
                         submit(items, attempt)
                         continue
-                    size = self.batcher.size(max(len(plan) - done - submitted, 1), slots)
+                    left = len(plan) - result.skipped - submitted
+                    size = self.batcher.size(max(left, 1), slots)
                     batch = []
                     for item in candidates:
                         batch.append(item)
@@ -506,6 +509,11 @@ class Driver:
             "error": error, "attempts": task.attempt, "started_at": task.submitted,
             "finished_at": now, "duration_s": now - task.submitted, "node": "", "gpu_ids": "",
         }
+
+
+def _no_nesting(params: dict[str, Any]) -> None:
+    """Flat params are the objective's config as they are (sent once, not twice)."""
+    return None
 
 
 class _Truncated(Plan):

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
@@ -331,7 +332,7 @@ class QUniform(_Indexed):
 
     def _value(self, i: int) -> Any:
         x = min(self.lo + i * self.q, self.hi)
-        return int(round(x)) if self.kind == "int" else _tidy(x)
+        return int(round(x)) if self.kind == "int" else min(max(_tidy(x), self.lo), self.hi)
 
     def _index(self, value: Any) -> int:
         v = float(value)
@@ -431,7 +432,8 @@ class Choice(Distribution):
     def from_unit(self, u: float) -> Any:
         u = _clip01(u)
         # u == 1 belongs to the last category of positive width (a zero weight is never drawn).
-        i = int(np.searchsorted(self._cuts, u, side="left" if u >= 1.0 else "right")) - 1
+        find = bisect.bisect_left if u >= 1.0 else bisect.bisect_right
+        i = find(self._cuts, u) - 1
         return self.values[min(max(i, 0), len(self.values) - 1)]
 
     @property

@@ -425,30 +425,23 @@ class Store:
             self._write_table(stage, self._table(stage_rows, schema))
 
     def _table(self, rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-        columns: dict[str, list[Any]] = {f.name: [] for f in schema}
-        params_types = {f"params.{n}": t for n, t in self.param_types.items()}
-        for r in rows:
-            params = r.get("params") or {}
-            metrics = r.get("metrics") or {}
-            for field in schema:
-                name = field.name
-                if name.startswith("params."):
-                    value = _cell(params.get(name[7:]), params_types[name])
-                elif name.startswith("metrics."):
-                    value = metrics.get(name[8:])
-                    value = None if value is None else float(value)
-                elif name in ("started_at", "finished_at"):
-                    value = _ts(r.get(name))
-                else:
-                    value = r.get(name)
-                columns[name].append(value)
+        """Rows to an Arrow table, one column at a time (the flush's hot loop)."""
         arrays = []
         for field in schema:
-            values = columns[field.name]
-            if pa.types.is_timestamp(field.type):
-                arrays.append(pa.array(values, pa.int64()).cast(field.type))
+            name, typ = field.name, field.type
+            if name.startswith("params."):
+                key = name[7:]
+                values = [_cell(r["params"].get(key), typ) for r in rows]
+            elif name.startswith("metrics."):
+                key = name[8:]
+                values = [r["metrics"].get(key) for r in rows]
+                values = [None if v is None else float(v) for v in values]
+            elif pa.types.is_timestamp(typ):
+                arrays.append(pa.array([_ts(r.get(name)) for r in rows], pa.int64()).cast(typ))
+                continue
             else:
-                arrays.append(pa.array(values, field.type, from_pandas=False))
+                values = [r.get(name) for r in rows]
+            arrays.append(pa.array(values, typ, from_pandas=False))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def _write_table(self, stage: int, table: pa.Table) -> str:

@@ -112,6 +112,9 @@ def check_result(result: Any, metric: str) -> tuple[str, dict[str, float], str |
     Example: ``check_result({"loss": 0.5, "acc": 0.9}, "loss")`` ->
     ``("ok", {"loss": 0.5, "acc": 0.9}, None)``
     """
+    kind = type(result)
+    if kind is float or kind is int:  # the common case, checked first: it is the hot path
+        return "ok", {metric: float(result)}, None
     if isinstance(result, Mapping):
         metrics: dict[str, float] = {}
         for key, value in _flatten(result):
@@ -318,6 +321,8 @@ def _where() -> tuple[str, str]:
     try:
         import ray
 
+        if not ray.is_initialized():
+            raise RuntimeError("not in a Ray worker")
         ctx = ray.get_runtime_context()
         node = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
         gpus = ctx.get_accelerator_ids().get("GPU", [])
@@ -356,14 +361,16 @@ def run_trial(
 
 
 def run_batch(
-    objective: Objective, trials: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]
+    objective: Objective, trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]]
 ) -> list[dict[str, Any]]:
-    """Run several trials one after another in this worker (the Ray task body).
+    """Run several trials one after another in this worker (the Ray task body). Each
+    trial is (id, flat params, nested params or None when they are the same).
 
     Example: ``run_batch(objective, [("t1", {"x": 1}, {"x": 1})])``
     """
     node, gpu_ids = _where()
-    return [run_trial(objective, tid, flat, nested, node, gpu_ids) for tid, flat, nested in trials]
+    return [run_trial(objective, tid, flat, flat if nested is None else nested, node, gpu_ids)
+            for tid, flat, nested in trials]
 
 
 def is_finite(x: float) -> bool:
