@@ -45,6 +45,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .ranking import rank
+from .ranking import unranked as unranked_trials
+
 __all__ = ["build_report", "write_report"]
 
 PARAM_PREFIX = "params."
@@ -285,14 +288,11 @@ def _prepare(
     params, constants = _resolve_params(df, scales, notes)
     stages = sorted(set(df["stage"]), key=_cat_sort_key)
 
-    ok = df["status"] == "ok"
-    finite = np.isfinite(df["_metric"].to_numpy())
-    ascending = goal == "minimize"
-    ranked = df[ok & finite].sort_values(
-        ["_metric", "stage", "trial_id"], ascending=[ascending, True, True], kind="stable"
-    )
-    unranked = df[ok & ~finite]
-    failed = df[~ok]
+    # The one ranking rule of the project (sweep.ranking): ok, finite, ties by trial id.
+    ranked = rank(df, metric, goal)
+    unranked = unranked_trials(df, metric) if metric_col in df.columns else df[
+        df["status"] == "ok"]
+    failed = df[df["status"] != "ok"]
 
     extra_metrics = [
         c for c in df.columns if c.startswith(METRIC_PREFIX) and c != metric_col
