@@ -86,7 +86,9 @@ class Grid(Plan):
         self.space = space
         values = dict(values or {})
         self.axes: list[tuple[str, list[Any]]] = []
-        for name in space.dims:
+        # Explicit values make an axis of any parameter, a constant included.
+        names = sorted(set(space.dims) | {n for n in values if n in space})
+        for name in names:
             if name in values:
                 axis = _unique(list(values[name]))
             else:
@@ -96,7 +98,8 @@ class Grid(Plan):
                 except ValueError as exc:
                     raise ValueError(f"parameters.{name}: {exc}") from None
             self.axes.append((name, axis))
-        self._constants = {n: space[n].from_unit(0.5) for n in space if n not in space.dims}
+        on_axes = {name for name, _ in self.axes}
+        self._constants = {n: space[n].from_unit(0.5) for n in space if n not in on_axes}
         self._len = math.prod(len(axis) for _, axis in self.axes)
 
     def __len__(self) -> int:
@@ -166,13 +169,19 @@ class RandomPlan(_UnitPlan):
     def __init__(self, space: Space, n: int, seed: int | Sequence[int]):
         super().__init__(space, n, seed)
         total = space.cardinality()
-        if total is not None and self.n > total:
+        possible = total
+        if total is not None and space.dims:
+            # A zero weight rules its value out: such combinations are never drawn.
+            possible = math.prod(
+                sum(p > 0 for p in space[name].probabilities()) for name in space.dims
+            )
+        if possible is not None and self.n > possible:
             warnings.warn(
-                f"{self.n} random trials asked of a space with only {total} combinations: "
+                f"{self.n} random trials asked of a space with only {possible} combinations: "
                 f"running each combination once",
                 stacklevel=2,
             )
-            self.n = total
+            self.n = possible
         self._total = total
 
     def _points(self) -> Iterator[np.ndarray]:

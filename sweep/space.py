@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
@@ -580,6 +581,17 @@ def _scalar_kind(value: Any) -> str:
     return "other"
 
 
+def _json_like(value: Any) -> bool:
+    """True for lists and mappings that JSON can write (W&B allows list-valued choices)."""
+    if not isinstance(value, (list, dict)):
+        return False
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 # ---------------------------------------------------------------- shorthands
 
 
@@ -689,8 +701,9 @@ def _checked_choice(path: str, values: Any, weights: Any) -> Choice:
     if not isinstance(values, (list, tuple)) or not values:
         raise SpecError(path, values, "a non-empty list of values")
     for i, v in enumerate(values):
-        if _scalar_kind(v) == "other":
-            raise SpecError(f"{path}[{i}]", v, "a scalar (string, number, bool or null)")
+        if _scalar_kind(v) == "other" and not _json_like(v):
+            raise SpecError(f"{path}[{i}]", v, "a scalar (string, number, bool or null) or a "
+                            "list/mapping of them")
         if isinstance(v, float) and not math.isfinite(v):
             raise SpecError(f"{path}[{i}]", v, "a finite number")
     if len(_unique(values)) != len(values):

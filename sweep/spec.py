@@ -238,10 +238,13 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         raise SpecError(str(path), expected="an existing sweep file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), expected=f"a readable UTF-8 file ({exc})") from None
-    return loads_spec(text, base_dir=str(path.parent), source=str(path))
+    return loads_spec(text, base_dir=str(path.parent), source=str(path),
+                      default_name=re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem) or None)
 
 
-def loads_spec(text: str, *, base_dir: str = ".", source: str = "<string>") -> Spec:
+def loads_spec(
+    text: str, *, base_dir: str = ".", source: str = "<string>", default_name: str | None = None
+) -> Spec:
     """A validated ``Spec`` from YAML text.
 
     Example: ``loads_spec("name: x\\nobjective: m:f\\n...")``
@@ -258,6 +261,9 @@ def loads_spec(text: str, *, base_dir: str = ".", source: str = "<string>") -> S
     if not isinstance(doc, dict):
         raise SpecError(source, doc if not isinstance(doc, str) else doc[:40],
                         "a mapping with name, objective, metric, parameters and stages")
+    if "name" not in doc and default_name:
+        # W&B sweep files may leave the name out: the file's name stands in for it.
+        doc = {"name": default_name, **doc}
     return _from_dict(doc, base_dir=base_dir)
 
 
@@ -270,7 +276,8 @@ def _from_dict(doc: dict[str, Any], *, base_dir: str) -> Spec:
 
     name = doc.get("name")
     if name is None:
-        raise SpecError("name", expected="a sweep name (letters, digits, _ . -)")
+        raise SpecError("name", expected="a sweep name (letters, digits, _ . -); it names "
+                        "the results folder")
     if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 128:
         raise SpecError("name", name, "a sweep name of letters, digits, '_', '.' and '-'")
 

@@ -8,7 +8,7 @@ objective: every problem becomes a per-trial status and message.
 
 Example:
     >>> trial_id("demo", 0, {"lr": 0.1, "opt": "adam"})
-    '5b3c0d8d44e1c1f4'
+    '8bf0b5019eb95080'
 """
 
 from __future__ import annotations

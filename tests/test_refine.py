@@ -38,10 +38,7 @@ def inside(row, box):
         value = row[f"params.{param}"]
         if not lo - 1e-12 <= value <= hi + 1e-12:
             return False
-    for param, values in box["categories"].items():
-        if row[f"params.{param}"] not in values:
-            return False
-    return True
+    return all(row[f"params.{param}"] in values for param, values in box["categories"].items())
 
 
 # ------------------------------------------------------------- no Ray needed

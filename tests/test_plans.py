@@ -1,0 +1,369 @@
+"""Unit tests for sweep.plans (grid order and indexing, seeded random / Sobol / Latin
+hypercube plans, sampling without replacement) and for trial ids.
+
+No Ray. Every random check runs on a fixed seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sweep
+from sweep.plans import Grid, LatinHypercubePlan, RandomPlan, SobolPlan, make_rng, sampler
+from sweep.space import Space
+from sweep.trial import trial_id
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_space() -> Space:
+    return Space({
+        "opt": sweep.choice(["sgd", "adam", "rmsprop"]),
+        "layers": sweep.randint(1, 2),
+        "lr": sweep.loguniform(1e-4, 1),
+        "epochs": sweep.constant(5),
+    })
+
+
+def mixed_space() -> Space:
+    return Space({
+        "lr": sweep.loguniform(1e-5, 1e-1),
+        "dropout": sweep.uniform(0.0, 0.5),
+        "layers": sweep.randint(1, 8),
+        "width": sweep.lograndint(16, 1024),
+        "opt": sweep.choice(["sgd", "adam", "adamw"], [1, 2, 1]),
+        "wd": sweep.normal(0.0, 1.0),
+        "step": sweep.quniform(0, 1, 0.1),
+        "bias": sweep.bernoulli(0.3),
+        "epochs": sweep.constant(3),
+    })
+
+
+# ------------------------------------------------------------------ grid
+
+
+def test_grid_order_matches_parameter_grid():
+    # scikit-learn's ParameterGrid: names sorted, the last name varies fastest
+    grid = Grid(small_space(), points={"lr": 2})
+    expected = [
+        {"epochs": 5, "layers": layers, "lr": lr, "opt": opt}
+        for layers, lr, opt in itertools.product([1, 2], [1e-4, 1.0], ["sgd", "adam", "rmsprop"])
+    ]
+    assert len(grid) == 12
+    assert list(grid) == expected
+    assert [list(c) for c in grid] == [["epochs", "layers", "lr", "opt"]] * 12
+
+
+def test_grid_index_equals_iteration():
+    grid = Grid(small_space(), points=3)
+    materialised = list(grid)
+    assert len(materialised) == len(grid) == 2 * 3 * 3
+    for i in range(len(grid)):
+        assert grid[i] == materialised[i]
+        assert grid[i - len(grid)] == materialised[i]  # negative indices
+    assert grid[-1] == materialised[-1] == {"epochs": 5, "layers": 2, "lr": 1.0, "opt": "rmsprop"}
+    assert grid[np.int64(4)] == materialised[4]
+    for bad in (len(grid), -len(grid) - 1, 10**20):
+        with pytest.raises(IndexError):
+            grid[bad]
+    with pytest.raises(TypeError):
+        grid[1.0]
+    with pytest.raises(TypeError):
+        grid["0"]
+
+
+def test_grid_of_a_trillion_points_is_lazy():
+    space = Space({name: sweep.randint(0, 999) for name in "abcd"})
+    grid = Grid(space)
+    assert len(grid) == 10**12
+    assert grid[10**12 - 1] == {"a": 999, "b": 999, "c": 999, "d": 999}
+    assert grid[-(10**12)] == {"a": 0, "b": 0, "c": 0, "d": 0}
+    assert grid[123_456_789_012] == {"a": 123, "b": 456, "c": 789, "d": 12}
+    with pytest.raises(IndexError):
+        grid[10**12]
+    first = list(itertools.islice(grid, 3))
+    assert [c["d"] for c in first] == [0, 1, 2]
+
+
+def test_grid_points_evenly_spaced_in_unit_space():
+    space = Space({"lr": sweep.loguniform(1e-4, 1), "width": sweep.lograndint(8, 512),
+                   "drop": sweep.uniform(0, 0.5)})
+    grid = Grid(space, points={"lr": 5, "width": 3, "drop": 3})
+    axes = dict(grid.axes)
+    assert axes["lr"] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert axes["width"] == [8, 64, 512]
+    assert axes["drop"] == [0.0, 0.25, 0.5]
+    assert len(grid) == 45
+
+
+def test_grid_drops_duplicate_axis_values():
+    space = Space({"a": sweep.randint(1, 3), "b": sweep.choice([1, True, 1.0, "x"])})
+    grid = Grid(space, values={"a": [1, 1, 2, 2, 1]}, points={"a": 5})
+    assert dict(grid.axes)["a"] == [1, 2]
+    assert dict(grid.axes)["b"] == [1, True, 1.0, "x"]  # 1, True and 1.0 are distinct
+    assert len(grid) == 8
+    # more points than integers: each integer once
+    assert dict(Grid(Space({"a": sweep.randint(1, 3)}), points=10).axes)["a"] == [1, 2, 3]
+
+
+def test_grid_values_may_be_lists():
+    grid = Grid(Space({"layers": sweep.choice([1, 2])}),
+                values={"layers": [[64, 64], [128], [64, 64]]})
+    assert list(grid) == [{"layers": [64, 64]}, {"layers": [128]}]
+
+
+def test_grid_needs_points_for_continuous_axes():
+    with pytest.raises(ValueError, match=r"parameters\.lr"):
+        Grid(Space({"lr": sweep.loguniform(1e-4, 1)}))
+
+
+def test_grid_keeps_every_category_whatever_the_points():
+    space = Space({"opt": sweep.choice(["a", "b", "c", "d", "e"], [5, 1, 1, 1, 1]),
+                   "x": sweep.uniform(0, 1)})
+    grid = Grid(space, points=2)
+    assert dict(grid.axes)["opt"] == ["a", "b", "c", "d", "e"]
+    assert len(grid) == 10
+
+
+# ------------------------------------------------------------------ random
+
+
+def configs_json(plan) -> str:
+    return json.dumps(list(plan), sort_keys=True)
+
+
+def test_random_plan_same_seed_same_configs():
+    a = list(RandomPlan(mixed_space(), n=50, seed=3))
+    b = list(RandomPlan(mixed_space(), n=50, seed=3))
+    assert a == b
+    assert len(a) == 50
+    assert list(RandomPlan(mixed_space(), n=50, seed=(3, 1))) == list(
+        RandomPlan(mixed_space(), n=50, seed=(3, 1)))
+
+
+def test_random_plan_different_seed_different_configs():
+    a = list(RandomPlan(mixed_space(), n=20, seed=3))
+    b = list(RandomPlan(mixed_space(), n=20, seed=4))
+    c = list(RandomPlan(mixed_space(), n=20, seed=(3, 1)))
+    assert a != b and a != c
+    assert not {json.dumps(x, sort_keys=True) for x in a} & {json.dumps(x, sort_keys=True)
+                                                             for x in b}
+
+
+def test_random_plan_is_a_prefix_of_a_longer_plan():
+    # chunks are drawn in order: n=10 is the head of n=3000 (chunk boundary at 1024)
+    short = list(RandomPlan(mixed_space(), n=10, seed=8))
+    long = list(RandomPlan(mixed_space(), n=3000, seed=8))
+    assert long[:10] == short
+    assert len({json.dumps(c, sort_keys=True) for c in long}) == 3000
+
+
+def test_plans_reproducible_across_processes():
+    code = textwrap.dedent("""
+        import json, sys
+        sys.path.insert(0, "tests")
+        from test_plans import mixed_space
+        from sweep.plans import RandomPlan, SobolPlan, LatinHypercubePlan, make_rng
+        out = {
+            "random": list(RandomPlan(mixed_space(), n=40, seed=(7, 2))),
+            "sobol": list(SobolPlan(mixed_space(), n=16, seed=5)),
+            "lhs": list(LatinHypercubePlan(mixed_space(), n=16, seed=5)),
+            "rng": make_rng((0, 1)).random(3).tolist(),
+        }
+        import sweep.spec
+        out["ray"] = "ray" in sys.modules  # space, plans and spec import no Ray
+        print(json.dumps(out, sort_keys=True))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    theirs = json.loads(proc.stdout)
+    assert theirs.pop("ray") is False
+    ours = json.loads(json.dumps({
+        "random": list(RandomPlan(mixed_space(), n=40, seed=(7, 2))),
+        "sobol": list(SobolPlan(mixed_space(), n=16, seed=5)),
+        "lhs": list(LatinHypercubePlan(mixed_space(), n=16, seed=5)),
+        "rng": make_rng((0, 1)).random(3).tolist(),
+    }, sort_keys=True))
+    assert theirs == ours
+    assert len(theirs["random"]) == 40
+
+
+def test_random_discrete_space_without_replacement():
+    space = Space({"a": sweep.randint(1, 4), "b": sweep.choice(["x", "y", "z"]),
+                   "c": sweep.constant(0)})
+    assert space.cardinality() == 12
+    for n in (1, 5, 12):
+        configs = list(RandomPlan(space, n=n, seed=n))
+        keys = [(c["a"], c["b"]) for c in configs]
+        assert len(keys) == n == len(set(keys))
+        assert all(c["c"] == 0 for c in configs)
+    every = {(c["a"], c["b"]) for c in RandomPlan(space, n=12, seed=0)}
+    assert every == set(itertools.product([1, 2, 3, 4], ["x", "y", "z"]))
+
+
+def test_random_discrete_space_smaller_than_n_warns_and_runs_each_once():
+    space = Space({"a": sweep.randint(1, 4), "b": sweep.choice(["x", "y", "z"])})
+    with pytest.warns(UserWarning, match="only 12 combinations"):
+        plan = RandomPlan(space, n=100, seed=0)
+    assert len(plan) == 12
+    keys = [(c["a"], c["b"]) for c in plan]
+    assert sorted(keys) == sorted(itertools.product([1, 2, 3, 4], ["x", "y", "z"]))
+
+
+def test_zero_weights_limit_the_combinations():
+    # a zero weight rules its value out; asking for more used to crash in numpy
+    space = Space({"c": sweep.choice(["a", "b", "c"], [1, 0, 0]), "k": sweep.randint(1, 2)})
+    assert sorted((c["c"], c["k"]) for c in RandomPlan(space, n=2, seed=0)) == [
+        ("a", 1), ("a", 2)]
+    with pytest.warns(UserWarning, match="only 2 combinations"):
+        plan = RandomPlan(space, n=5, seed=0)
+    assert len(plan) == 2
+    assert sorted((c["c"], c["k"]) for c in plan) == [("a", 1), ("a", 2)]
+
+
+def test_random_no_warning_when_n_fits():
+    space = Space({"a": sweep.randint(1, 4), "b": sweep.choice(["x", "y", "z"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(RandomPlan(space, n=12, seed=0))) == 12
+
+
+def test_random_huge_discrete_space_still_distinct():
+    space = Space({name: sweep.randint(0, 99) for name in "abcd"})  # 10**8 > enumerate limit
+    configs = list(RandomPlan(space, n=3000, seed=1))
+    assert len({tuple(c.values()) for c in configs}) == 3000
+    assert configs == list(RandomPlan(space, n=3000, seed=1))
+
+
+def test_weighted_sampling_without_replacement_follows_the_weights():
+    # the first pick of a weighted draw without replacement has the prior's probabilities
+    from scipy.stats import chisquare
+
+    space = Space({"opt": sweep.choice(["a", "b", "c"], [0.6, 0.3, 0.1]),
+                   "k": sweep.randint(1, 2)})
+    firsts = [next(iter(RandomPlan(space, n=2, seed=s)))["opt"] for s in range(1500)]
+    counts = [firsts.count(v) for v in "abc"]
+    assert chisquare(counts, [900, 450, 150]).pvalue > 0.01
+
+
+def test_space_without_dimensions_gives_one_config():
+    space = Space({"a": sweep.constant(1), "b": sweep.constant("x")})
+    with pytest.warns(UserWarning, match="only 1 combinations"):
+        assert list(RandomPlan(space, n=5, seed=0)) == [{"a": 1, "b": "x"}]
+    assert list(Grid(space)) == [{"a": 1, "b": "x"}]
+
+
+# ------------------------------------------------------------------ quasi-random
+
+
+def in_bounds(config) -> bool:
+    return (1e-5 <= config["lr"] <= 1e-1 and 0.0 <= config["dropout"] <= 0.5
+            and 1 <= config["layers"] <= 8 and 16 <= config["width"] <= 1024
+            and config["opt"] in ("sgd", "adam", "adamw") and math.isfinite(config["wd"])
+            and 0.0 <= config["step"] <= 1.0 and config["bias"] in (False, True)
+            and config["epochs"] == 3)
+
+
+@pytest.mark.parametrize("cls", [SobolPlan, LatinHypercubePlan, RandomPlan])
+def test_unit_plans_reproducible_and_in_bounds(cls):
+    a = list(cls(mixed_space(), n=64, seed=9))
+    assert a == list(cls(mixed_space(), n=64, seed=9))
+    assert a != list(cls(mixed_space(), n=64, seed=10))
+    assert len(a) == 64
+    assert all(in_bounds(c) for c in a)
+
+
+def continuous_space() -> Space:
+    return Space({"x": sweep.uniform(-5, 5), "lr": sweep.loguniform(1e-4, 1),
+                  "z": sweep.uniform(0, 1)})
+
+
+@pytest.mark.parametrize("n", [7, 50, 200])
+def test_latin_hypercube_one_point_per_slice(n):
+    space = continuous_space()
+    units = np.array([space.to_unit(c) for c in LatinHypercubePlan(space, n=n, seed=1)])
+    assert units.shape == (n, 3)
+    for axis in range(3):
+        slices = np.floor(units[:, axis] * n).astype(int)
+        assert sorted(slices.tolist()) == list(range(n))
+
+
+def test_random_plan_is_not_a_latin_hypercube():
+    # the slice check above can fail: plain random points miss some slices
+    space = continuous_space()
+    units = np.array([space.to_unit(c) for c in RandomPlan(space, n=50, seed=1)])
+    assert len(set(np.floor(units[:, 0] * 50).astype(int).tolist())) < 50
+
+
+def test_sobol_balance_with_a_power_of_two():
+    space = continuous_space()
+    units = np.array([space.to_unit(c) for c in SobolPlan(space, n=64, seed=2)])
+    for axis in range(3):
+        assert sorted(np.floor(units[:, axis] * 64).astype(int).tolist()) == list(range(64))
+
+
+def test_sobol_does_not_warn_for_odd_n():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(SobolPlan(continuous_space(), n=10, seed=0))) == 10
+
+
+def test_sampler_names():
+    space = continuous_space()
+    assert isinstance(sampler(space, "random", 4, 0), RandomPlan)
+    assert isinstance(sampler(space, "sobol", 4, 0), SobolPlan)
+    assert isinstance(sampler(space, "lhs", 4, 0), LatinHypercubePlan)
+    assert isinstance(sampler(space, "grid", 4, 0, points=2), Grid)
+    with pytest.raises(ValueError, match="unknown plan"):
+        sampler(space, "bayes", 4, 0)
+
+
+# ------------------------------------------------------------------ trial ids
+
+
+def test_trial_id_ignores_key_order():
+    assert trial_id("demo", 0, {"a": 1, "b": "x"}) == trial_id("demo", 0, {"b": "x", "a": 1})
+
+
+def test_trial_id_depends_on_stage_sweep_and_values():
+    base = trial_id("demo", 0, {"lr": 0.1})
+    assert trial_id("demo", 1, {"lr": 0.1}) != base
+    assert trial_id("other", 0, {"lr": 0.1}) != base
+    assert trial_id("demo", 0, {"lr": 0.1000000001}) != base
+    assert trial_id("demo", 0, {"lr": 0.2}) != base
+    assert trial_id("demo", 0, {"lr": 0.1, "x": None}) != base
+    assert trial_id("demo", 0, {"k": 1}) != trial_id("demo", 0, {"k": True})
+    # numpy scalars from a plan hash like the Python numbers they hold
+    assert trial_id("demo", 0, {"lr": np.float64(0.1)}) == base
+    assert trial_id("demo", 0, {"k": np.int64(3)}) == trial_id("demo", 0, {"k": 3})
+    assert trial_id("demo", np.int64(0), {"lr": 0.1}) == base
+
+
+def test_trial_id_is_pinned():
+    # Computed once and written here: a change of hashing or of the canonical JSON
+    # would silently re-run every finished trial of a resumed sweep.
+    config = {"lr": 0.001, "opt": "adam", "layers": 3, "model.dropout": 0.25, "bias": True,
+              "name": "ü", "none": None}
+    assert trial_id("demo", 1, config) == "3eee3ef1ddb5973b"
+    canonical = ('{"params":{"bias":true,"layers":3,"lr":0.001,"model.dropout":0.25,'
+                 '"name":"ü","none":null,"opt":"adam"},"stage":1,"sweep":"demo"}')
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16] == "3eee3ef1ddb5973b"
+    assert trial_id("demo", 0, {"lr": 0.1, "opt": "adam"}) == "8bf0b5019eb95080"
+
+
+def test_ids_of_a_plan_are_distinct_and_stable():
+    ids = [trial_id("s", 0, c) for c in RandomPlan(mixed_space(), n=200, seed=0)]
+    assert len(set(ids)) == 200
+    assert ids == [trial_id("s", 0, c) for c in RandomPlan(mixed_space(), n=200, seed=0)]
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
