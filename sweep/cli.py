@@ -16,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SpecError, SweepError
 
@@ -300,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     for line in stage_lines(df, metric, goal):
         print(line)
-    trials = f"{outcome.store.trials_dir}"
+    trials = outcome.store.location("trials")
     print()
     print(f"results: {trials}")
     print(f"  pandas.read_parquet({trials!r})")
@@ -314,8 +315,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def resolve_path(path: str) -> tuple[str, str]:
     """(results root, sweep name) of a sweep's results folder, URI or name."""
     if "://" in path:
-        root, _, name = path.rstrip("/").rpartition("/")
-        return root, name
+        parts = urlsplit(path)
+        head, _, name = parts.path.rstrip("/").rpartition("/")
+        if not name:
+            raise SweepError(f"{path!r} names no sweep: expected <root URI>/<sweep name>")
+        # Options such as ?endpoint_override=... belong to the root.
+        return urlunsplit((parts.scheme, parts.netloc, head, parts.query, parts.fragment)), name
     candidates = [path, os.path.join("results", path)]
     for candidate in candidates:
         if os.path.isfile(os.path.join(candidate, "spec.yaml")):
@@ -345,7 +350,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     spec, store = _open_results(args.path)
     df = store.read()
-    print(f"sweep {spec.name!r} at {store.dir}")
+    print(f"sweep {spec.name!r} at {store.location()}")
     print(f"{len(df)} trials stored; stages planned: {len(spec.stages)}")
     for line in stage_lines(df, spec.metric.name, spec.metric.goal):
         print(f"  {line}")

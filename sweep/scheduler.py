@@ -217,7 +217,8 @@ def _slots(resources: Any) -> int:
     if n == math.inf:
         n = 1
     if n < 1:
-        log.warning("no node has %s right now; trials wait until one joins", need)
+        wanted = {k: v for k, v in need.items() if v}
+        log.warning("no node has %s right now; trials wait until one joins", wanted)
         n = 1
     return int(n)
 

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
@@ -148,6 +149,19 @@ class Store:
         self._last_flush = time.monotonic()
         self._metric_names: list[str] | None = None
         self.files_written = 0
+
+    def location(self, rel: str = "") -> str:
+        """Where ``<root>/<name>/<rel>`` is, as a user would open it: a local path, or a
+        URI that keeps the root's options (``?endpoint_override=...``).
+
+        Example: ``Store("s3://b/p", "demo").location("trials")`` -> ``"s3://b/p/demo/trials"``
+        """
+        tail = f"/{rel}" if rel else ""
+        if self._local:
+            return f"{self.dir}{tail}"
+        parts = urlsplit(self.root)
+        path = f"{parts.path.rstrip('/')}/{self.name}{tail}"
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
     # ------------------------------------------------------------ small files
 

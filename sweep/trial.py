@@ -324,7 +324,11 @@ def _where() -> tuple[str, str]:
         if not ray.is_initialized():
             raise RuntimeError("not in a Ray worker")
         ctx = ray.get_runtime_context()
-        node = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
+        # The address the node was started with (ray start --node-ip-address), which
+        # ray.util.get_node_ip_address() does not give inside a worker.
+        worker = ray._private.worker.global_worker
+        ip = getattr(worker, "node_ip_address", None) or ray.util.get_node_ip_address()
+        node = f"{ip}/{ctx.get_node_id()[:8]}"
         gpus = ctx.get_accelerator_ids().get("GPU", [])
         return node, ",".join(str(g) for g in gpus)
     except Exception:

@@ -70,3 +70,54 @@ def gpu_probe(config: dict[str, Any]) -> dict[str, float]:
     time.sleep(config.get("sleep", 0.5))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return {"loss": float(config["x"]), "visible_count": float(len(visible.split(",")))}
+
+
+def sigkill_once(config: dict[str, Any]) -> float:
+    """SIGKILLs its own worker process on the first attempt of each config."""
+    import signal
+
+    marker = os.path.join(config["marker_dir"], f"{config['x']}.seen")
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("1")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(config["x"])
+
+
+def _log_line(path: str, record: dict[str, Any]) -> None:
+    import json
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def marked_sleep(config: dict[str, Any]) -> dict[str, float]:
+    """Logs its start (x, pid, node, time) to <marker_dir>/starts.jsonl, sleeps
+    config['sleep'] seconds, logs its end to done.jsonl; loss = (x - 0.3) ** 2."""
+    node = ""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except Exception:
+        pass
+    x = config["x"]
+    record = {"x": x, "pid": os.getpid(), "node": node}
+    _log_line(os.path.join(config["marker_dir"], "starts.jsonl"), dict(record, t=time.time()))
+    time.sleep(config["sleep"])
+    _log_line(os.path.join(config["marker_dir"], "done.jsonl"), dict(record, t=time.time()))
+    return {"loss": (x - 0.3) ** 2}
+
+
+def gpu_device(config: dict[str, Any]) -> dict[str, float]:
+    """Like gpu_probe, and reports the device it was given: 'device' is
+    CUDA_VISIBLE_DEVICES as a number (-1 when unset, empty or several ids)."""
+    time.sleep(config.get("sleep", 0.5))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    ids = [v for v in visible.split(",") if v.strip()]
+    device = float(ids[0]) if len(ids) == 1 and ids[0].strip().isdigit() else -1.0
+    return {"loss": float(config["x"]), "visible_count": float(len(ids)), "device": device}
