@@ -254,7 +254,7 @@ class Driver:
             program=spec.program,
             sweep=spec.name,
             code_dirs=[os.getcwd(), str(Path(spec.base_dir).resolve())],
-            timeout_s=spec.timeout_s if spec.command is not None else None,
+            timeout_s=spec.timeout_s,
             cwd=os.getcwd(),
         )
         self.objective_ref = ray.put(objective)
@@ -364,8 +364,10 @@ class Driver:
         slots = _slots(self.spec.resources)
         slots_at = time.monotonic()
         timeout = self.spec.timeout_s
-        if timeout is not None and self.spec.command is not None:
-            timeout += 5.0  # the command's own timeout fires first; this is the backstop
+        if timeout is not None:
+            # The worker times each trial from its start; this deadline, counted from
+            # submission, is only the backstop for code that never returns to Python.
+            timeout += max(10.0, timeout)
         best: float | None = None
         best_params: dict[str, Any] | None = None
         done = len(done_ids)
@@ -415,6 +417,8 @@ class Driver:
                     wait_s = max(0.0, min(wait_s, next_deadline - time.time()))
                 refs = list(inflight)
                 ready, rest = ray.wait(refs, num_returns=1, timeout=wait_s)
+                if _TERMINATING.is_set():
+                    raise Terminated()
                 if ready and rest:
                     more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                     ready += more
@@ -448,6 +452,8 @@ class Driver:
                 self.progress.update(done=done, running=running, failed=failed, best=best,
                                      best_params=best_params)
         except BaseException:
+            # Flush before cancelling: a cancel can race inside Ray and abort the process.
+            self.store.flush()
             for ref in inflight:
                 ray.cancel(ref, force=True)
             raise
@@ -618,9 +624,10 @@ def execute(
     progress = progress or Progress(quiet=True, metric=spec.metric.name)
     store = prepare_store(spec, results, fresh=fresh)
     started = False
-    previous = _install_sigterm()
+    previous = None
     try:
         started = connect(address, verbose=verbose)
+        previous = _install_sigterm()  # after ray.init, which installs its own handler
         driver = Driver(spec, store, progress=progress, max_concurrent=max_concurrent,
                         retry_failed=retry_failed)
         stages = driver.run()
@@ -664,12 +671,18 @@ def run(
                    retry_failed=retry_failed, max_concurrent=max_concurrent).table
 
 
+_TERMINATING = threading.Event()
+
+
 def _install_sigterm() -> Any:
+    """On SIGTERM, stop at the driver loop's next turn (raising inside ``ray.wait``
+    would be swallowed by Ray)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    _TERMINATING.clear()
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
+        _TERMINATING.set()
 
     return signal.signal(signal.SIGTERM, handler)
 
@@ -677,4 +690,4 @@ def _install_sigterm() -> Any:
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)
-
+    _TERMINATING.clear()

@@ -13,19 +13,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import math
 import numbers
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,10 +196,41 @@ def _run_python(objective: Objective, config: dict[str, Any]) -> tuple[str, dict
             f"could not load objective {objective.target!r}: {type(exc).__name__}: {exc}"
         )
     try:
-        result = fn(config)
+        with _alarm(objective.timeout_s):
+            result = fn(config)
+    except _TrialTimeout:
+        return "timeout", {}, f"trial ran past timeout_s={objective.timeout_s:g}"
     except Exception:
         return "failed", {}, _truncate(traceback.format_exc())
     return check_result(result, objective.metric)
+
+
+class _TrialTimeout(BaseException):
+    """Raised inside the objective when its time is up (a BaseException, so that the
+    objective's own ``except Exception`` does not swallow it)."""
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Interrupt the objective after ``seconds``, counted from when it starts (not from
+    when the task was submitted). Needs the main thread, where Ray runs tasks; elsewhere
+    the driver's backstop deadline still applies."""
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _TrialTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------- command lines
