@@ -407,7 +407,7 @@ def test_mlp_sweep_files() -> None:
     assert full["parameters"]["optimizer"] == {"values": ["sgd", "adam", "rmsprop"]}
     assert full["parameters"]["dropout"] == {"distribution": "bernoulli", "p": 0.5}
     assert full["parameters"]["epochs"] == {"value": 10}
-    assert _stage_summary("mlp") == [("random", 24, 3), ("refine", 16, 15)]
+    assert _stage_summary("mlp") == [("random", 48, 3), ("refine", 24, 15)]
     assert _stage_summary("mlp_quick") == [("random", 8, 1), ("refine", 4, 2)]
     assert full["resources"] == {"num_cpus": 1, "num_gpus": 0}
 
@@ -436,7 +436,7 @@ def test_coarse_to_fine_sweep_file() -> None:
     fixed = {k: p["value"] for k, p in params.items() if "value" in p}
     assert fixed == {
         "hidden": 64,
-        "optimizer": "sgd",
+        "optimizer": "adam",
         "dropout": False,
         "weight_decay": 1.0e-5,
         "epochs": 3,
@@ -447,7 +447,7 @@ def test_coarse_to_fine_sweep_file() -> None:
         "plan": "refine",
         "top_k": 1,
         "region": "each",
-        "shrink": 0.25,
+        "shrink": 0.15,
         "sample": "grid",
         "points": 3,
         "trials": 9,
