@@ -9,8 +9,9 @@ Example:
     >>> space = {"lr": sweep.loguniform(1e-4, 1), "opt": sweep.choice(["sgd", "adam"])}
 """
 
+from typing import Any
+
 from .errors import SpecError, SweepError
-from .scheduler import execute, run
 from .space import (
     Space,
     bernoulli,
@@ -25,9 +26,20 @@ from .space import (
     randint,
     uniform,
 )
-from .spec import Spec, load_spec
 
 __version__ = "0.1.0"
+
+# Loaded on first use: Ray workers import sweep.trial, and with it this package; they
+# should not pay for pandas, pyarrow and the scheduler they never use.
+_LAZY = {"run": "scheduler", "execute": "scheduler", "Spec": "spec", "load_spec": "spec"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")
 
 __all__ = [
     "Space",

@@ -96,7 +96,7 @@ class _Batcher:
         if self.mean is None:
             return 1
         by_time = int(TARGET_TASK_S / max(self.mean, 1e-7))
-        fair = max(1, remaining // max(2 * slots, 1))
+        fair = max(1, math.ceil(remaining / max(slots, 1)))
         return max(1, min(by_time, MAX_BATCH, fair))
 
 
@@ -339,15 +339,18 @@ class Driver:
     def _candidates(
         self, stage: Stage, plan: Plan, done_ids: set[str], result: StageResult
     ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], str | None]]:
-        seen: set[str] = set()
+        # Only a discrete space can yield the same config twice (Sobol or LHS points
+        # rounding to one grid cell); a continuous one needs no set of every id.
+        seen: set[str] | None = set() if stage.space(self.spec.space).is_discrete else None
         name, index = self.spec.name, stage.index
         nested = any(len(path) > 1 for path in self.spec.paths.values())
         nest = self.spec.nest if nested else _no_nesting
         for params, parent in plan.candidates():
             tid = trial_id(name, index, params)
-            if tid in seen:
-                continue
-            seen.add(tid)
+            if seen is not None:
+                if tid in seen:
+                    continue
+                seen.add(tid)
             if tid in done_ids:
                 result.skipped += 1
                 continue

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -517,15 +518,24 @@ class Store:
         table = self._dataset_table(columns=cols, stages=stages)
         if table is None:
             return pd.DataFrame(columns=[*list(columns or self.schema([]).names), "stage"])
-        df = table.to_pandas()
-        df["stage"] = df["stage"].astype("int64")
-        if latest and len(df):
-            df = df.sort_values(["finished_at", "trial_id"], kind="stable")
-            df = df.drop_duplicates("trial_id", keep="last")
-        order = ["sweep", "stage"] + [c for c in df.columns if c not in ("sweep", "stage")]
-        df = df[[c for c in order if c in df.columns]]
+        names = table.column_names
         if columns is not None:
-            df = df[[c for c in columns if c in df.columns]]
+            order = [c for c in columns if c in names]
+        else:
+            order = [c for c in ("sweep", "stage") if c in names]
+            order += [c for c in names if c not in ("sweep", "stage")]
+        if latest and table.num_rows and (
+            pc.count_distinct(table.column("trial_id")).as_py() < table.num_rows
+        ):
+            # Several attempts of a trial (--retry-failed): keep each trial's last one.
+            df = table.to_pandas()
+            df = df.sort_values(["finished_at", "trial_id"], kind="stable")
+            df = df.drop_duplicates("trial_id", keep="last")[order]
+        else:
+            # The common case: no duplicates, so convert once without copies.
+            df = table.select(order).to_pandas(split_blocks=True, self_destruct=True)
+        if "stage" in df.columns:
+            df["stage"] = df["stage"].astype("int64")
         return df.reset_index(drop=True)
 
     def trial_ids(self, stage: int, statuses: Iterable[str] | None = None) -> set[str]:

@@ -37,19 +37,22 @@ MAX_EXTRA_METRICS = 200
 STATUSES = ("ok", "failed", "timeout", "cancelled")
 
 
+def _plain(x: Any) -> Any:
+    if hasattr(x, "item"):
+        return x.item()
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=_plain)
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no spaces; floats by repr; the basis of trial ids.
 
     Example: ``canonical_json({"b": 1.0, "a": True}) == '{"a":true,"b":1.0}'``
     """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_plain)
-
-
-def _plain(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+    return _CANONICAL.encode(obj)
 
 
 def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
@@ -58,7 +61,10 @@ def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
 
     Example: ``trial_id("demo", 0, {"lr": 0.1}) == trial_id("demo", 0, {"lr": 0.1})``
     """
-    text = canonical_json({"sweep": sweep, "stage": int(stage), "params": dict(params)})
+    # Byte for byte canonical_json({"params": ..., "stage": ..., "sweep": ...}), built
+    # without re-encoding the two fixed keys for every trial (this is the hot path).
+    text = (f'{{"params":{_CANONICAL.encode(dict(params))},"stage":{int(stage)},'
+            f'"sweep":{_CANONICAL.encode(sweep)}}}')
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
