@@ -83,16 +83,19 @@ UNSUPPORTED = {
 # Refine defaults, chosen from tests/bench/quality.py (see README, "Coarse-to-fine").
 DEFAULT_REGION = "each"
 DEFAULT_SHRINK = 0.25
-DEFAULT_MARGIN = 0.25
-DEFAULT_MIN_WIDTH = 0.05
+DEFAULT_MARGIN = 0.1
+DEFAULT_MIN_WIDTH = 0.1
 DEFAULT_W_AND_B_TRIALS = 20
 
 
-def default_top_k(trials: int) -> int:
-    """Seeds for a refine stage of ``trials`` trials: about one seed per 8 trials, 1..4.
+def default_top_k(trials: int, region: str = "each") -> int:
+    """Seeds for a refine stage of ``trials`` trials: about one per 8 trials, 1..4 for
+    ``each``, 2..8 for ``hull`` (a hull of one seed is only a min_width box).
 
     Example: ``default_top_k(32) == 4``
     """
+    if region == "hull":
+        return max(2, min(8, trials // 8))
     return max(1, min(4, trials // 8))
 
 
@@ -157,7 +160,9 @@ class Stage:
 
     @property
     def refine_top_k(self) -> int:
-        return self.top_k if self.top_k is not None else default_top_k(self.trials or 8)
+        if self.top_k is not None:
+            return self.top_k
+        return default_top_k(self.trials or 8, self.region)
 
 
 @dataclass
