@@ -234,29 +234,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _plan_of(spec: Any, stage: Any, results: str) -> tuple[Any, bool]:
     """(candidates, has_parents) of a stage; refine stages read their seeds from results."""
-    from .plans import Grid, sampler
-
-    space = stage.space(spec.space)
-    if stage.plan == "grid":
-        grid = Grid(space, points=stage.axis_points, values=stage.values)
-        n = min(len(grid), stage.trials) if stage.truncate and stage.trials else len(grid)
-        return ((grid[i], None) for i in range(n)), False
-    if stage.plan != "refine":
-        return sampler(space, stage.plan, stage.trials, stage.seed).candidates(), False
     from .progress import Progress
-    from .scheduler import open_store, param_types, seeds_from_store
+    from .scheduler import build_plan, open_store
 
     store = open_store(spec, results)
-    if not store.exists():
+    if stage.plan == "refine" and not store.exists():
         raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} holds "
                          f"none: run the earlier stages first (sweep run)")
-    seeds = seeds_from_store(spec, store, stage, Progress(quiet=True), param_types(spec))
-    from .plans import Refine
-
-    plan = Refine(space, seeds, trials=stage.trials, region=stage.region, shrink=stage.shrink,
-                  margin=stage.margin, min_width=stage.min_width, categorical=stage.categorical,
-                  sample=stage.sample, points=stage.axis_points, seed=stage.seed)
-    return plan.candidates(), True
+    plan, _boxes = build_plan(spec, stage, store, Progress(quiet=True))
+    return plan.candidates(), stage.plan == "refine"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -151,6 +151,31 @@ def decode_params(row: Mapping[str, Any], spec: Spec, types: Mapping[str, pa.Dat
     return out
 
 
+def build_plan(spec: Spec, stage: Stage, store: Store, progress: Progress
+               ) -> tuple[Plan, list[dict[str, Any]]]:
+    """A stage's plan and, for a refine stage, its boxes (seeds read from ``store``).
+
+    Example: ``plan, boxes = build_plan(spec, spec.stages[1], store, Progress(quiet=True))``
+    """
+    space = stage.space(spec.space)
+    if stage.plan == "grid":
+        from .plans import Grid
+
+        grid = Grid(space, points=stage.axis_points, values=stage.values)
+        if stage.truncate and stage.trials is not None:
+            return _Truncated(grid, stage.trials), []
+        return grid, []
+    if stage.plan != "refine":
+        return sampler(space, stage.plan, stage.trials or 0, stage.seed), []
+    seeds = seeds_from_store(spec, store, stage, progress, store.param_types)
+    plan = Refine(
+        space, seeds, trials=stage.trials, region=stage.region, shrink=stage.shrink,
+        margin=stage.margin, min_width=stage.min_width, categorical=stage.categorical,
+        sample=stage.sample, points=stage.axis_points, seed=stage.seed,
+    )
+    return plan, [dict(b.describe(), stage=stage.index) for b in plan.boxes]
+
+
 def seeds_from_store(spec: Spec, store: Store, stage: Stage, progress: Progress,
                      types: Mapping[str, pa.DataType]) -> list[Seed]:
     """The seeds of a refine stage: the top-k stored trials of the stage(s) it refines."""
@@ -274,24 +299,7 @@ class Driver:
 
     def plan_for(self, stage: Stage) -> tuple[Plan, list[dict[str, Any]]]:
         """The stage's plan (refine stages from stored results) and its boxes."""
-        space = stage.space(self.spec.space)
-        if stage.plan != "refine":
-            if stage.plan == "grid":
-                from .plans import Grid
-
-                grid = Grid(space, points=stage.axis_points, values=stage.values)
-                if stage.truncate and stage.trials is not None:
-                    return _Truncated(grid, stage.trials), []
-                return grid, []
-            return sampler(space, stage.plan, stage.trials or 0, stage.seed), []
-        seeds = self.seeds_for(stage)
-        plan = Refine(
-            space, seeds, trials=stage.trials, region=stage.region, shrink=stage.shrink,
-            margin=stage.margin, min_width=stage.min_width, categorical=stage.categorical,
-            sample=stage.sample, points=stage.axis_points, seed=stage.seed,
-        )
-        boxes = [dict(b.describe(), stage=stage.index) for b in plan.boxes]
-        return plan, boxes
+        return build_plan(self.spec, stage, self.store, self.progress)
 
     def seeds_for(self, stage: Stage) -> list[Seed]:
         return seeds_from_store(self.spec, self.store, stage, self.progress, self.types)
