@@ -47,6 +47,7 @@ import pandas as pd
 
 from .ranking import rank
 from .ranking import unranked as unranked_trials
+from .trial import STATUSES
 
 __all__ = ["build_report", "write_report"]
 
@@ -54,7 +55,6 @@ PARAM_PREFIX = "params."
 METRIC_PREFIX = "metrics."
 SCALES = ("linear", "log", "categorical", "constant")
 GOALS = ("minimize", "maximize")
-STATUSES = ("ok", "failed", "timeout", "cancelled")
 TOP_N = 10
 MAX_EXTRA_METRICS = 6
 MAX_ERROR_CHARS = 600

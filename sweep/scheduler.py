@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -271,7 +272,6 @@ class Driver:
         self.progress = progress
         self.max_concurrent = max_concurrent or spec.max_concurrent
         self.retry_failed = retry_failed
-        self.types = store.param_types
         objective = Objective(
             metric=spec.metric.name,
             target=spec.objective,
@@ -300,9 +300,6 @@ class Driver:
     def plan_for(self, stage: Stage) -> tuple[Plan, list[dict[str, Any]]]:
         """The stage's plan (refine stages from stored results) and its boxes."""
         return build_plan(self.spec, stage, self.store, self.progress)
-
-    def seeds_for(self, stage: Stage) -> list[Seed]:
-        return seeds_from_store(self.spec, self.store, stage, self.progress, self.types)
 
     # ------------------------------------------------------------- running
 
@@ -342,7 +339,7 @@ class Driver:
             "boxes": boxes,
         }
         self.store.write_text(f"stages/stage-{stage.index}.json",
-                              _json_dumps(meta))
+                              json.dumps(meta, indent=2, default=str))
 
     def _candidates(
         self, stage: Stage, plan: Plan, done_ids: set[str], result: StageResult
@@ -552,12 +549,6 @@ class _Truncated(Plan):
 
 def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
-def _json_dumps(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, default=str)
 
 
 # ----------------------------------------------------------------- entry

@@ -149,7 +149,6 @@ class Store:
         self._journal_path: str | None = None
         self._last_flush = time.monotonic()
         self._metric_names: list[str] | None = None
-        self.files_written = 0
 
     def location(self, rel: str = "") -> str:
         """Where ``<root>/<name>/<rel>`` is, as a user would open it: a local path, or a
@@ -327,10 +326,6 @@ class Store:
         ):
             self.flush()
 
-    def pending(self) -> int:
-        """Results journaled but not yet in Parquet."""
-        return len(self._buffer)
-
     def flush(self) -> None:
         """Write buffered results to Parquet (one file per stage), then drop the journal."""
         self._last_flush = time.monotonic()
@@ -466,7 +461,6 @@ class Store:
         tmp = f"{folder}/.tmp-{name}"
         pq.write_table(table, tmp, filesystem=self.fs)
         self.fs.move(tmp, f"{folder}/{name}")
-        self.files_written += 1
         return f"{folder}/{name}"
 
     def _rewrite_parts(self) -> None:
@@ -552,14 +546,6 @@ class Store:
         for _, tid, status in order:
             latest[tid] = status
         return {t for t, s in latest.items() if wanted is None or s in wanted}
-
-    def stages_present(self) -> list[int]:
-        """Stage numbers that have stored results."""
-        return sorted({int(f.rsplit("stage=", 1)[1].split("/", 1)[0]) for f in self._part_files()})
-
-    def count_files(self) -> int:
-        return len(self._part_files())
-
 
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import importlib
 import json
-import math
 import numbers
 import os
 import signal
@@ -92,18 +91,17 @@ def _truncate(text: str, limit: int = ERROR_LIMIT) -> str:
 
 
 def _as_number(value: Any) -> float | None:
-    """A real number as float (numpy and 0-d tensors included), else None."""
-    if isinstance(value, bool):
-        return float(value)
+    """A real number as float (numpy scalars and one-element arrays or tensors
+    included, through ``.item()``), else None."""
     if isinstance(value, numbers.Real):
         try:
             return float(value)
         except (OverflowError, ValueError):
             return None
     item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "size", getattr(value, "numel", lambda: 1)) in (1, None):
+    if callable(item):
         try:
-            inner = item()
+            inner = item()  # raises for arrays of more than one element
         except Exception:
             return None
         if isinstance(inner, numbers.Real) and not isinstance(inner, bool):
@@ -415,8 +413,3 @@ def run_batch(
     node, gpu_ids = _where()
     return [run_trial(objective, tid, flat, flat if nested is None else nested, node, gpu_ids)
             for tid, flat, nested in trials]
-
-
-def is_finite(x: float) -> bool:
-    """True for a finite float (NaN and inf metrics rank last)."""
-    return isinstance(x, float) and math.isfinite(x)

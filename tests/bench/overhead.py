@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import shlex
@@ -66,6 +65,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from _machine import machine  # tests/bench/_machine.py; scripts run from their folder
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -124,26 +125,6 @@ def spec(fn: Callable[..., Any], n: int, name: str = "overhead") -> dict[str, An
 
 
 # ------------------------------------------------------------------- helpers
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        import ray
-
-        ray_version = ray.__version__
-    except ImportError:
-        ray_version = "not installed"
-    return (f"{os.cpu_count()} cores ({model}); {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; Ray {ray_version}")
 
 
 def init_ray(cores: int) -> float:
@@ -338,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     print("# sweep driver overhead")
     print(f"# command: python {shlex.join(['tests/bench/overhead.py', *(argv or sys.argv[1:])])}")
-    print(f"# machine: {machine()}")
+    print(f"# machine: {machine(('ray',))}")
     print(f"# ray.init(num_cpus={args.cores}); best of {repeats} repeats; ratios within this run")
 
     timed = [k for k in ("trivial", "5ms", "1s") if k in only]

@@ -50,7 +50,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -62,6 +61,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from _machine import machine  # tests/bench/_machine.py; scripts run from their folder
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -228,26 +229,6 @@ def measure(tool: str, objective: str, n: int, cores: int, max_seconds: float
         shutil.rmtree(out, ignore_errors=True)
 
 
-def machine() -> str:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = []
-    for mod in ("ray", "optuna"):
-        try:
-            versions.append(f"{mod.capitalize()} {__import__(mod).__version__}")
-        except ImportError:
-            versions.append(f"{mod} not installed")
-    return (f"{os.cpu_count()} cores ({model}); {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; " + "; ".join(versions))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 200 only")
@@ -284,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print("# sweep vs Ray Tune vs Optuna: same space, same N random trials")
     print(f"# command: python {shlex.join(['tests/bench/peers.py', *(argv or sys.argv[1:])])}")
-    print(f"# machine: {machine()}")
+    print(f"# machine: {machine(('ray', 'optuna'))}")
     print(f"# each cell in a fresh process; ray.init(num_cpus={args.cores}) not in wall "
           f"(see init); optuna n_jobs={args.cores}; best of {args.repeats}; "
           f"timeout {args.max_seconds:g} s")
