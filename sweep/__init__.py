@@ -7,11 +7,14 @@ Example:
     >>> import sweep
     >>> df = sweep.run("jobs/mlp.yaml")                      # doctest: +SKIP
     >>> space = {"lr": sweep.loguniform(1e-4, 1), "opt": sweep.choice(["sgd", "adam"])}
+    >>> sweep.report(step=1, loss=0.5)    # inside an objective: an intermediate report
 """
 
 from typing import Any
 
 from .errors import SpecError, SweepError
+from .record import Report, TrialRecord
+from .reporting import TrialStopped, report
 from .space import (
     Space,
     bernoulli,
@@ -42,10 +45,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'sweep' has no attribute {name!r}")
 
 __all__ = [
+    "Report",
     "Space",
     "Spec",
     "SpecError",
     "SweepError",
+    "TrialRecord",
+    "TrialStopped",
     "__version__",
     "bernoulli",
     "choice",
@@ -59,6 +65,7 @@ __all__ = [
     "qloguniform",
     "quniform",
     "randint",
+    "report",
     "run",
     "uniform",
 ]

@@ -9,8 +9,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import logging
 import os
 import sys
 import warnings
@@ -51,37 +53,50 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=_formatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_validate_parser, _plan_parser, _run_parser, _status_parser, _top_parser,
+                _report_parser, _submit_parser):
+        add(sub)
+    return parser
 
-    p = sub.add_parser("validate", help="check a sweep file and summarise it",
-                       formatter_class=_formatter,
-                       description="Check a sweep file: parameters with their priors and "
-                       "bounds, stages with their trial counts. Exit 0 when valid, 2 with "
-                       "the error otherwise.\n\nexample:\n  sweep validate jobs/mlp.yaml")
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=description,
+                          formatter_class=_formatter)
+
+
+def _validate_parser(sub: Any) -> None:
+    p = _command(sub, "validate", "check a sweep file and summarise it",
+                 "Check a sweep file: parameters with their priors and bounds, stages with "
+                 "their trial counts, the results folder its name gives. Exit 0 when valid, "
+                 "2 with the error otherwise.\n\nexample:\n  sweep validate jobs/mlp.yaml")
     p.add_argument("spec", help="the sweep file (YAML)")
 
-    p = sub.add_parser("plan", help="dry run: a stage's trials as JSON lines",
-                       formatter_class=_formatter,
-                       description="Print a stage's trials as JSON lines "
-                       '{"stage":..,"trial_id":..,"params":{..}} without running anything. '
-                       "A refine stage needs the stored results of the stage before it "
-                       "(--results).\n\nexample:\n  sweep plan jobs/mlp.yaml --stage 0 "
-                       "--limit 3")
+
+def _plan_parser(sub: Any) -> None:
+    p = _command(sub, "plan", "dry run: a stage's trials as JSON lines",
+                 "Print a stage's trials as JSON lines "
+                 '{"stage":..,"trial_id":..,"params":{..}} without running anything. '
+                 "A refine or bayes stage is told the stored results of the stages before "
+                 "it (--results).\n\nexample:\n  sweep plan jobs/mlp.yaml --stage 0 --limit 3")
     p.add_argument("spec", help="the sweep file (YAML)")
     p.add_argument("--stage", type=int, default=0, help="stage number (default 0)")
-    p.add_argument("--limit", type=int, default=None, help="print at most N trials")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="print at most N trials")
     p.add_argument("--results", default="results",
                    help="results root for refine stages (default ./results)")
 
-    p = sub.add_parser("run", help="run a sweep on Ray", formatter_class=_formatter,
-                       description="Run every stage of a sweep on Ray and write each trial to "
-                       "<results>/<name>/trials as Parquet. Rerunning the same command resumes: "
-                       "stored trials are not run again.\n\nexit status: 0 finished (even "
-                       "with some failed trials), 1 every trial failed, 2 bad input, 130 "
-                       "interrupted (Ctrl-C), 143 terminated.\n\nexamples:\n"
-                       "  sweep run jobs/mlp.yaml\n"
-                       "  sweep run jobs/mlp.yaml --results s3://bucket/sweeps --address auto\n"
-                       "  sweep run jobs/mlp.yaml --fresh      # start over; old results "
-                       "are moved aside")
+
+def _run_parser(sub: Any) -> None:
+    p = _command(sub, "run", "run a sweep on Ray",
+                 "Run every stage of a sweep on Ray and write each trial to "
+                 "<results>/<folder>/trials as Parquet. Rerunning the same command resumes: "
+                 "stored trials are not run again.\n\nexit status: 0 finished (even with some "
+                 "failed trials), 1 every trial failed, 2 bad input, 130 interrupted "
+                 "(Ctrl-C), 143 terminated.\n\nexamples:\n  sweep run jobs/mlp.yaml\n"
+                 "  sweep run jobs/mlp.yaml --results s3://bucket/sweeps --address auto\n"
+                 "  sweep run jobs/mlp.yaml --fresh      # start over; old results are "
+                 "moved aside\n  sweep run wandb_sweep.yaml --objective train:main   # W&B "
+                 "function agents")
     p.add_argument("spec", help="the sweep file (YAML)")
     _add_results(p)
     p.add_argument("--address", default=None,
@@ -95,48 +110,55 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most N Ray tasks in flight (default: enough to fill the cluster)")
     p.add_argument("-k", "--top", type=_positive_int, default=5, metavar="K",
                    help="rows of the final top-k table (default 5)")
+    p.add_argument("--objective", default=None, metavar="MODULE:FUNCTION",
+                   help="the function to run, for a sweep file without objective, program "
+                   "or command (W&B function agents), e.g. jobs.mlp:train")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and show the stages and first trials; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--verbose", action="store_true",
                    help="show Ray's logs and the objective's output")
 
-    p = sub.add_parser("status", help="trials by stage and status, best so far",
-                       formatter_class=_formatter,
-                       description="Trials by stage and status, the best so far, and whether "
-                       "a driver is running.\n\nexample:\n  sweep status mlp-digits")
-    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
 
-    p = sub.add_parser("top", help="the best trials", formatter_class=_formatter,
-                       description="The best trials by the sweep's metric (ok trials with a "
-                       "finite metric; ties by trial id).\n\nexamples:\n"
-                       "  sweep top mlp-digits -k 10\n  sweep top results/mlp-digits --stage 1 "
-                       "--format csv > best.csv")
-    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
+def _status_parser(sub: Any) -> None:
+    p = _command(sub, "status", "trials by stage and status, best so far",
+                 "Trials by stage and status (ok, failed, timeout, stopped), the best so far, "
+                 "and whether a driver is running.\n\nexample:\n  sweep status mlp-digits")
+    p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
+
+
+def _top_parser(sub: Any) -> None:
+    p = _command(sub, "top", "the best trials",
+                 "The best trials by the sweep's metric (ok trials with a finite metric; ties "
+                 "by trial id; a sweep without a metric lists its trials in the order they "
+                 "finished).\n\nexamples:\n  sweep top mlp-digits -k 10\n"
+                 "  sweep top results/mlp-digits --stage 1 --format csv > best.csv")
+    p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
     p.add_argument("-k", type=_positive_int, default=10, help="how many (default 10)")
     p.add_argument("--stage", type=int, default=None, help="only this stage")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
-    p = sub.add_parser("report", help="a self-contained HTML report with plots",
-                       formatter_class=_formatter,
-                       description="Write one HTML file that works offline: best trial per "
-                       "stage, the metric against each parameter (log axes for log "
-                       "parameters, stages coloured, refine boxes drawn), and a "
-                       "parallel-coordinates view. Needs plotly: pip install 'sweep[report]'."
-                       "\n\nexample:\n  sweep report mlp-digits -o report.html")
-    p.add_argument("path", help="results folder, URI, or sweep name under ./results")
-    p.add_argument("-o", "--output", default=None,
-                   help="output file (default <name>-report.html)")
 
-    p = sub.add_parser("submit", help="submit a sweep to a Ray cluster as a Ray Job",
-                       formatter_class=_formatter,
-                       description="Submit `sweep run SPEC` to a Ray cluster as a Ray Job "
-                       "(Ray's job submission API): the working directory travels with it. "
-                       "Prints the submission id; --follow streams the logs and exits with "
-                       "the job's status.\n\nexample:\n  ray dashboard deploy/cluster/aws.yaml"
-                       "   # forwards the head's 8265 to localhost\n  sweep submit "
-                       "jobs/mlp.yaml --address http://127.0.0.1:8265 --results s3://bucket/"
-                       "sweeps --follow")
+def _report_parser(sub: Any) -> None:
+    p = _command(sub, "report", "a self-contained HTML report with plots",
+                 "Write one HTML file that works offline: best trial per stage, the metric "
+                 "against each parameter (log axes for log parameters, stages coloured, "
+                 "refine boxes drawn), learning curves, and a parallel-coordinates view. "
+                 "Needs plotly: pip install 'sweep[report]'.\n\nexample:\n"
+                 "  sweep report mlp-digits -o report.html")
+    p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (default <folder>-report.html)")
+
+
+def _submit_parser(sub: Any) -> None:
+    p = _command(sub, "submit", "submit a sweep to a Ray cluster as a Ray Job",
+                 "Submit `sweep run SPEC` to a Ray cluster as a Ray Job (Ray's job "
+                 "submission API): the working directory travels with it. Prints the "
+                 "submission id; --follow streams the logs and exits with the job's status."
+                 "\n\nexample:\n  ray dashboard deploy/cluster/aws.yaml   # forwards the "
+                 "head's 8265 to localhost\n  sweep submit jobs/mlp.yaml --address "
+                 "http://127.0.0.1:8265 --results s3://bucket/sweeps --follow")
     p.add_argument("spec", help="the sweep file, inside the working directory")
     p.add_argument("--address", required=True,
                    help="the cluster's job API, e.g. http://127.0.0.1:8265")
@@ -145,7 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--working-dir", default=".",
                    help="folder uploaded with the job (default: the current folder)")
     p.add_argument("--submission-id", default=None, help="a submission id of your choosing")
-    return parser
 
 
 def _add_results(p: argparse.ArgumentParser) -> None:
@@ -178,34 +199,58 @@ def _warning(message: Any, category: Any, filename: str, lineno: int, file: Any 
 # ------------------------------------------------------------------ commands
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from .plans import Grid
+def _load(path: str) -> Any:
     from .spec import load_spec
 
-    spec = load_spec(args.spec)
-    target = spec.objective or " ".join(spec.command or [])
-    print(f"sweep {spec.name!r}: {spec.metric.goal} {spec.metric.name} of {target}")
+    return load_spec(path)
+
+
+def _stage_line(spec: Any, stage: Any) -> str:
+    from .plans import Grid
+
+    space = stage.space(spec.space)
+    if stage.plan == "grid":
+        n = len(Grid(space, points=stage.axis_points, values=stage.values))
+        trials = min(n, stage.trials) if stage.truncate and stage.trials else n
+        detail = f"{trials} trials (grid)"
+    elif stage.plan == "refine":
+        budget = f"{stage.trials} trials" if stage.trials else "full grids"
+        source = "the previous stage" if stage.source == "previous" else "all stages"
+        detail = (f"{budget} around the top {stage.refine_top_k} of {source} "
+                  f"(region {stage.region}, sample {stage.sample})")
+    elif stage.plan == "bayes":
+        detail = f"{stage.trials} trials, model-based (seed {stage.seed})"
+    else:
+        detail = f"{stage.trials} trials (seed {stage.seed})"
+    fixed = f"; fixed {stage.fixed}" if stage.fixed else ""
+    return f"  {stage.index}: {stage.plan:<7} {detail}{fixed}"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = _load(args.spec)
+    if spec.command is not None:
+        target = " ".join(spec.command)
+    elif spec.objective is not None:
+        target = spec.objective if isinstance(spec.objective, str) else "a Python callable"
+    else:
+        target = "nothing yet (give --objective module:function to sweep run)"
+    goal = f"{spec.metric.goal} {spec.metric.name}" if spec.metric else "no metric (nothing ranked)"
+    print(f"sweep {spec.name!r}: {goal}; runs {target}")
+    if spec.folder != spec.name:
+        print(f"results folder: {spec.folder}")
     print("parameters:")
     width = max(len(n) for n in spec.space)
     for name, dist in spec.space.items():
         print(f"  {name:<{width}}  {dist.describe()}")
     print("stages:")
     for stage in spec.stages:
-        space = stage.space(spec.space)
-        if stage.plan == "grid":
-            n = len(Grid(space, points=stage.axis_points, values=stage.values))
-            trials = min(n, stage.trials) if stage.truncate and stage.trials else n
-            detail = f"{trials} trials (grid)"
-        elif stage.plan == "refine":
-            k = stage.refine_top_k
-            budget = f"{stage.trials} trials" if stage.trials else "full grids"
-            detail = (f"{budget} around the top {k} of "
-                      f"{'the previous stage' if stage.source == 'previous' else 'all stages'}"
-                      f" (region {stage.region}, sample {stage.sample})")
-        else:
-            detail = f"{stage.trials} trials (seed {stage.seed})"
-        fixed = f"; fixed {stage.fixed}" if stage.fixed else ""
-        print(f"  {stage.index}: {stage.plan:<7} {detail}{fixed}")
+        print(_stage_line(spec, stage))
+    if spec.early_terminate is not None:
+        from .stopping import parse_rule
+
+        assert spec.metric is not None
+        rule = parse_rule(spec.early_terminate, goal=spec.metric.goal)
+        print(f"early termination: {rule.describe()}")
     res = spec.resources
     print(f"resources per trial: {res.num_cpus:g} CPU, {res.num_gpus:g} GPU"
           + (f", {res.memory} bytes" if res.memory else "")
@@ -214,59 +259,52 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .spec import load_spec
     from .trial import canonical_json, trial_id
 
-    spec = load_spec(args.spec)
+    spec = _load(args.spec)
     if not 0 <= args.stage < len(spec.stages):
         raise SpecError("--stage", args.stage, f"a stage number in 0..{len(spec.stages) - 1}")
     stage = spec.stages[args.stage]
-    plan, parents = _plan_of(spec, stage, args.results)
-    for params, parent in itertools.islice(plan, args.limit):
+    plan = _plan_of(spec, stage, args.results)
+    for candidate in itertools.islice(plan.candidates(), args.limit):
         record: dict[str, Any] = {"stage": stage.index,
-                                  "trial_id": trial_id(spec.name, stage.index, params),
-                                  "params": params}
-        if parents:
-            record["parent_id"] = parent
+                                  "trial_id": trial_id(spec.name, stage.index,
+                                                       candidate.params),
+                                  "params": candidate.params}
+        if stage.plan == "refine":
+            record["parent_id"] = candidate.parent
         print(canonical_json(record))
     return EXIT_OK
 
 
-def _plan_of(spec: Any, stage: Any, results: str) -> tuple[Any, bool]:
-    """(candidates, has_parents) of a stage; refine stages read their seeds from results."""
-    from .progress import Progress
-    from .scheduler import build_plan, open_store
+def _plan_of(spec: Any, stage: Any, results: str) -> Any:
+    """A stage's plan, told what is stored (a refine stage needs the stages before it)."""
+    from .planner import make_plan
+    from .scheduler import open_store
 
-    store = open_store(spec, results)
-    if stage.plan == "refine" and not store.exists():
-        raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} holds "
-                         f"none: run the earlier stages first (sweep run)")
-    plan, _boxes = build_plan(spec, stage, store, Progress(quiet=True))
-    return plan.candidates(), stage.plan == "refine"
+    plan = make_plan(spec, stage)
+    if plan.learns:
+        store = open_store(spec, results)
+        if stage.plan == "refine" and not store.exists():
+            raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} "
+                             f"holds none: run the earlier stages first (sweep run)")
+        plan.tell(store.records(range(stage.index + 1)))
+    plan.start()
+    return plan
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .progress import Progress
     from .scheduler import Terminated, execute
-    from .spec import load_spec
     from .summary import stage_lines, top_table
 
-    spec = load_spec(args.spec)
+    spec = _load(args.spec)
+    if args.objective is not None:
+        spec = spec.with_objective(args.objective)
     if args.dry_run:
-        cmd_validate(args)
-        for stage in spec.stages:
-            if stage.plan == "refine":
-                print(f"stage {stage.index}: refine; its trials come from stage "
-                      f"{stage.index - 1}'s results")
-                continue
-            print(f"stage {stage.index}: first trials")
-            plan, _ = _plan_of(spec, stage, args.results)
-            for i, (params, _parent) in enumerate(plan):
-                if i >= 3:
-                    break
-                print(f"  {json.dumps(params)}")
-        return EXIT_OK
-    progress = Progress(quiet=args.quiet, metric=spec.metric.name)
+        return _dry_run(spec, args)
+    metric = spec.metric.name if spec.metric else ""
+    progress = Progress(quiet=args.quiet, metric=metric)
     try:
         outcome = execute(spec, results=args.results, address=args.address, fresh=args.fresh,
                           retry_failed=args.retry_failed, max_concurrent=args.max_concurrent,
@@ -280,31 +318,43 @@ def cmd_run(args: argparse.Namespace) -> int:
               "resume.", file=sys.stderr)
         return EXIT_SIGTERM
     df = outcome.table
-    metric, goal = spec.metric.name, spec.metric.goal
     print()
-    print(f"top {args.top} of {len(df)} trials ({goal} {metric}):")
-    print(top_table(df, metric, goal, k=args.top))
+    print(top_table(df, spec.metric, k=args.top, title=True))
     print()
-    for line in stage_lines(df, metric, goal):
+    for line in stage_lines(df, spec.metric):
         print(line)
     trials = outcome.store.location("trials")
     print()
     print(f"results: {trials}")
     print(f"  pandas.read_parquet({trials!r})")
-    if len(df) and (df["status"] != "ok").all():
+    if len(df) and (df["status"] != "ok").all() and (df["status"] != "stopped").all():
         print("sweep: every trial failed; see the error column (sweep top shows none). "
               "First error:\n" + str(df["error"].dropna().iloc[0])[:2000], file=sys.stderr)
         return EXIT_ALL_FAILED
     return EXIT_OK
 
 
+def _dry_run(spec: Any, args: argparse.Namespace) -> int:
+    cmd_validate(args)
+    for stage in spec.stages:
+        if stage.plan == "refine":
+            print(f"stage {stage.index}: refine; its trials come from stage "
+                  f"{stage.index - 1}'s results")
+            continue
+        print(f"stage {stage.index}: first trials")
+        plan = _plan_of(spec, stage, args.results)
+        for candidate in itertools.islice(plan.candidates(), 3):
+            print(f"  {json.dumps(candidate.params)}")
+    return EXIT_OK
+
+
 def resolve_path(path: str) -> tuple[str, str]:
-    """(results root, sweep name) of a sweep's results folder, URI or name."""
+    """(results root, folder) of a sweep's results folder, URI or name."""
     if "://" in path:
         parts = urlsplit(path)
         head, _, name = parts.path.rstrip("/").rpartition("/")
         if not name:
-            raise SweepError(f"{path!r} names no sweep: expected <root URI>/<sweep name>")
+            raise SweepError(f"{path!r} names no sweep: expected <root URI>/<sweep folder>")
         # Options such as ?endpoint_override=... belong to the root.
         return urlunsplit((parts.scheme, parts.netloc, head, parts.query, parts.fragment)), name
     candidates = [path, os.path.join("results", path)]
@@ -314,35 +364,41 @@ def resolve_path(path: str) -> tuple[str, str]:
             return os.path.dirname(full), os.path.basename(full)
     raise SweepError(f"no sweep results at {path!r} (looked for {candidates[0]}/spec.yaml and "
                      f"{candidates[1]}/spec.yaml); give a results folder, a URI, or a sweep "
-                     f"name under ./results")
+                     f"folder under ./results")
 
 
 def _open_results(path: str) -> tuple[Any, Any]:
+    """The stored spec and the store of the folder given (not the name inside it)."""
     from .scheduler import open_store
     from .spec import loads_spec
-
-    root, name = resolve_path(path)
     from .store import Store
 
-    text = Store(root, name).read_text("spec.yaml")
+    root, folder = resolve_path(path)
+    text = Store(root, folder).read_text("spec.yaml")
     if text is None:
-        raise SweepError(f"no sweep results at {path!r}: {root}/{name}/spec.yaml is missing")
-    spec = loads_spec(text, source=f"{root}/{name}/spec.yaml")
-    return spec, open_store(spec, root)
+        raise SweepError(f"no sweep results at {path!r}: {root}/{folder}/spec.yaml is missing")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = loads_spec(text, source=f"{root}/{folder}/spec.yaml")
+    return spec, open_store(spec, root, folder=folder)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .journal import pending_count
     from .summary import stage_lines
 
     spec, store = _open_results(args.path)
     df = store.read()
     print(f"sweep {spec.name!r} at {store.location()}")
     print(f"{len(df)} trials stored; stages planned: {len(spec.stages)}")
-    for line in stage_lines(df, spec.metric.name, spec.metric.goal):
+    for line in stage_lines(df, spec.metric):
         print(f"  {line}")
-    holder = store.lock_holder()
-    alive = store.driver_alive()
-    if holder is None:
+    holder, problem = store.lock.holder(), store.lock.problem()
+    alive = store.lock.alive()
+    if problem:
+        print(f"driver: unknown: the lock {store.lock.path} exists but {problem}; if no "
+              f"driver runs, delete it")
+    elif holder is None:
         print("driver: none running")
     elif alive is False:
         print(f"driver: none running (stale lock of pid {holder.get('pid')} on "
@@ -350,21 +406,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = "running" if alive else "lock held (another host)"
         print(f"driver: {state}: pid {holder.get('pid')} on {holder.get('host')}")
-    pending = _journal_count(store)
+    pending = pending_count(store.journal_dir)
     if pending:
         print(f"{pending} finished trials are in the driver's journal, not yet in Parquet")
     return EXIT_OK
-
-
-def _journal_count(store: Any) -> int:
-    if not os.path.isdir(store.journal_dir):
-        return 0
-    total = 0
-    for name in os.listdir(store.journal_dir):
-        if name.startswith("journal-"):
-            with open(os.path.join(store.journal_dir, name), encoding="utf-8") as f:
-                total += sum(1 for _ in f)
-    return total
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -372,20 +417,23 @@ def cmd_top(args: argparse.Namespace) -> int:
 
     spec, store = _open_results(args.path)
     df = store.read()
-    metric, goal = spec.metric.name, spec.metric.goal
     if args.format == "json":
-        print(json.dumps(top_records(df, metric, goal, args.k, args.stage), indent=2))
+        print(json.dumps(top_records(df, spec.metric, args.k, args.stage), indent=2))
     elif args.format == "csv":
-        print(top_frame(df, metric, goal, args.k, args.stage).to_csv(index=False), end="")
+        print(top_frame(df, spec.metric, args.k, args.stage).to_csv(index=False), end="")
     else:
-        print(top_table(df, metric, goal, args.k, args.stage))
+        print(top_table(df, spec.metric, args.k, args.stage))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     spec, store = _open_results(args.path)
+    output = args.output or f"{spec.folder}-report.html"
+    if os.path.isdir(output):
+        raise SweepError(f"-o {output}: is a folder; give a file name such as "
+                         f"{os.path.join(output, spec.folder + '-report.html')}")
     try:
-        from .report import build_report, write_report
+        from .html_report import build_report, write_report
     except ImportError as exc:
         raise SweepError(f"sweep report needs plotly: pip install 'sweep[report]' ({exc})"
                          ) from None
@@ -394,24 +442,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     for stage in spec.stages:
         text = store.read_text(f"stages/stage-{stage.index}.json")
         if text:
-            boxes.extend(json.loads(text).get("boxes", []))
+            with contextlib.suppress(ValueError, AttributeError):
+                boxes.extend(json.loads(text).get("boxes", []))
     try:
-        html = build_report(df, metric=spec.metric.name, goal=spec.metric.goal,
+        html = build_report(df, metric=spec.metric.name if spec.metric else None,
+                            goal=spec.metric.goal if spec.metric else "minimize",
                             scales=spec.space.scales(), boxes=boxes,
-                            title=f"sweep report: {spec.name}")
+                            title=f"sweep report: {spec.name}", curves=store.read_curves())
     except RuntimeError as exc:
         raise SweepError(str(exc)) from None
-    output = args.output or f"{spec.name}-report.html"
-    write_report(html, output)
+    try:
+        write_report(html, output)
+    except OSError as exc:
+        raise SweepError(f"-o {output}: cannot write the report ({exc})") from None
     print(f"report: {os.path.abspath(output)}")
     return EXIT_OK
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .spec import load_spec
     from .submit import submit
 
-    load_spec(args.spec)  # fail here, not on the cluster
+    _load(args.spec)  # fail here, not on the cluster
     return submit(args.spec, address=args.address, results=args.results, follow=args.follow,
                   working_dir=args.working_dir, submission_id=args.submission_id)
 
@@ -422,6 +473,21 @@ COMMANDS = {
 }
 
 
+class _StderrLines(logging.Handler):
+    """sweep's log records as ``sweep: warning: ...`` lines on stderr (read at emit time,
+    so redirected streams are honoured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        print(f"sweep: {level}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("sweep")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines(level=logging.WARNING))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     parser = build_parser()
@@ -430,10 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     warnings.showwarning = _warning
+    _log_to_stderr()
     try:
         return COMMANDS[args.command](args)
     except (SpecError, SweepError) as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "notes", []):
+            print(f"sweep: warning: {note}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_SIGINT

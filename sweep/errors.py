@@ -24,6 +24,8 @@ class SpecError(ValueError):
     """
 
     def __init__(self, path: str, value: Any = _MISSING, expected: str = "", hint: str = ""):
+        # Warnings raised while the file was read, shown after the error (sweep.spec).
+        self.notes: list[str] = []
         self.path = path
         self.value = None if value is _MISSING else value
         self.expected = expected
@@ -45,6 +47,7 @@ class SpecError(ValueError):
         err = SpecError.__new__(SpecError)
         ValueError.__init__(err, path + str(self)[len(self.path):])
         err.path, err.value, err.expected = path, self.value, self.expected
+        err.notes = list(self.notes)
         return err
 
 

@@ -1,11 +1,12 @@
-"""Plans: ways of placing points in the unit cube. Lazy, seeded, Ray-free.
+"""Plans: ask/tell objects that place points in a stage's search space. Ray-free.
 
-Every plan yields flat configs (``dict`` name -> value) one at a time; a plan
-never materialises its whole list. ``Grid`` is indexed like scikit-learn's
-``ParameterGrid``; ``RandomPlan``, ``SobolPlan`` and ``LatinHypercubePlan``
-draw points from a numpy Generator derived from a seed; ``Refine`` narrows the
-space into boxes around the best trials of earlier stages and samples inside
-them with any of the others.
+A plan proposes candidates with ``ask(n)`` (up to n; an empty answer means "nothing
+until you tell me more") and is told every finished trial with ``tell(records)`` and
+every intermediate report with ``tell_report(report)``. ``finished`` says when it
+will propose nothing more. The fixed plans here (grid, random, Sobol, Latin
+hypercube) ignore what they are told; ``sweep.refine`` and ``sweep.bayes`` learn
+from it. No plan knows about Ray, the store or trial ids: the driver turns
+candidates into trials, skips what is stored, and tells the plan what came back.
 
 Example:
     >>> from sweep.space import Space, LogUniform, Choice
@@ -13,6 +14,20 @@ Example:
     >>> grid = Grid(space, points=3)
     >>> len(grid), grid[0]
     (6, {'lr': 0.0001, 'opt': 'sgd'})
+    >>> [c.params["lr"] for c in grid.ask(3)]
+    [0.0001, 0.0001, 0.01]
+
+A plan of your own only needs ``ask`` (and ``tell`` if it learns)::
+
+    class Corners(Plan):
+        '''Every corner of the unit cube, then nothing.'''
+        def __init__(self, space):
+            super().__init__(space, total=2 ** len(space.dims))
+            self._corners = itertools.product([0.0, 1.0], repeat=len(space.dims))
+        def ask(self, n):
+            out = [Candidate(self.space.from_unit(u)) for u in itertools.islice(self._corners, n)]
+            self.finished = len(out) < n
+            return out
 """
 
 from __future__ import annotations
@@ -21,12 +36,12 @@ import itertools
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .space import Choice, Distribution, Space, _unique
+from .record import Report, TrialRecord
+from .space import Distinct, Space, distinct
 
 Config = dict[str, Any]
 # Above this many combinations, sampling without replacement rejects duplicates
@@ -45,25 +60,101 @@ def make_rng(seed: int | Sequence[int]) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
+def seed_tuple(seed: int | Sequence[int]) -> tuple[int, ...]:
+    """A seed as a tuple of ints, to extend with more entropy (``(*seed_tuple(s), i)``)."""
+    return (int(seed),) if isinstance(seed, (int, np.integer)) else tuple(int(s) for s in seed)
+
+
+class Candidate(NamedTuple):
+    """A proposed trial: its flat config (the stage's fixed values included) and, for
+    refined trials, the id of the trial it was derived from."""
+
+    params: Config
+    parent: str | None = None
+
+
 class Plan:
-    """A lazy sequence of configs. ``candidates()`` also gives each config's parent
-    trial id (refined trials only)."""
+    """The ask/tell interface every plan implements.
 
-    def __iter__(self) -> Iterator[Config]:
-        for params, _parent in self.candidates():
-            yield params
+    ``total`` is the number of trials the plan will propose (for progress bars and
+    budgets; None when unknown). ``learns`` is True for plans that want ``tell``: the
+    driver then tells them the stored trials of earlier stages before the first ask
+    (and this stage's, on resume), and every result as it arrives.
+    """
 
-    def candidates(self) -> Iterator[tuple[Config, str | None]]:
+    learns = False
+
+    def __init__(self, space: Space, total: int | None = None):
+        self.space = space
+        self.total = total
+        self.finished = False
+
+    def ask(self, n: int) -> list[Candidate]:
+        """Up to ``n`` new candidates; [] means none until more results are told."""
         raise NotImplementedError
+
+    def tell(self, records: Sequence[TrialRecord]) -> None:
+        """Finished trials (of this stage, or of earlier ones before the first ask)."""
+
+    def tell_report(self, report: Report) -> None:
+        """An intermediate report of a running trial."""
+
+    def start(self) -> None:
+        """Called once the stored history has been told, before the first ask (a plan
+        that chooses from the history, such as refine, chooses here)."""
+
+    def describe(self) -> dict[str, Any] | None:
+        """What the plan decided that a user may want to see (seeds, boxes), JSON-friendly."""
+        return None
 
     def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError(f"{type(self).__name__} has no fixed length")
+        return self.total
+
+    def candidates(self) -> Iterator[Candidate]:
+        """Every candidate of a plan that needs no results (dry runs, tests)."""
+        while not self.finished:
+            batch = self.ask(_CHUNK)
+            if not batch:
+                return
+            yield from batch
+
+    def __iter__(self) -> Iterator[Config]:
+        for candidate in self.candidates():
+            yield candidate.params
+
+
+class FixedPlan(Plan):
+    """A plan decided in advance: a lazy stream of candidates that ignores ``tell``.
+    Subclasses implement ``_stream()``."""
+
+    def __init__(self, space: Space, total: int | None):
+        super().__init__(space, total)
+        self._it: Iterator[Candidate] | None = None
+
+    def _stream(self) -> Iterator[Candidate]:
         raise NotImplementedError
+
+    def ask(self, n: int) -> list[Candidate]:
+        if self.finished:
+            return []
+        if self._it is None:
+            self._it = self._stream()
+        out = list(itertools.islice(self._it, n))
+        if len(out) < n:
+            self.finished = True
+        return out
+
+    def candidates(self) -> Iterator[Candidate]:
+        # A fresh pass, independent of any asks made before.
+        return self._stream()
 
 
 # ----------------------------------------------------------------------- grid
 
 
-class Grid(Plan):
+class Grid(FixedPlan):
     """The Cartesian product of per-axis values, indexed without materialising it.
 
     Axis values: explicit ``values[name]``, else every value of a discrete axis,
@@ -83,36 +174,33 @@ class Grid(Plan):
         points: int | Mapping[str, int] | None = None,
         values: Mapping[str, Sequence[Any]] | None = None,
     ):
-        self.space = space
         values = dict(values or {})
         self.axes: list[tuple[str, list[Any]]] = []
         # Explicit values make an axis of any parameter, a constant included.
         names = sorted(set(space.dims) | {n for n in values if n in space})
         for name in names:
             if name in values:
-                axis = _unique(list(values[name]))
+                axis = distinct(list(values[name]))
             else:
                 pts = points.get(name) if isinstance(points, Mapping) else points
                 try:
-                    axis = space[name].grid_values(pts)
+                    axis = space.grid_axis(name, pts)
                 except ValueError as exc:
                     raise ValueError(f"parameters.{name}: {exc}") from None
             self.axes.append((name, axis))
         on_axes = {name for name, _ in self.axes}
         self._constants = {n: space[n].from_unit(0.5) for n in space if n not in on_axes}
-        self._len = math.prod(len(axis) for _, axis in self.axes)
-
-    def __len__(self) -> int:
-        return self._len
+        super().__init__(space, math.prod(len(axis) for _, axis in self.axes))
 
     def __getitem__(self, index: int) -> Config:
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"grid indices must be integers, not {type(index).__name__}")
+        size = len(self)
         i = int(index)
         if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError(f"grid index {index} out of range for a grid of {self._len}")
+            i += size
+        if not 0 <= i < size:
+            raise IndexError(f"grid index {index} out of range for a grid of {size}")
         picked: dict[str, Any] = {}
         for name, axis in reversed(self.axes):
             i, j = divmod(i, len(axis))
@@ -121,35 +209,45 @@ class Grid(Plan):
         config.update(picked)
         return {name: config[name] for name in self.space}
 
-    def candidates(self) -> Iterator[tuple[Config, str | None]]:
-        for i in range(self._len):
-            yield self[i], None
+    def _stream(self) -> Iterator[Candidate]:
+        for i in range(len(self)):
+            yield Candidate(self[i])
+
+
+class Truncated(FixedPlan):
+    """The first n candidates of a fixed plan (W&B's ``run_cap`` on a grid).
+
+    Example: ``Truncated(Grid(space, points=5), 10)``
+    """
+
+    def __init__(self, plan: FixedPlan, n: int):
+        super().__init__(plan.space, min(n, len(plan)))
+        self.plan = plan
+
+    def _stream(self) -> Iterator[Candidate]:
+        return itertools.islice(self.plan.candidates(), len(self))
 
 
 # --------------------------------------------------------------------- random
 
 
-class _UnitPlan(Plan):
+class _UnitPlan(FixedPlan):
     """A plan that draws n points in [0, 1]^d and maps them through the space."""
 
     def __init__(self, space: Space, n: int, seed: int | Sequence[int]):
-        self.space = space
-        self.n = int(n)
+        super().__init__(space, int(n))
         self.seed = seed
-
-    def __len__(self) -> int:
-        return self.n
 
     def _points(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
-    def candidates(self) -> Iterator[tuple[Config, str | None]]:
+    def _stream(self) -> Iterator[Candidate]:
         if not self.space.dims:
-            yield self.space.from_unit([]), None
+            yield Candidate(self.space.from_unit([]))
             return
         for chunk in self._points():
             for row in chunk.tolist():
-                yield self.space.from_unit(row), None
+                yield Candidate(self.space.from_unit(row))
 
 
 class RandomPlan(_UnitPlan):
@@ -168,65 +266,53 @@ class RandomPlan(_UnitPlan):
 
     def __init__(self, space: Space, n: int, seed: int | Sequence[int]):
         super().__init__(space, n, seed)
-        total = space.cardinality()
-        possible = total
-        if total is not None and space.dims:
-            # A zero weight rules its value out: such combinations are never drawn.
-            possible = math.prod(
-                sum(p > 0 for p in space[name].probabilities()) for name in space.dims
-            )
-        if possible is not None and self.n > possible:
+        possible = space.possible_combinations()
+        if possible is not None and self.total > possible:
             warnings.warn(
-                f"{self.n} random trials asked of a space with only {possible} combinations: "
-                f"running each combination once",
+                f"{self.total} random trials asked of a space with only {possible} "
+                f"combinations: running each combination once",
                 stacklevel=2,
             )
-            self.n = possible
-        self._total = total
+            self.total = possible
+        self._combinations = space.cardinality()
 
     def _points(self) -> Iterator[np.ndarray]:
         rng = make_rng(self.seed)
-        left = self.n
+        left = self.total
         while left > 0:
             size = min(_CHUNK, left)
             yield rng.random((size, len(self.space.dims)))
             left -= size
 
-    def candidates(self) -> Iterator[tuple[Config, str | None]]:
-        if self._total is None or not self.space.dims:
-            yield from super().candidates()
-        elif self._total <= _ENUMERATE_LIMIT:
+    def _stream(self) -> Iterator[Candidate]:
+        if self._combinations is None or not self.space.dims:
+            yield from super()._stream()
+        elif self._combinations <= _ENUMERATE_LIMIT:
             yield from self._enumerated()
         else:
             yield from self._rejecting()
 
-    def _enumerated(self) -> Iterator[tuple[Config, str | None]]:
+    def _enumerated(self) -> Iterator[Candidate]:
         """Without replacement over the enumerated product, weighted by the priors."""
         full = Grid(self.space)
-        probs = np.ones(1)
-        for name in self.space.dims:
-            probs = np.outer(probs, np.asarray(self.space[name].probabilities())).ravel()
+        probs = self.space.combination_probabilities()
         rng = make_rng(self.seed)
         uniform = np.allclose(probs, probs[0])
-        picks = rng.choice(
-            len(full), size=self.n, replace=False, p=None if uniform else probs / probs.sum()
-        )
+        picks = rng.choice(len(full), size=self.total, replace=False,
+                           p=None if uniform else probs / probs.sum())
         for i in picks.tolist():
-            yield full[i], None
+            yield Candidate(full[i])
 
-    def _rejecting(self) -> Iterator[tuple[Config, str | None]]:
-        seen: set[tuple[Any, ...]] = set()
+    def _rejecting(self) -> Iterator[Candidate]:
+        seen = Distinct()
         rng = make_rng(self.seed)
-        while len(seen) < self.n:
+        while len(seen) < self.total:
             for row in rng.random((_CHUNK, len(self.space.dims))).tolist():
                 config = self.space.from_unit(row)
-                key = tuple((type(v).__name__, v) for v in config.values())
-                if key in seen:
-                    continue
-                seen.add(key)
-                yield config, None
-                if len(seen) >= self.n:
-                    return
+                if seen.add(config):
+                    yield Candidate(config)
+                    if len(seen) >= self.total:
+                        return
 
 
 class SobolPlan(_UnitPlan):
@@ -240,7 +326,7 @@ class SobolPlan(_UnitPlan):
         from scipy.stats import qmc
 
         sampler = qmc.Sobol(len(self.space.dims), scramble=True, seed=make_rng(self.seed))
-        left = self.n
+        left = self.total
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*balance properties.*")
             while left > 0:
@@ -259,7 +345,8 @@ class LatinHypercubePlan(_UnitPlan):
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
 
-        yield qmc.LatinHypercube(len(self.space.dims), seed=make_rng(self.seed)).random(self.n)
+        yield qmc.LatinHypercube(len(self.space.dims), seed=make_rng(self.seed)).random(
+            self.total)
 
 
 def sampler(
@@ -268,8 +355,8 @@ def sampler(
     n: int,
     seed: int | Sequence[int],
     points: int | Mapping[str, int] | None = None,
-) -> Plan:
-    """The plan named ``kind`` ('grid', 'random', 'sobol', 'lhs') over ``space``.
+) -> FixedPlan:
+    """The fixed plan named ``kind`` ('grid', 'random', 'sobol', 'lhs') over ``space``.
 
     Example: ``sampler(space, "sobol", 64, seed=(0, 0))``
     """
@@ -279,229 +366,45 @@ def sampler(
         return RandomPlan(space, n, seed)
     if kind == "sobol":
         return SobolPlan(space, n, seed)
-    if kind in ("lhs", "latin_hypercube"):
+    if kind == "lhs":
         return LatinHypercubePlan(space, n, seed)
     raise ValueError(f"unknown plan {kind!r}: expected grid, random, sobol or lhs")
 
 
-# --------------------------------------------------------------------- refine
+def distinct_sample(space: Space, kind: str, n: int, seed: int | Sequence[int]
+                    ) -> Iterator[Config]:
+    """Up to n distinct configs drawn by ``kind`` from ``space`` (a narrow integer box
+    may hold fewer than n).
 
-
-@dataclass
-class Seed:
-    """A trial that a refine stage narrows the space around (best first)."""
-
-    trial_id: str
-    params: Config
-
-
-@dataclass
-class Box:
-    """One region of a refine stage: a narrowed space and its share of the budget."""
-
-    seed: str
-    space: Space
-    trials: int
-    bounds: dict[str, list[Any]] = field(default_factory=dict)
-    categories: dict[str, list[Any]] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-friendly form (for logs, the report and stored stage metadata)."""
-        return {
-            "seed": self.seed,
-            "trials": self.trials,
-            "bounds": self.bounds,
-            "categories": self.categories,
-        }
-
-
-class Refine(Plan):
-    """Boxes around the best trials of earlier stages, sampled densely.
-
-    ``region='hull'``: one box, the bounding box of the seeds in unit space,
-    widened by ``margin`` (a fraction of its width per side) and never narrower
-    than ``min_width``; categorical axes keep the values seen among the seeds.
-    ``region='each'``: one box per seed, ``shrink`` wide per axis, the budget split
-    evenly (remainder to the best); categorical axes keep the seed's value
-    (``categorical='keep'``) or the values among the seeds (``'narrow'``).
-    Boxes are clipped to the space; log axes narrow in decades.
-
-    Example:
-        >>> from sweep.space import Space, LogUniform
-        >>> space = Space({"lr": LogUniform(1e-4, 1.0)})
-        >>> plan = Refine(space, [Seed("t1", {"lr": 0.01})], trials=4, region="each",
-        ...               shrink=0.25, seed=0)
-        >>> plan.boxes[0].bounds["lr"]
-        [0.00316227766017, 0.0316227766017]
+    Example: ``list(distinct_sample(space, "sobol", 8, (0, 1)))``
     """
-
-    def __init__(
-        self,
-        space: Space,
-        seeds: Sequence[Seed],
-        *,
-        trials: int | None,
-        region: str = "each",
-        shrink: float = 0.25,
-        margin: float = 0.1,
-        min_width: float = 0.05,
-        categorical: str = "keep",
-        sample: str = "random",
-        points: int | Mapping[str, int] | None = None,
-        seed: int | Sequence[int] = 0,
-    ):
-        if not seeds:
-            raise ValueError("a refine stage needs at least one seed trial")
-        self.space = space
-        self.seeds = list(seeds)
-        self.region = region
-        self.sample = sample
-        self.points = points
-        self.seed = seed
-        self._seed_units = {s.trial_id: self._unit(s.params) for s in self.seeds}
-        n = trials if trials is not None else 0
-        if region == "hull":
-            self.boxes = [self._hull_box(n, margin, min_width)]
-        elif region == "each":
-            self.boxes = self._each_boxes(n, shrink, categorical)
-        else:
-            raise ValueError(f"unknown region {region!r}: expected hull or each")
-        if trials is None or sample == "grid":
-            for box in self.boxes:
-                size = len(Grid(box.space, points=points))
-                box.trials = size if trials is None else min(box.trials, size)
-        self._len = sum(b.trials for b in self.boxes)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def _unit(self, params: Config) -> dict[str, float]:
-        return {
-            n: self.space[n].to_unit(params[n])
-            for n in self.space.dims
-            if n in params and not isinstance(self.space[n], Choice)
-        }
-
-    def _numeric_dims(self) -> list[str]:
-        return [n for n in self.space.dims if not isinstance(self.space[n], Choice)]
-
-    def _categorical_dims(self) -> list[str]:
-        return [n for n in self.space.dims if isinstance(self.space[n], Choice)]
-
-    def _narrowed(self, name: str, lo: float, hi: float) -> tuple[Distribution, list[Any]]:
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
-        dist = self.space[name].narrow(lo, hi)
-        parent = self.space[name]
-        return dist, [parent.from_unit(lo), parent.from_unit(hi)]
-
-    def _seen_values(self, name: str) -> list[Any]:
-        return [s.params[name] for s in self.seeds if name in s.params]
-
-    def _hull_box(self, trials: int, margin: float, min_width: float) -> Box:
-        replaced: dict[str, Distribution] = {}
-        bounds: dict[str, list[Any]] = {}
-        categories: dict[str, list[Any]] = {}
-        for name in self._numeric_dims():
-            us = [u[name] for u in self._seed_units.values() if name in u]
-            lo, hi = min(us), max(us)
-            pad = margin * (hi - lo)
-            lo, hi = lo - pad, hi + pad
-            if hi - lo < min_width:
-                mid = (lo + hi) / 2
-                lo, hi = mid - min_width / 2, mid + min_width / 2
-            replaced[name], bounds[name] = self._narrowed(name, lo, hi)
-        for name in self._categorical_dims():
-            dist = self.space[name]
-            assert isinstance(dist, Choice)
-            replaced[name] = dist.subset(self._seen_values(name))
-            categories[name] = replaced[name].support()
-        return Box(self.seeds[0].trial_id, self.space.replace(**replaced), trials, bounds,
-                   categories)
-
-    def _each_boxes(self, trials: int, shrink: float, categorical: str) -> list[Box]:
-        k = len(self.seeds)
-        share, extra = divmod(trials, k)
-        boxes = []
-        for i, s in enumerate(self.seeds):
-            replaced: dict[str, Distribution] = {}
-            bounds: dict[str, list[Any]] = {}
-            categories: dict[str, list[Any]] = {}
-            units = self._seed_units[s.trial_id]
-            for name in self._numeric_dims():
-                u = units[name]
-                replaced[name], bounds[name] = self._narrowed(name, u - shrink / 2, u + shrink / 2)
-            for name in self._categorical_dims():
-                dist = self.space[name]
-                assert isinstance(dist, Choice)
-                values = [s.params[name]] if categorical == "keep" else self._seen_values(name)
-                replaced[name] = dist.subset(values)
-                categories[name] = replaced[name].support()
-            n = share + (extra if i == 0 else 0)
-            boxes.append(Box(s.trial_id, self.space.replace(**replaced), n, bounds, categories))
-        return boxes
-
-    def _parent_of(self, box: Box, params: Config) -> str:
-        if self.region == "each":
-            return box.seed
-        point = self._unit(params)
-        cats = self._categorical_dims()
-
-        def distance(seed: Seed) -> float:
-            su = self._seed_units[seed.trial_id]
-            d = sum((point[n] - su[n]) ** 2 for n in point if n in su)
-            return d + sum(params.get(n) != seed.params.get(n) for n in cats)
-
-        return min(self.seeds, key=distance).trial_id
-
-    def candidates(self) -> Iterator[tuple[Config, str | None]]:
-        for index, box in enumerate(self.boxes):
-            if box.trials <= 0:
-                continue
-            entropy = (*_as_tuple(self.seed), index)
-            if self.sample == "grid":
-                inner: Iterator[Config] = itertools.islice(
-                    iter(Grid(box.space, points=self.points)), box.trials
-                )
-            else:
-                inner = _distinct(box.space, self.sample, box.trials, entropy)
-            for params in inner:
-                yield params, self._parent_of(box, params)
-
-
-def _as_tuple(seed: int | Sequence[int]) -> tuple[int, ...]:
-    return (int(seed),) if isinstance(seed, (int, np.integer)) else tuple(int(s) for s in seed)
-
-
-def _distinct(space: Space, kind: str, n: int, entropy: tuple[int, ...]) -> Iterator[Config]:
-    """Up to n distinct configs from ``space`` (a narrow integer box may hold fewer)."""
     total = space.cardinality()
-    if total is not None:
-        yield from RandomPlan(space, min(n, total), entropy) if kind == "random" else (
-            itertools.islice(_dedup(sampler(space, kind, 4 * n, entropy)), min(n, total))
-        )
+    if total is None:
+        yield from sampler(space, kind, n, seed)
         return
-    yield from sampler(space, kind, n, entropy)
-
-
-def _dedup(plan: Plan) -> Iterator[Config]:
-    seen: set[tuple[Any, ...]] = set()
-    for config in plan:
-        key = tuple((type(v).__name__, v) for v in config.values())
-        if key not in seen:
-            seen.add(key)
+    if kind == "random":
+        yield from RandomPlan(space, min(n, total), seed)
+        return
+    seen = Distinct()
+    for config in sampler(space, kind, 4 * n, seed):
+        if seen.add(config):
             yield config
+            if len(seen) >= min(n, total):
+                return
 
 
 __all__ = [
-    "Box",
+    "Candidate",
     "Config",
+    "FixedPlan",
     "Grid",
     "LatinHypercubePlan",
     "Plan",
     "RandomPlan",
-    "Refine",
-    "Seed",
     "SobolPlan",
+    "Truncated",
+    "distinct_sample",
     "make_rng",
     "sampler",
+    "seed_tuple",
 ]

@@ -14,8 +14,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
+
+from .record import TrialRecord
 
 
 def rank(df: pd.DataFrame, metric: str, goal: str, k: int | None = None) -> pd.DataFrame:
@@ -41,3 +45,16 @@ def unranked(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         return df.iloc[0:0]
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return df[(df["status"] == "ok") & ~np.isfinite(values)]
+
+
+def rank_records(records: Iterable[TrialRecord], metric: str, goal: str,
+                 k: int | None = None) -> list[TrialRecord]:
+    """``rank`` for trial records: ok trials with a finite metric, best first, ties by
+    trial id.
+
+    Example: ``rank_records(records, "loss", "minimize", k=4)``
+    """
+    sign = 1.0 if goal == "minimize" else -1.0
+    ranked = sorted((r for r in records if r.status == "ok" and r.finite(metric)),
+                    key=lambda r: (sign * r.metrics[metric], r.trial_id))
+    return ranked if k is None else ranked[:k]

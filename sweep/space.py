@@ -5,6 +5,11 @@ The unit cube is the one idea every plan shares: a plan places points in
 uniform in log(x) in unit space, so narrowing a box in unit space narrows it
 in decades.
 
+Each distribution class checks its own arguments, knows its sweep-file names
+(``names``, W&B's included) and writes itself back (``to_dict``); ``REGISTRY``
+maps every name to its parser, so the sweep-file reader and the shorthands
+(``sweep.loguniform(...)``) share one definition.
+
 Example:
     >>> from sweep.space import Space, LogUniform, Choice
     >>> space = Space({"lr": LogUniform(1e-4, 1.0), "opt": Choice(["sgd", "adam"])})
@@ -15,15 +20,15 @@ Example:
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import statistics
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .checks import integer, json_value, number, positive
 from .errors import SpecError
 
 _NORMAL = statistics.NormalDist()
@@ -42,19 +47,93 @@ def _tidy(x: float) -> float:
     return float(f"{x:.12g}")
 
 
+# ------------------------------------------------------------- distinct values
+
+
+def value_key(value: Any) -> Any:
+    """A hashable key that tells 1, 1.0 and True apart; lists and mappings by repr."""
+    try:
+        key = (type(value).__name__, value)
+        hash(key)
+    except TypeError:
+        return (type(value).__name__, repr(value))
+    return key
+
+
+class Distinct:
+    """Remembers values (or configs) and says whether each is new: the one place where
+    duplicates are recognised (1, 1.0 and True are different values).
+
+    Example:
+        >>> seen = Distinct()
+        >>> [seen.add(v) for v in (1, True, 1, {"a": 1}, {"a": 1})]
+        [True, True, False, True, False]
+    """
+
+    def __init__(self) -> None:
+        self._keys: set[Any] = set()
+
+    def add(self, item: Any) -> bool:
+        """Record ``item``; True when it was not seen before."""
+        if isinstance(item, Mapping):
+            key: Any = tuple((k, value_key(v)) for k, v in item.items())
+        else:
+            key = value_key(item)
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def distinct(values: Sequence[Any]) -> list[Any]:
+    """``values`` without repeats, first occurrence kept, 1 / 1.0 / True kept apart.
+
+    Example: ``distinct([1, True, 1, 2]) == [1, True, 2]``
+    """
+    seen = Distinct()
+    return [v for v in values if seen.add(v)]
+
+
+def scalar_kind(value: Any) -> str:
+    """'none', 'bool', 'int', 'float', 'str', or 'json' for lists and mappings."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "json"
+
+
+# ---------------------------------------------------------------- base class
+
+
 class Distribution:
     """A parameter's prior, with its map to and from the unit interval.
 
-    Subclasses set ``kind`` ('float', 'int', 'bool', 'category', 'constant') and
-    ``log`` (whether the axis is log-scaled), and implement ``to_unit``,
-    ``from_unit`` and ``describe``. Discrete distributions also give
-    ``cardinality`` and ``support`` so that grids and sampling without
-    replacement can enumerate them.
+    Subclasses set ``kind`` ('float', 'int', 'bool', 'category', 'constant'),
+    ``log`` (whether the axis is log-scaled) and ``categorical`` (unordered
+    values), and implement ``to_unit``, ``from_unit`` and ``describe``. Discrete
+    distributions also give ``cardinality``, ``support`` and ``probabilities``.
+
+    ``names`` are the sweep-file names (canonical first) and ``fields`` maps each
+    sweep-file key to a constructor argument; ``defaults`` holds the optional ones.
     """
 
     kind: str = "float"
     log: bool = False
+    categorical: bool = False
     is_dimension: bool = True
+    names: ClassVar[tuple[str, ...]] = ()
+    fields: ClassVar[dict[str, str]] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def to_unit(self, value: Any) -> float:
         raise NotImplementedError
@@ -68,7 +147,7 @@ class Distribution:
         return None
 
     def support(self) -> list[Any]:
-        """Every value, in unit-space order (discrete distributions only)."""
+        """Every distinct value, in unit-space order (discrete distributions only)."""
         raise TypeError(f"{self.describe()} is continuous")
 
     def probabilities(self) -> list[float]:
@@ -85,11 +164,8 @@ class Distribution:
             raise ValueError("a grid needs `points` for a continuous or very large axis")
         if points < 1:
             raise ValueError("points must be >= 1")
-        if points == 1:
-            us = [0.5]
-        else:
-            us = [i / (points - 1) for i in range(points)]
-        return _unique([self.from_unit(u) for u in us])
+        us = [0.5] if points == 1 else [i / (points - 1) for i in range(points)]
+        return distinct([self.from_unit(u) for u in us])
 
     def narrow(self, lo_u: float, hi_u: float) -> Distribution:
         """The same prior restricted to the unit box [lo_u, hi_u]."""
@@ -101,45 +177,88 @@ class Distribution:
     def describe(self) -> str:
         raise NotImplementedError
 
+    # ------------------------------------------------------- sweep-file form
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], path: str) -> Distribution:
+        """Parse a sweep-file definition (``{distribution: .., min: .., max: ..}``)."""
+        _allowed_keys(path, raw, cls.fields)
+        kwargs = {}
+        for key, attr in cls.fields.items():
+            if key in raw:
+                kwargs[attr] = raw[key]
+            elif key in cls.defaults:
+                kwargs[attr] = cls.defaults[key]
+            else:
+                raise SpecError(f"{path}.{key}", expected=f"a value (needed by {cls.names[0]})")
+        try:
+            return cls(**kwargs)
+        except SpecError as exc:
+            raise exc.under(path) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition in sweep-file syntax (for the stored spec.yaml).
+
+        Example: ``LogUniform(1e-4, 1).to_dict() == {'distribution': 'loguniform',
+        'min': 0.0001, 'max': 1.0}``
+        """
+        out: dict[str, Any] = {"distribution": self.names[0]}
+        out.update({key: getattr(self, attr) for key, attr in self.fields.items()})
+        return out
+
     def __repr__(self) -> str:
         return self.describe()
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.__dict__ == other.__dict__
+        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.describe()))
 
 
-def _unique(values: Sequence[Any]) -> list[Any]:
-    """Drop repeated values, keeping the first, telling 1 from True and 1.0."""
-    seen: set[tuple[str, Any]] = set()
-    out = []
-    for v in values:
-        try:
-            key = (type(v).__name__, v)
-            hash(key)
-        except TypeError:  # list or mapping values (grid `values:`): compare by repr
-            key = (type(v).__name__, repr(v))
-        if key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
+def _allowed_keys(path: str, raw: Mapping[str, Any], fields: Mapping[str, str]) -> None:
+    allowed = set(fields) | {"distribution", "points"}
+    for key in raw:
+        if key not in allowed:
+            raise SpecError(f"{path}.{key}", raw[key], f"no {key!r} for this distribution",
+                            "allowed: " + ", ".join(sorted(allowed)))
+
+
+def _bounds(lo: Any, hi: Any) -> tuple[float, float]:
+    lo, hi = float(number("min", lo)), float(number("max", hi))
+    if lo >= hi:
+        raise SpecError("max", hi, f"a number greater than min ({lo:g})")
+    return lo, hi
+
+
+def _log_bounds(lo: Any, hi: Any) -> tuple[float, float]:
+    lo, hi = _bounds(lo, hi)
+    if lo <= 0:
+        raise SpecError("min", lo, "a number > 0 for a log axis")
+    return lo, hi
+
+
+def _int_bounds(lo: Any, hi: Any) -> tuple[int, int]:
+    lo, hi = integer("min", lo), integer("max", hi)
+    if lo > hi:
+        raise SpecError("max", hi, f"an integer >= min ({lo})")
+    return lo, hi
 
 
 # ----------------------------------------------------------------- continuous
 
 
-@dataclass(eq=False, repr=False)
 class Uniform(Distribution):
     """Uniform real on [lo, hi].
 
     Example: ``Uniform(0.0, 0.5).from_unit(0.5) == 0.25``
     """
 
-    lo: float
-    hi: float
-    kind = "float"
+    names = ("uniform",)
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi"}
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = _bounds(lo, hi)
 
     def to_unit(self, value: Any) -> float:
         return _clip01((float(value) - self.lo) / (self.hi - self.lo))
@@ -152,39 +271,43 @@ class Uniform(Distribution):
         return f"uniform({self.lo:g}, {self.hi:g})"
 
 
-@dataclass(eq=False, repr=False)
 class LogUniform(Distribution):
     """Real whose logarithm is uniform on [log lo, log hi]; raw bounds, lo > 0.
 
     Example: ``LogUniform(1e-4, 1.0).from_unit(0.5) == 0.01``
     """
 
-    lo: float
-    hi: float
-    kind = "float"
+    names = ("loguniform", "log_uniform_values", "inv_log_uniform_values")
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi"}
     log = True
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = _log_bounds(lo, hi)
+        self._a, self._b = math.log(self.lo), math.log(self.hi)
 
     def to_unit(self, value: Any) -> float:
         v = float(value)
         if v <= 0:
             return 0.0
-        return _clip01((math.log(v) - math.log(self.lo)) / (math.log(self.hi) - math.log(self.lo)))
+        return _clip01((math.log(v) - self._a) / (self._b - self._a))
 
     def from_unit(self, u: float) -> float:
-        x = math.exp(math.log(self.lo) + _clip01(u) * (math.log(self.hi) - math.log(self.lo)))
+        x = math.exp(self._a + _clip01(u) * (self._b - self._a))
         return min(max(_tidy(x), self.lo), self.hi)
 
     def describe(self) -> str:
         return f"loguniform({self.lo:g}, {self.hi:g})"
 
 
-@dataclass(eq=False, repr=False)
 class Normal(Distribution):
     """Normal(mu, sigma), mapped to the unit interval through its CDF (W&B's ``normal``)."""
 
-    mu: float
-    sigma: float
-    kind = "float"
+    names = ("normal",)
+    fields: ClassVar[dict[str, str]] = {"mu": "mu", "sigma": "sigma"}
+    defaults: ClassVar[dict[str, Any]] = {"mu": 0.0, "sigma": 1.0}
+
+    def __init__(self, mu: float, sigma: float):
+        self.mu, self.sigma = float(number("mu", mu)), positive("sigma", sigma)
 
     def to_unit(self, value: Any) -> float:
         return _clip01(_NORMAL.cdf((float(value) - self.mu) / self.sigma))
@@ -197,13 +320,10 @@ class Normal(Distribution):
         return f"normal({self.mu:g}, {self.sigma:g})"
 
 
-@dataclass(eq=False, repr=False)
-class LogNormal(Distribution):
+class LogNormal(Normal):
     """exp(Normal(mu, sigma)) (W&B's ``log_normal``): a log axis with a normal prior."""
 
-    mu: float
-    sigma: float
-    kind = "float"
+    names = ("lognormal", "log_normal")
     log = True
 
     def to_unit(self, value: Any) -> float:
@@ -220,20 +340,21 @@ class LogNormal(Distribution):
         return f"lognormal({self.mu:g}, {self.sigma:g})"
 
 
-@dataclass(eq=False, repr=False)
 class QLogUniform(Distribution):
     """Log-uniform on [lo, hi], rounded to a multiple of q and kept inside [lo, hi].
 
     Both ends are reachable: u=0 gives lo and u=1 gives hi.
     """
 
-    lo: float
-    hi: float
-    q: float
-    kind = "float"
+    names = ("qloguniform", "q_log_uniform_values")
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi", "q": "q"}
+    defaults: ClassVar[dict[str, Any]] = {"q": 1}
     log = True
 
-    def __post_init__(self) -> None:
+    def __init__(self, lo: float, hi: float, q: float = 1):
+        self.lo, self.hi = _log_bounds(lo, hi)
+        self.q = positive("q", q)
+        self._log = LogUniform(self.lo, self.hi)
         if all(float(x).is_integer() for x in (self.lo, self.hi, self.q)):
             self.kind = "int"
 
@@ -241,11 +362,10 @@ class QLogUniform(Distribution):
         return int(round(x)) if self.kind == "int" else _tidy(x)
 
     def to_unit(self, value: Any) -> float:
-        return LogUniform(self.lo, self.hi).to_unit(value)
+        return self._log.to_unit(value)
 
     def from_unit(self, u: float) -> Any:
-        x = LogUniform(self.lo, self.hi).from_unit(u)
-        x = round(x / self.q) * self.q
+        x = round(self._log.from_unit(u) / self.q) * self.q
         x = self._cast(min(max(x, self.lo), self.hi))
         return min(max(x, self.lo), self.hi)  # tidying a clipped end may step outside
 
@@ -258,7 +378,7 @@ class QLogUniform(Distribution):
 
 class _Indexed(Distribution):
     """A discrete distribution whose values are indexed 0..n-1 with equal-width
-    unit intervals; subclasses give ``_value(i)`` and ``_index(value)``."""
+    unit intervals; subclasses give ``_n()``, ``_value(i)`` and ``_index(value)``."""
 
     def _n(self) -> int:
         raise NotImplementedError
@@ -288,7 +408,6 @@ class _Indexed(Distribution):
         return [1.0 / n] * n
 
 
-@dataclass(eq=False, repr=False)
 class RandInt(_Indexed):
     """Integer uniform on [lo, hi], **both ends inclusive** (Ray Tune's ``randint``
     excludes hi; ``tune.randint(1, 10)`` is ``RandInt(1, 9)``).
@@ -296,9 +415,12 @@ class RandInt(_Indexed):
     Example: ``RandInt(1, 3).support() == [1, 2, 3]``
     """
 
-    lo: int
-    hi: int
+    names = ("randint", "int_uniform")
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi"}
     kind = "int"
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = _int_bounds(lo, hi)
 
     def _n(self) -> int:
         return self.hi - self.lo + 1
@@ -313,17 +435,20 @@ class RandInt(_Indexed):
         return f"randint({self.lo}, {self.hi})"
 
 
-@dataclass(eq=False, repr=False)
 class QUniform(_Indexed):
     """Uniform on the grid lo, lo+q, lo+2q, ... inside [lo, hi]; hi is always reachable
     (the last step is shortened when hi - lo is not a multiple of q)."""
 
-    lo: float
-    hi: float
-    q: float
-    kind = "float"
+    names = ("quniform", "q_uniform")
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi", "q": "q"}
+    defaults: ClassVar[dict[str, Any]] = {"q": 1}
 
-    def __post_init__(self) -> None:
+    def __init__(self, lo: float, hi: float, q: float = 1):
+        self.lo, self.hi = _bounds(lo, hi)
+        self.q = positive("q", q)
+        if (self.hi - self.lo) / self.q > 1e9:
+            raise SpecError("q", q, f"a step giving at most 10^9 values over "
+                            f"[{self.lo:g}, {self.hi:g}]")
         if all(float(x).is_integer() for x in (self.lo, self.hi, self.q)):
             self.kind = "int"
 
@@ -346,7 +471,6 @@ class QUniform(_Indexed):
         return f"quniform({self.lo:g}, {self.hi:g}, q={self.q:g})"
 
 
-@dataclass(eq=False, repr=False)
 class LogRandInt(Distribution):
     """Integer on [lo, hi] (both inclusive, lo >= 1), uniform in log space: each
     integer v owns the log interval [v - 0.5, v + 0.5] clipped to the range.
@@ -354,10 +478,15 @@ class LogRandInt(Distribution):
     Example: ``LogRandInt(8, 512).grid_values(3) == [8, 64, 512]``
     """
 
-    lo: int
-    hi: int
+    names = ("lograndint", "log_int_uniform")
+    fields: ClassVar[dict[str, str]] = {"min": "lo", "max": "hi"}
     kind = "int"
     log = True
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = _int_bounds(lo, hi)
+        if self.lo < 1:
+            raise SpecError("min", lo, "an integer >= 1 for a log axis")
 
     def _edges(self) -> tuple[float, float]:
         return math.log(max(self.lo - 0.5, 0.5 * self.lo)), math.log(self.hi + 0.5)
@@ -389,33 +518,56 @@ class LogRandInt(Distribution):
         # Exact log spacing between the ends, so 8..512 with 3 points is 8, 64, 512.
         a, b = math.log(self.lo), math.log(self.hi)
         steps = points - 1
-        return _unique([int(round(math.exp(a + i * (b - a) / steps))) for i in range(points)])
+        return distinct([int(round(math.exp(a + i * (b - a) / steps))) for i in range(points)])
 
     def describe(self) -> str:
         return f"lograndint({self.lo}, {self.hi})"
 
 
 class Choice(Distribution):
-    """One of ``values`` (multinoulli), optionally weighted. Category i owns a unit
+    """One of ``values`` (multinoulli), optionally weighted. Entry i owns a unit
     interval whose width is its probability, so uniform points sample the weights.
+    A value listed twice is drawn twice as often (W&B's ``values`` do the same);
+    a grid takes each distinct value once (1, 1.0 and True are different values).
 
     Example: ``Choice(["sgd", "adam"], weights=[3, 1]).from_unit(0.8) == "adam"``
     """
 
+    names = ("choice", "categorical", "categorical_w_probabilities")
     kind = "category"
+    categorical = True
 
     def __init__(self, values: Sequence[Any], weights: Sequence[float] | None = None):
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SpecError("values", values, "a non-empty list of values")
+        for i, v in enumerate(values):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise SpecError(f"values[{i}]", v, "a finite number")
+            if scalar_kind(v) == "json" and not isinstance(v, (list, dict)):
+                raise SpecError(f"values[{i}]", v, "a scalar (string, number, bool or null) "
+                                "or a list/mapping of them")
+            try:
+                json_value(f"values[{i}]", v)
+            except SpecError as exc:
+                raise SpecError(f"values[{i}]", v, exc.expected) from None
         self.values = list(values)
-        self.weights = None if weights is None else [float(w) for w in weights]
-        total = sum(self.weights) if self.weights else len(self.values)
+        self.weights = None if weights is None else self._checked_weights(weights)
         probs = self.weights or [1.0] * len(self.values)
+        total = sum(probs)
         cuts = [0.0]
         for w in probs:
             cuts.append(cuts[-1] + w / total)
         cuts[-1] = 1.0
         self._cuts = cuts
-        kinds = {_scalar_kind(v) for v in self.values}
-        self.value_kind = kinds.pop() if len(kinds) == 1 else "mixed"
+        self._support = distinct(self.values)
+
+    def _checked_weights(self, weights: Any) -> list[float]:
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(self.values):
+            raise SpecError("weights", weights, f"a list of {len(self.values)} numbers")
+        ws = [float(number(f"weights[{i}]", w)) for i, w in enumerate(weights)]
+        if any(w < 0 for w in ws) or sum(ws) <= 0:
+            raise SpecError("weights", weights, "non-negative numbers with a positive sum")
+        return ws
 
     def _index(self, value: Any) -> int:
         for i, v in enumerate(self.values):
@@ -432,25 +584,30 @@ class Choice(Distribution):
 
     def from_unit(self, u: float) -> Any:
         u = _clip01(u)
-        # u == 1 belongs to the last category of positive width (a zero weight is never drawn).
+        # u == 1 belongs to the last entry of positive width (a zero weight is never drawn).
         find = bisect.bisect_left if u >= 1.0 else bisect.bisect_right
         i = find(self._cuts, u) - 1
         return self.values[min(max(i, 0), len(self.values) - 1)]
 
     @property
     def cardinality(self) -> int:
-        return len(self.values)
+        return len(self._support)
 
     def support(self) -> list[Any]:
-        return list(self.values)
+        return list(self._support)
 
     def probabilities(self) -> list[float]:
-        return [self._cuts[i + 1] - self._cuts[i] for i in range(len(self.values))]
+        mass = [0.0] * len(self._support)
+        position = {value_key(v): j for j, v in enumerate(self._support)}
+        for i, v in enumerate(self.values):
+            mass[position[value_key(v)]] += self._cuts[i + 1] - self._cuts[i]
+        return mass
 
     def subset(self, values: Sequence[Any]) -> Distribution:
         """The same choice restricted to ``values`` (weights kept, renormalised)."""
-        keep = sorted({self._index(v) for v in values})
-        if len(keep) == 1:
+        wanted = {value_key(v) for v in values}
+        keep = [i for i, v in enumerate(self.values) if value_key(v) in wanted]
+        if len(distinct([self.values[i] for i in keep])) == 1:
             return Constant(self.values[keep[0]])
         weights = None if self.weights is None else [self.weights[i] for i in keep]
         return Choice([self.values[i] for i in keep], weights)
@@ -461,6 +618,28 @@ class Choice(Distribution):
 
     def narrow(self, lo_u: float, hi_u: float) -> Distribution:
         return self
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], path: str) -> Distribution:
+        _allowed_keys(path, raw, {"values": "values", "probabilities": "weights",
+                                  "weights": "weights"})
+        if "values" not in raw:
+            raise SpecError(f"{path}.values", expected="a value (needed by choice)")
+        if "probabilities" in raw and "weights" in raw:
+            raise SpecError(f"{path}.weights", expected="either probabilities or weights")
+        key = "probabilities" if "probabilities" in raw else "weights"
+        try:
+            return cls(raw["values"], raw.get(key))
+        except SpecError as exc:
+            if exc.path.startswith("weights"):
+                exc = SpecError(key + exc.path[len("weights"):], exc.value, exc.expected)
+            raise exc.under(path) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"values": list(self.values)}
+        if self.weights is not None:
+            out["weights"] = list(self.weights)
+        return out
 
     def describe(self) -> str:
         if self.weights is None:
@@ -474,11 +653,23 @@ class Bernoulli(Choice):
     Example: ``Bernoulli(0.5).support() == [False, True]``
     """
 
+    names = ("bernoulli",)
+    fields: ClassVar[dict[str, str]] = {"p": "p"}
+    defaults: ClassVar[dict[str, Any]] = {"p": 0.5}
     kind = "bool"
 
     def __init__(self, p: float = 0.5):
-        self.p = float(p)
+        self.p = float(number("p", p))
+        if not 0.0 <= self.p <= 1.0:
+            raise SpecError("p", p, "a probability in [0, 1]")
         super().__init__([False, True], [1.0 - self.p, self.p])
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], path: str) -> Distribution:
+        return Distribution.from_dict.__func__(cls, raw, path)  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"distribution": "bernoulli", "p": self.p}
 
     def describe(self) -> str:
         return f"bernoulli({self.p:g})"
@@ -487,10 +678,13 @@ class Bernoulli(Choice):
 class Constant(Distribution):
     """A fixed value: part of every config, not a dimension of the cube."""
 
+    names = ("constant",)
+    fields: ClassVar[dict[str, str]] = {"value": "value"}
     kind = "constant"
     is_dimension = False
 
     def __init__(self, value: Any):
+        json_value("value", value)
         self.value = value
 
     def to_unit(self, value: Any) -> float:
@@ -512,6 +706,9 @@ class Constant(Distribution):
     def narrow(self, lo_u: float, hi_u: float) -> Distribution:
         return self
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value}
+
     def describe(self) -> str:
         return f"constant({self.value!r})"
 
@@ -530,6 +727,7 @@ class Narrowed(Distribution):
         self.hi_u = max(hi_u, lo_u)
         self.kind = parent.kind
         self.log = parent.log
+        self.categorical = parent.categorical
 
     def to_unit(self, value: Any) -> float:
         width = self.hi_u - self.lo_u
@@ -562,160 +760,127 @@ class Narrowed(Distribution):
         total = sum(probs)
         return [p / total for p in probs]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.parent.to_dict(), "unit_box": [self.lo_u, self.hi_u]}
+
     def describe(self) -> str:
         lo, hi = self.bounds
         return f"{self.parent.describe()}[{lo!r}..{hi!r}]"
 
 
-def _scalar_kind(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "other"
+# ------------------------------------------------------------------ registry
 
 
-def _json_like(value: Any) -> bool:
-    """True for lists and mappings that JSON can write (W&B allows list-valued choices)."""
-    if not isinstance(value, (list, dict)):
-        return False
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
+def _exponent_parser(kind: str) -> Callable[[Mapping[str, Any], str], Distribution]:
+    """W&B's deprecated log_uniform, inv_log_uniform and q_log_uniform: their bounds
+    are natural-log exponents (like hyperopt's loguniform)."""
+
+    def parse(raw: Mapping[str, Any], path: str) -> Distribution:
+        fields = {"min": "lo", "max": "hi", **({"q": "q"} if kind == "q_log_uniform" else {})}
+        _allowed_keys(path, raw, fields)
+        try:
+            lo, hi = _bounds(raw.get("min"), raw.get("max"))
+            if max(abs(lo), abs(hi)) > 700:
+                raise SpecError("max", hi, "natural-log exponents within +-700")
+        except SpecError as exc:
+            raise exc.under(path) from None
+        warnings.warn(
+            f"{path}: W&B's {kind} takes natural-log exponents as bounds "
+            f"(values e^{lo:g}..e^{hi:g}); prefer log_uniform_values with raw bounds",
+            stacklevel=2,
+        )
+        try:
+            if kind == "inv_log_uniform":
+                return LogUniform(math.exp(-hi), math.exp(-lo))
+            if kind == "q_log_uniform":
+                return QLogUniform(math.exp(lo), math.exp(hi), raw.get("q", 1))
+            return LogUniform(math.exp(lo), math.exp(hi))
+        except SpecError as exc:
+            raise exc.under(path) from None
+
+    return parse
+
+
+DISTRIBUTIONS: tuple[type[Distribution], ...] = (
+    Constant, Choice, Bernoulli, Uniform, LogUniform, QUniform, QLogUniform, RandInt,
+    LogRandInt, Normal, LogNormal,
+)
+# Every sweep-file distribution name (sweep's and W&B's) -> its parser.
+REGISTRY: dict[str, Callable[[Mapping[str, Any], str], Distribution]] = {
+    name: cls.from_dict for cls in DISTRIBUTIONS for name in cls.names
+}
+REGISTRY.update({name: _exponent_parser(name)
+                 for name in ("log_uniform", "inv_log_uniform", "q_log_uniform")})
+# W&B names sweep does not support, with what they are.
+UNSUPPORTED = {
+    "q_normal": "a quantised normal", "q_log_normal": "a quantised log-normal",
+    "beta": "a beta prior", "q_beta": "a quantised beta prior",
+}
 
 
 # ---------------------------------------------------------------- shorthands
 
 
+def _shorthand(name: str, make: Callable[[], Distribution]) -> Any:
+    try:
+        return make()
+    except SpecError as exc:
+        raise exc.under(name) from None
+
+
 def uniform(lo: float, hi: float) -> Uniform:
     """Uniform real on [lo, hi]. Example: ``sweep.uniform(0.0, 0.5)``."""
-    return Uniform(*_bounds("uniform", lo, hi))
+    return _shorthand("uniform", lambda: Uniform(lo, hi))
 
 
 def loguniform(lo: float, hi: float) -> LogUniform:
     """Log-uniform real on [lo, hi], raw bounds. Example: ``sweep.loguniform(1e-4, 1)``."""
-    lo, hi = _bounds("loguniform", lo, hi)
-    if lo <= 0:
-        raise SpecError("loguniform", lo, "a lower bound > 0")
-    return LogUniform(lo, hi)
+    return _shorthand("loguniform", lambda: LogUniform(lo, hi))
 
 
 def quniform(lo: float, hi: float, q: float) -> QUniform:
     """lo, lo+q, ... up to hi (both ends reachable). Example: ``sweep.quniform(0, 1, 0.25)``."""
-    lo, hi = _bounds("quniform", lo, hi)
-    return QUniform(lo, hi, _positive("quniform.q", q))
+    return _shorthand("quniform", lambda: QUniform(lo, hi, q))
 
 
 def qloguniform(lo: float, hi: float, q: float) -> QLogUniform:
     """Log-uniform rounded to multiples of q. Example: ``sweep.qloguniform(1, 1024, 1)``."""
-    lo, hi = _bounds("qloguniform", lo, hi)
-    if lo <= 0:
-        raise SpecError("qloguniform", lo, "a lower bound > 0")
-    return QLogUniform(lo, hi, _positive("qloguniform.q", q))
+    return _shorthand("qloguniform", lambda: QLogUniform(lo, hi, q))
 
 
 def randint(lo: int, hi: int) -> RandInt:
     """Integer on [lo, hi], both ends inclusive. Example: ``sweep.randint(1, 8)``."""
-    return RandInt(*_int_bounds("randint", lo, hi))
+    return _shorthand("randint", lambda: RandInt(lo, hi))
 
 
 def lograndint(lo: int, hi: int) -> LogRandInt:
     """Integer on [lo, hi] (inclusive), log-uniform. Example: ``sweep.lograndint(16, 512)``."""
-    lo, hi = _int_bounds("lograndint", lo, hi)
-    if lo < 1:
-        raise SpecError("lograndint", lo, "a lower bound >= 1")
-    return LogRandInt(lo, hi)
+    return _shorthand("lograndint", lambda: LogRandInt(lo, hi))
 
 
 def choice(values: Sequence[Any], weights: Sequence[float] | None = None) -> Choice:
     """One of ``values``, optionally weighted. Example: ``sweep.choice(["sgd", "adam"])``."""
-    return _checked_choice("choice", values, weights)
+    return _shorthand("choice", lambda: Choice(values, weights))
 
 
 def bernoulli(p: float = 0.5) -> Bernoulli:
     """True with probability p. Example: ``sweep.bernoulli(0.3)``."""
-    p = _finite("bernoulli.p", p)
-    if not 0.0 <= p <= 1.0:
-        raise SpecError("bernoulli.p", p, "a probability in [0, 1]")
-    return Bernoulli(p)
+    return _shorthand("bernoulli", lambda: Bernoulli(p))
 
 
 def normal(mu: float, sigma: float) -> Normal:
     """Normal prior. Example: ``sweep.normal(0.0, 1.0)``."""
-    return Normal(_finite("normal.mu", mu), _positive("normal.sigma", sigma))
+    return _shorthand("normal", lambda: Normal(mu, sigma))
 
 
 def lognormal(mu: float, sigma: float) -> LogNormal:
     """exp(Normal(mu, sigma)). Example: ``sweep.lognormal(-4.6, 1.0)``."""
-    return LogNormal(_finite("lognormal.mu", mu), _positive("lognormal.sigma", sigma))
+    return _shorthand("lognormal", lambda: LogNormal(mu, sigma))
 
 
 def constant(value: Any) -> Constant:
     """A fixed value. Example: ``sweep.constant(10)``."""
-    return Constant(value)
-
-
-def _finite(path: str, x: Any) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise SpecError(path, x, "a number")
-    x = float(x)
-    if not math.isfinite(x):
-        raise SpecError(path, x, "a finite number")
-    return x
-
-
-def _positive(path: str, x: Any) -> float:
-    x = _finite(path, x)
-    if x <= 0:
-        raise SpecError(path, x, "a number > 0")
-    return x
-
-
-def _bounds(path: str, lo: Any, hi: Any) -> tuple[float, float]:
-    lo, hi = _finite(f"{path}.min", lo), _finite(f"{path}.max", hi)
-    if lo >= hi:
-        raise SpecError(f"{path}.max", hi, f"a number greater than min ({lo:g})")
-    return lo, hi
-
-
-def _int_bounds(path: str, lo: Any, hi: Any) -> tuple[int, int]:
-    for name, x in (("min", lo), ("max", hi)):
-        f = _finite(f"{path}.{name}", x)
-        if not f.is_integer():
-            raise SpecError(f"{path}.{name}", x, "an integer")
-    lo, hi = int(lo), int(hi)
-    if lo > hi:
-        raise SpecError(f"{path}.max", hi, f"an integer >= min ({lo})")
-    return lo, hi
-
-
-def _checked_choice(path: str, values: Any, weights: Any) -> Choice:
-    if not isinstance(values, (list, tuple)) or not values:
-        raise SpecError(path, values, "a non-empty list of values")
-    for i, v in enumerate(values):
-        if _scalar_kind(v) == "other" and not _json_like(v):
-            raise SpecError(f"{path}[{i}]", v, "a scalar (string, number, bool or null) or a "
-                            "list/mapping of them")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise SpecError(f"{path}[{i}]", v, "a finite number")
-    if len(_unique(values)) != len(values):
-        raise SpecError(path, values, "distinct values (found duplicates)")
-    if weights is not None:
-        if not isinstance(weights, (list, tuple)) or len(weights) != len(values):
-            raise SpecError(f"{path}.weights", weights, f"a list of {len(values)} numbers")
-        ws = [_finite(f"{path}.weights[{i}]", w) for i, w in enumerate(weights)]
-        if any(w < 0 for w in ws) or sum(ws) <= 0:
-            raise SpecError(f"{path}.weights", weights, "non-negative numbers with a positive sum")
-        weights = ws
-    return Choice(values, weights)
+    return _shorthand("constant", lambda: Constant(value))
 
 
 # --------------------------------------------------------------------- space
@@ -765,6 +930,16 @@ class Space(Mapping[str, Distribution]):
         return Space(merged)
 
     @property
+    def numeric_dims(self) -> list[str]:
+        """Dimensions with an order (everything but categorical choices)."""
+        return [n for n in self.dims if not self._params[n].categorical]
+
+    @property
+    def categorical_dims(self) -> list[str]:
+        """Dimensions whose values are unordered categories (choices, flags)."""
+        return [n for n in self.dims if self._params[n].categorical]
+
+    @property
     def is_discrete(self) -> bool:
         """True when every dimension has finitely many values."""
         return all(self._params[n].cardinality is not None for n in self.dims)
@@ -773,22 +948,37 @@ class Space(Mapping[str, Distribution]):
         """Number of distinct configs, or None when some axis is continuous."""
         if not self.is_discrete:
             return None
-        total = 1
-        for n in self.dims:
-            total *= self._params[n].cardinality  # type: ignore[operator]
-        return total
+        return math.prod(self._params[n].cardinality for n in self.dims)  # type: ignore
+
+    def possible_combinations(self) -> int | None:
+        """Configs with a positive prior probability (a zero weight rules a value out);
+        None when some axis is continuous."""
+        if not self.is_discrete:
+            return None
+        return math.prod(sum(p > 0 for p in self._params[n].probabilities()) for n in self.dims)
+
+    def combination_probabilities(self) -> np.ndarray:
+        """The prior probability of every config of a discrete space, in grid order
+        (names sorted, the last varying fastest)."""
+        probs = np.ones(1)
+        for name in self.dims:
+            probs = np.outer(probs, np.asarray(self._params[name].probabilities())).ravel()
+        return probs
+
+    def grid_axis(self, name: str, points: int | None) -> list[Any]:
+        """The values of ``name`` on a grid axis (see ``Distribution.grid_values``)."""
+        return self._params[name].grid_values(points)
 
     def scales(self) -> dict[str, str]:
         """'linear' | 'log' | 'categorical' | 'constant' per parameter, for plots."""
         out = {}
         for name, dist in self._params.items():
-            base = dist.parent if isinstance(dist, Narrowed) else dist
-            if not base.is_dimension:
+            if not dist.is_dimension:
                 out[name] = "constant"
-            elif isinstance(base, Choice):
+            elif dist.categorical:
                 out[name] = "categorical"
             else:
-                out[name] = "log" if base.log else "linear"
+                out[name] = "log" if dist.log else "linear"
         return out
 
     def describe(self) -> dict[str, str]:

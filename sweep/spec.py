@@ -1,8 +1,10 @@
-"""Sweep files: YAML (``yaml.safe_load``) or a Python dict into a validated ``Spec``.
+"""Sweep files: YAML (read with ``yaml.safe_load`` limits) or a Python dict into a
+validated ``Spec``.
 
-The format is a superset of W&B's sweep file: a W&B ``method: grid|random``
-file runs as it is; ``stages:`` adds coarse-to-fine. Every invalid input raises
-``SpecError`` naming the path of the field, the value and what was expected.
+The format is a superset of W&B's sweep file: a W&B file runs as it is
+(``sweep.wandb_files``); ``stages:`` adds coarse-to-fine. Every invalid input raises
+``SpecError`` naming the path of the field, the value and what was expected; the most
+fundamental problem is reported first, and warnings only once the file is valid.
 
 Example:
     >>> spec = load_spec({
@@ -11,17 +13,13 @@ Example:
     ...     "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1}},
     ...     "stages": [{"plan": "random", "trials": 8}],
     ... })
-    >>> spec.space["lr"]
-    loguniform(0.0001, 1)
+    >>> spec.space["lr"], spec.folder
+    (loguniform(0.0001, 1), 'demo')
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
-import json
-import math
 import re
 import warnings
 from collections.abc import Callable, Mapping
@@ -31,72 +29,29 @@ from typing import Any
 
 import yaml
 
-from . import space as sp
+from . import command as cmd
+from .checks import integer, known_keys, number, one_of, text
 from .errors import SpecError
+from .parameters import parse_parameters
 from .space import Distribution, Space
+from .stages import Stage, parse_stages
+from .wandb_files import check_name, default_name, folder_name, method_stage
+from .yamlio import load_yaml
 
-PLANS = ("grid", "random", "sobol", "lhs", "refine")
-REGIONS = ("each", "hull")
-SAMPLES = ("random", "grid", "sobol")
 GOALS = ("minimize", "maximize")
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 OBJECTIVE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
 TOP_KEYS = (
     "name", "description", "objective", "command", "program", "metric", "parameters",
     "stages", "method", "run_cap", "seed", "resources", "retries", "timeout_s",
     "max_concurrent", "batch", "early_terminate", "project", "entity",
-)
-STAGE_KEYS = (
-    "plan", "trials", "seed", "points", "values", "fixed", "top_k", "region", "margin",
-    "min_width", "shrink", "categorical", "sample", "from", "name",
-)
-PARAM_KEYS = (
-    "distribution", "value", "values", "probabilities", "weights", "min", "max", "q", "mu",
-    "sigma", "p", "parameters", "points",
+    # W&B's schema has these too; they mean nothing to sweep (it is its own controller).
+    "apiVersion", "kind", "controller",
 )
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory", "custom")
-
-# Distribution names, W&B's and the short ones, to one canonical name each.
-DISTRIBUTIONS = {
-    "constant": "constant",
-    "categorical": "choice", "choice": "choice", "categorical_w_probabilities": "choice",
-    "uniform": "uniform",
-    "int_uniform": "randint", "randint": "randint",
-    "lograndint": "lograndint", "log_int_uniform": "lograndint",
-    "q_uniform": "quniform", "quniform": "quniform",
-    "log_uniform_values": "loguniform", "loguniform": "loguniform",
-    "inv_log_uniform_values": "loguniform",
-    "q_log_uniform_values": "qloguniform", "qloguniform": "qloguniform",
-    "log_uniform": "log_uniform_exponents",
-    "q_log_uniform": "q_log_uniform_exponents",
-    "inv_log_uniform": "inv_log_uniform_exponents",
-    "normal": "normal", "log_normal": "lognormal", "lognormal": "lognormal",
-    "bernoulli": "bernoulli",
-}
-UNSUPPORTED = {
-    "q_normal": "a quantised normal", "q_log_normal": "a quantised log-normal",
-    "beta": "a beta prior", "q_beta": "a quantised beta prior",
-}
-
-# Refine defaults, chosen from tests/bench/quality.py (see README, "Coarse-to-fine").
-DEFAULT_REGION = "each"
-DEFAULT_SHRINK = 0.25
-DEFAULT_MARGIN = 0.1
-DEFAULT_MIN_WIDTH = 0.1
-DEFAULT_W_AND_B_TRIALS = 20
-
-
-def default_top_k(trials: int, region: str = "each") -> int:
-    """Seeds for a refine stage of ``trials`` trials: about one per 8 trials, 1..4 for
-    ``each``, 2..8 for ``hull`` (a hull of one seed is only a min_width box).
-
-    Example: ``default_top_k(32) == 4``
-    """
-    if region == "hull":
-        return max(2, min(8, trials // 8))
-    return max(1, min(4, trials // 8))
+# What defines a sweep's trials: a rerun must keep these to resume (stages may grow).
+IDENTITY_KEYS = ("name", "objective", "command", "program", "metric", "parameters", "seed",
+                 "method", "early_terminate")
+DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 
 
 @dataclass
@@ -131,46 +86,17 @@ class Resources:
 
 
 @dataclass
-class Stage:
-    """One stage of a sweep: a plan and its budget."""
-
-    index: int
-    plan: str
-    trials: int | None = None
-    seed: int = 0
-    points: int | dict[str, int] | None = None
-    values: dict[str, list[Any]] = field(default_factory=dict)
-    fixed: dict[str, Any] = field(default_factory=dict)
-    top_k: int | None = None
-    region: str = DEFAULT_REGION
-    margin: float = DEFAULT_MARGIN
-    min_width: float = DEFAULT_MIN_WIDTH
-    shrink: float = DEFAULT_SHRINK
-    categorical: str = "keep"
-    sample: str = "random"
-    source: str = "previous"
-    truncate: bool = False
-    axis_points: dict[str, int] = field(default_factory=dict)
-
-    def space(self, base: Space) -> Space:
-        """The search space of this stage: ``fixed`` values replace parameters."""
-        if not self.fixed:
-            return base
-        return base.replace(**{k: sp.Constant(v) for k, v in self.fixed.items()})
-
-    @property
-    def refine_top_k(self) -> int:
-        if self.top_k is not None:
-            return self.top_k
-        return default_top_k(self.trials or 8, self.region)
-
-
-@dataclass
 class Spec:
-    """A validated sweep: what to run, over which space, in which stages."""
+    """A validated sweep: what to run, over which space, in which stages.
+
+    ``name`` is the sweep's name as written (the ``sweep`` column); ``folder`` the
+    results folder derived from it. ``metric`` is None for a sweep that ranks
+    nothing; ``objective``, ``command`` and ``program`` all None for a file that only
+    plans (``sweep run --objective`` supplies one).
+    """
 
     name: str
-    metric: Metric
+    metric: Metric | None
     space: Space
     stages: list[Stage]
     objective: str | Callable[..., Any] | None = None
@@ -184,8 +110,21 @@ class Spec:
     max_concurrent: int | None = None
     batch: int | str = "auto"
     description: str = ""
+    early_terminate: dict[str, Any] | None = None
+    project: str = ""
+    entity: str = ""
     document: dict[str, Any] = field(default_factory=dict)
     base_dir: str = "."
+
+    @property
+    def folder(self) -> str:
+        """The results folder under the root (a safe form of the name)."""
+        return folder_name(self.name)
+
+    @property
+    def runnable(self) -> bool:
+        """True when the spec says what to run (an objective, a program or a command)."""
+        return self.objective is not None or self.command is not None
 
     def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """A flat config as the objective receives it: nested parameters as dicts.
@@ -201,27 +140,21 @@ class Spec:
             node[path[-1]] = value
         return out
 
-    def fingerprint(self) -> str:
-        """A hash of what defines the trials: a rerun with the same fingerprint resumes."""
-        return fingerprint(self.document)
-
     def to_yaml(self) -> str:
         """The spec as run, as YAML (callables are written by name)."""
         return yaml.safe_dump(self.document, sort_keys=False, allow_unicode=True)
 
+    def with_objective(self, objective: str | Callable[..., Any]) -> Spec:
+        """This spec with an objective supplied from outside the file (``--objective``)."""
+        if self.command is not None or (self.objective is not None
+                                        and self.objective != objective):
+            raise SpecError("--objective", _shown(objective), "no objective, program or "
+                            "command in the sweep file (it already has one)")
+        return from_dict(dict(self.document, objective=objective), base_dir=self.base_dir)
 
-def fingerprint(document: Mapping[str, Any]) -> str:
-    """A hash of the parts of a sweep document that define its trials (name, objective,
-    metric, parameters, stages, seed); resources, retries and timeouts may change
-    between runs of the same sweep.
 
-    Example: ``fingerprint(yaml.safe_load(open("results/demo/spec.yaml")))``
-    """
-    keys = ("name", "objective", "command", "program", "metric", "parameters", "stages",
-            "method", "run_cap", "seed")
-    doc = {k: document.get(k) for k in keys}
-    text = json.dumps(doc, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _shown(objective: Any) -> str:
+    return objective if isinstance(objective, str) else getattr(objective, "__name__", "?")
 
 
 # -------------------------------------------------------------------- loading
@@ -235,181 +168,136 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
     if isinstance(source, Spec):
         return source
     if isinstance(source, Mapping):
-        return _from_dict(dict(source), base_dir=".")
+        return _validated(lambda: from_dict(dict(source), base_dir="."))
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(str(path), expected="an existing sweep file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), expected=f"a readable UTF-8 file ({exc})") from None
-    return loads_spec(text, base_dir=str(path.parent), source=str(path),
-                      default_name=re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem) or None)
+    return loads_spec(raw, base_dir=str(path.parent), source=str(path),
+                      default=default_name(path.stem))
 
 
-def loads_spec(
-    text: str, *, base_dir: str = ".", source: str = "<string>", default_name: str | None = None
-) -> Spec:
-    """A validated ``Spec`` from YAML text.
+def loads_spec(raw: str, *, base_dir: str = ".", source: str = "<string>",
+               default: str | None = None) -> Spec:
+    """A validated ``Spec`` from YAML text; ``default`` names a file without ``name``.
 
     Example: ``loads_spec("name: x\\nobjective: m:f\\n...")``
     """
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(source, expected=f"valid YAML{where}: {problem}") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise SpecError(source, expected=f"valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise SpecError(source, doc if not isinstance(doc, str) else doc[:40],
-                        "a mapping with name, objective, metric, parameters and stages")
-    if "name" not in doc and default_name:
-        # W&B sweep files may leave the name out: the file's name stands in for it.
-        doc = {"name": default_name, **doc}
-    return _from_dict(doc, base_dir=base_dir)
+
+    def parse() -> Spec:
+        doc = load_yaml(raw, source)
+        if not isinstance(doc, dict):
+            shown = doc if not isinstance(doc, str) else doc[:40]
+            raise SpecError(source, shown, "a mapping with parameters and a method or stages")
+        if "name" not in doc and default:
+            doc = {"name": default, **doc}
+        return from_dict(doc, base_dir=base_dir)
+
+    return _validated(parse)
 
 
-def _from_dict(doc: dict[str, Any], *, base_dir: str) -> Spec:
+def _validated(parse: Callable[[], Spec]) -> Spec:
+    """Run ``parse`` holding its warnings back: a refused file shows its error first
+    (the warnings ride on the error as ``notes``); a valid one then warns, once each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            spec = parse()
+        except SpecError as exc:
+            exc.notes = _unique_messages(caught)
+            raise
+    for message in _unique_messages(caught):
+        warnings.warn(message, stacklevel=3)
+    return spec
+
+
+def _unique_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    return list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def from_dict(doc: dict[str, Any], *, base_dir: str) -> Spec:
+    """A validated ``Spec`` from a parsed document (checked most fundamental first)."""
     for key in doc:
         if not isinstance(key, str):
             raise SpecError(repr(key), expected="string keys at the top level")
-    _check_keys("", doc, TOP_KEYS)
-    document = _storable(doc)
-
-    name = doc.get("name")
-    if name is None:
-        raise SpecError("name", expected="a sweep name (letters, digits, _ . -); it names "
-                        "the results folder")
-    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 128:
-        raise SpecError("name", name, "a sweep name of letters, digits, '_', '.' and '-'")
-
-    objective, command, program = _objective(doc)
-    metric = _metric(doc.get("metric"))
-    params, paths, points = _parameters(doc.get("parameters"))
+    known_keys("", doc, TOP_KEYS)
+    if "name" not in doc:
+        raise SpecError("name", expected="the sweep's name (it also names the results folder)")
+    name = check_name(doc["name"])
+    params, paths, points = parse_parameters(doc.get("parameters"))
     space = Space(params)
-    seed = _int("seed", doc.get("seed", 0), minimum=0)
+    seed = integer("seed", doc.get("seed", 0), minimum=0)
     stages = _stages(doc, space, seed, points)
-
-    if "early_terminate" in doc:
-        warnings.warn("early_terminate is ignored: every trial runs to the end", stacklevel=2)
-    desc = doc.get("description", "")
-    if not isinstance(desc, str):
-        raise SpecError("description", desc, "a string")
-    batch = doc.get("batch", "auto")
-    if batch != "auto":
-        batch = _int("batch", batch, minimum=1)
-    timeout = doc.get("timeout_s")
-    if timeout is not None:
-        timeout = _number("timeout_s", timeout)
-        if timeout <= 0:
-            raise SpecError("timeout_s", timeout, "a number of seconds > 0, or null")
-    max_conc = doc.get("max_concurrent")
-    if max_conc is not None:
-        max_conc = _int("max_concurrent", max_conc, minimum=1)
-
-    return Spec(
-        name=name,
-        metric=metric,
-        space=space,
-        stages=stages,
-        objective=objective,
-        command=command,
-        program=program,
-        paths=paths,
-        seed=seed,
+    metric = _metric(doc.get("metric"), stages, doc.get("early_terminate"))
+    objective, command, program = _objective(doc)
+    spec = Spec(
+        name=name, metric=metric, space=space, stages=stages, objective=objective,
+        command=command, program=program, paths=paths, seed=seed,
         resources=_resources(doc.get("resources")),
-        retries=_int("retries", doc.get("retries", 2), minimum=0),
-        timeout_s=timeout,
-        max_concurrent=max_conc,
-        batch=batch,
-        description=desc,
-        document=document,
-        base_dir=base_dir,
+        retries=integer("retries", doc.get("retries", 2), minimum=0),
+        timeout_s=_timeout(doc.get("timeout_s")),
+        max_concurrent=None if doc.get("max_concurrent") is None else integer(
+            "max_concurrent", doc["max_concurrent"], minimum=1),
+        batch="auto" if doc.get("batch", "auto") == "auto" else integer(
+            "batch", doc["batch"], minimum=1),
+        description=_text_field("description", doc.get("description", "")),
+        early_terminate=_early_terminate(doc.get("early_terminate"), metric),
+        project=_text_field("project", doc.get("project") or ""),
+        entity=_text_field("entity", doc.get("entity") or ""),
+        document=_storable(doc), base_dir=base_dir,
     )
+    _check_storable(spec)
+    return spec
 
 
-def _storable(doc: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the document that YAML can write: callables and distribution
-    objects by name."""
-
-    def convert(x: Any) -> Any:
-        if isinstance(x, Distribution):
-            return distribution_to_dict(x)
-        if callable(x):
-            return f"python:{getattr(x, '__module__', '?')}.{getattr(x, '__qualname__', '?')}"
-        if isinstance(x, Mapping):
-            return {str(k): convert(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [convert(v) for v in x]
-        return copy.deepcopy(x)
-
-    return convert(doc)
+def _stages(doc: Mapping[str, Any], space: Space, seed: int, points: dict[str, int]
+            ) -> list[Stage]:
+    raw_stages, method = doc.get("stages"), doc.get("method")
+    if raw_stages is not None and method is not None:
+        raise SpecError("method", method, "either W&B's method or stages, not both")
+    if raw_stages is None:
+        if method is None:
+            raise SpecError("stages", expected="a list of stages (or W&B's method: "
+                            "grid|random|bayes)")
+        return [method_stage(doc, space, seed, points)]
+    if "run_cap" in doc:
+        raise SpecError("run_cap", doc["run_cap"], "no run_cap beside stages (give each "
+                        "stage its trials)")
+    return parse_stages(raw_stages, space, seed=seed, points=points)
 
 
-def _check_keys(path: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in mapping:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
-            raise SpecError(where, expected="a known key", hint=hint)
-
-
-def _number(path: str, x: Any) -> float:
-    """A finite number; numeric strings such as '1e-5' (YAML 1.1) are accepted."""
-    if isinstance(x, str):
-        try:
-            x = float(x.strip())
-        except ValueError:
-            raise SpecError(path, x, "a number") from None
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise SpecError(path, x, "a number")
-    try:
-        finite = math.isfinite(x)
-    except OverflowError:  # an int too large for a float
-        finite = False
-    if not finite:
-        raise SpecError(path, x, "a finite number")
-    return x
-
-
-def _int(path: str, x: Any, minimum: int | None = None) -> int:
-    n = _number(path, x)
-    if not float(n).is_integer() or abs(n) > 2**62:
-        raise SpecError(path, x, "an integer")
-    n = int(n)
-    if minimum is not None and n < minimum:
-        raise SpecError(path, x, f"an integer >= {minimum}")
-    return n
-
-
-def _fraction(path: str, x: Any, *, zero_ok: bool) -> float:
-    f = _number(path, x)
-    if f > 1 or f < 0 or (f == 0 and not zero_ok):
-        raise SpecError(path, x, "a fraction in [0, 1]" if zero_ok else "a fraction in (0, 1]")
-    return float(f)
-
-
-def _choice_of(path: str, x: Any, options: tuple[str, ...]) -> str:
-    if not isinstance(x, str) or x not in options:
-        close = difflib.get_close_matches(str(x), options, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else ""
-        raise SpecError(path, x, "one of " + ", ".join(options), hint)
-    return x
-
-
-# ------------------------------------------------------------------ objective
+def _metric(raw: Any, stages: list[Stage], early_terminate: Any) -> Metric | None:
+    if raw is None:
+        needs = [f"stage {s.index} ({s.plan})" for s in stages if s.learns]
+        if early_terminate is not None:
+            needs.append("early_terminate")
+        if needs:
+            raise SpecError("metric", expected="{name: <metric>, goal: minimize|maximize}",
+                            hint=f"{', '.join(needs)} ranks trials by it")
+        return None
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise SpecError("metric", raw, "{name: <metric>, goal: minimize|maximize}")
+    known_keys("metric", raw, ("name", "goal", "target", "impute"))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError("metric.name", name, "the name of the metric the objective returns")
+    text("metric.name", name)
+    goal = one_of("metric.goal", raw.get("goal", "minimize"), GOALS)
+    if raw.get("target") is not None:
+        number("metric.target", raw["target"])
+    return Metric(name, goal)
 
 
 def _objective(doc: Mapping[str, Any]) -> tuple[Any, list[str] | None, str | None]:
-    objective = doc.get("objective")
-    command = doc.get("command")
-    program = doc.get("program")
+    objective, command, program = doc.get("objective"), doc.get("command"), doc.get("program")
     if objective is not None and (command is not None or program is not None):
-        raise SpecError("objective", objective, "either objective or command/program, not both")
+        raise SpecError("objective", _shown(objective),
+                        "either objective or command/program, not both")
     if objective is not None:
         if callable(objective):
             return objective, None, None
@@ -419,461 +307,45 @@ def _objective(doc: Mapping[str, Any]) -> tuple[Any, list[str] | None, str | Non
     if program is not None and (not isinstance(program, str) or not program.strip()):
         raise SpecError("program", program, "a path to the training script")
     if command is None:
-        if program is None:
-            raise SpecError("objective", expected="objective: module:function, or program: "
-                            "/ command: for a command-line job")
-        command = ["${env}", "${interpreter}", "${program}", "${args}"]
+        return None, (None if program is None else list(DEFAULT_COMMAND)), program
     if not isinstance(command, list) or not command:
         raise SpecError("command", command, "a non-empty list of arguments")
     for i, arg in enumerate(command):
         if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
             raise SpecError(f"command[{i}]", arg, "a string")
+        text(f"command[{i}]", str(arg))
     command = [str(a) for a in command]
+    problem = cmd.check_template(command)
+    if problem:
+        raise SpecError("command", command, "known W&B macros", problem)
     if any("${program}" in a for a in command) and program is None:
         raise SpecError("program", expected="a script path, since command uses ${program}")
     return None, command, program
 
 
-def _metric(raw: Any) -> Metric:
+def _early_terminate(raw: Any, metric: Metric | None) -> dict[str, Any] | None:
     if raw is None:
-        raise SpecError("metric", expected="{name: <metric>, goal: minimize|maximize}")
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict):
-        raise SpecError("metric", raw, "{name: <metric>, goal: minimize|maximize}")
-    _check_keys("metric", raw, ("name", "goal", "target"))
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise SpecError("metric.name", name, "the name of the metric the objective returns")
-    goal = _choice_of("metric.goal", raw.get("goal", "minimize"), GOALS)
-    return Metric(name, goal)
+        return None
+    from .stopping import parse_rule
+
+    assert metric is not None  # _metric refuses early_terminate without a metric
+    parse_rule(raw, goal=metric.goal)
+    return dict(raw)
 
 
-# ----------------------------------------------------------------- parameters
+def _timeout(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    value = float(number("timeout_s", raw))
+    if value <= 0:
+        raise SpecError("timeout_s", raw, "a number of seconds > 0, or null")
+    return value
 
 
-def _parameters(
-    raw: Any,
-) -> tuple[dict[str, Distribution], dict[str, tuple[str, ...]], dict[str, int]]:
-    if not isinstance(raw, dict) or not raw:
-        raise SpecError("parameters", raw, "a mapping of parameter names to definitions")
-    params: dict[str, Distribution] = {}
-    paths: dict[str, tuple[str, ...]] = {}
-    points: dict[str, int] = {}
-    _collect("parameters", (), raw, params, paths, points)
-    return params, paths, points
-
-
-def _collect(
-    where: str,
-    prefix: tuple[str, ...],
-    raw: Mapping[str, Any],
-    params: dict[str, Distribution],
-    paths: dict[str, tuple[str, ...]],
-    points: dict[str, int],
-) -> None:
-    for key, definition in raw.items():
-        path = f"{where}.{key}"
-        if not isinstance(key, str) or not PARAM_RE.match(key):
-            raise SpecError(path, key, "a parameter name of letters, digits, '_', '.' and '-'")
-        if isinstance(definition, dict) and set(definition) == {"parameters"}:
-            inner = definition["parameters"]
-            if not isinstance(inner, dict) or not inner:
-                raise SpecError(f"{path}.parameters", inner, "a mapping of nested parameters")
-            _collect(f"{path}.parameters", (*prefix, key), inner, params, paths, points)
-            continue
-        flat = ".".join((*prefix, key))
-        if flat in params:
-            raise SpecError(path, flat, "a unique name (another parameter flattens to it)")
-        params[flat] = parse_parameter(path, definition)
-        paths[flat] = (*prefix, key)
-        if isinstance(definition, dict) and "points" in definition:
-            points[flat] = _int(f"{path}.points", definition["points"], minimum=1)
-
-
-def parse_parameter(path: str, raw: Any) -> Distribution:
-    """One parameter definition (W&B or short names) as a ``Distribution``.
-
-    Example: ``parse_parameter("parameters.lr", {"min": 1e-4, "max": 1e-1})`` is a uniform.
-    """
-    if isinstance(raw, Distribution):
-        return raw
-    if not isinstance(raw, dict):
-        raise SpecError(path, raw, "a mapping such as {values: [...]} or {min: .., max: ..}")
-    _check_keys(path, raw, PARAM_KEYS)
-    if "parameters" in raw:
-        raise SpecError(f"{path}.parameters", expected="nested parameters alone, without "
-                        "other keys beside them")
-    name = raw.get("distribution")
-    if name is None:
-        if "value" in raw:
-            name = "constant"
-        elif "values" in raw:
-            name = "choice"
-        elif "min" in raw and "max" in raw:
-            lo, hi = (_number(f"{path}.{k}", raw[k]) for k in ("min", "max"))
-            both_int = all(isinstance(raw[k], int) for k in ("min", "max"))
-            name = "randint" if both_int and isinstance(lo, int) and isinstance(hi, int) else (
-                "uniform")
-        else:
-            raise SpecError(path, raw, "one of value, values, min/max, or a distribution")
-    if not isinstance(name, str):
-        raise SpecError(f"{path}.distribution", name, "a distribution name")
-    if name in UNSUPPORTED:
-        raise SpecError(f"{path}.distribution", name, "a supported distribution",
-                        f"{UNSUPPORTED[name]} is not supported; use normal/log_normal or q_uniform")
-    if name not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(name, DISTRIBUTIONS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(
-            sorted(set(DISTRIBUTIONS)))
-        raise SpecError(f"{path}.distribution", name, "a known distribution", hint)
-    return _build(path, DISTRIBUTIONS[name], raw)
-
-
-_NEEDS = {
-    "constant": ("value",), "choice": ("values",), "bernoulli": (),
-    "uniform": ("min", "max"), "randint": ("min", "max"), "lograndint": ("min", "max"),
-    "quniform": ("min", "max"), "loguniform": ("min", "max"), "qloguniform": ("min", "max"),
-    "log_uniform_exponents": ("min", "max"), "q_log_uniform_exponents": ("min", "max"),
-    "inv_log_uniform_exponents": ("min", "max"), "normal": (), "lognormal": (),
-}
-_ALLOWED = {
-    "constant": {"value"}, "choice": {"values", "probabilities", "weights"}, "bernoulli": {"p"},
-    "normal": {"mu", "sigma"}, "lognormal": {"mu", "sigma"},
-    "quniform": {"min", "max", "q"}, "qloguniform": {"min", "max", "q"},
-    "q_log_uniform_exponents": {"min", "max", "q"},
-}
-
-
-def _build(path: str, kind: str, raw: dict[str, Any]) -> Distribution:
-    allowed = _ALLOWED.get(kind, {"min", "max"}) | {"distribution", "points"}
-    for key in raw:
-        if key not in allowed:
-            raise SpecError(f"{path}.{key}", raw[key], f"no {key!r} for this distribution",
-                            "allowed: " + ", ".join(sorted(allowed)))
-    for key in _NEEDS[kind]:
-        if key not in raw:
-            raise SpecError(f"{path}.{key}", expected=f"a value (needed by {kind})")
-    if "points" in raw:
-        _int(f"{path}.points", raw["points"], minimum=1)
-
-    def num(key: str, default: float | None = None) -> float:
-        return _number(f"{path}.{key}", raw.get(key, default))
-
-    def bounds() -> tuple[float, float]:
-        lo, hi = num("min"), num("max")
-        if lo >= hi:
-            raise SpecError(f"{path}.max", raw["max"], f"a number greater than min ({raw['min']})")
-        return lo, hi
-
-    if kind == "constant":
-        value = raw["value"]
-        _check_value(f"{path}.value", value)
-        return sp.Constant(value)
-    if kind == "choice":
-        weights = raw.get("probabilities", raw.get("weights"))
-        if "probabilities" in raw and "weights" in raw:
-            raise SpecError(f"{path}.weights", expected="either probabilities or weights")
-        if isinstance(weights, list):
-            weights = [_number(f"{path}.probabilities[{i}]", w) for i, w in enumerate(weights)]
-        try:
-            return sp._checked_choice(f"{path}.values", raw["values"], weights)
-        except SpecError as exc:
-            raise SpecError(exc.path.replace(".values.weights", ".probabilities"),
-                            exc.value, exc.expected) from None
-    if kind == "bernoulli":
-        p = num("p", 0.5)
-        if not 0 <= p <= 1:
-            raise SpecError(f"{path}.p", raw.get("p"), "a probability in [0, 1]")
-        return sp.Bernoulli(p)
-    if kind in ("normal", "lognormal"):
-        mu, sigma = num("mu", 0.0), num("sigma", 1.0)
-        if sigma <= 0:
-            raise SpecError(f"{path}.sigma", raw.get("sigma"), "a number > 0")
-        return sp.Normal(mu, sigma) if kind == "normal" else sp.LogNormal(mu, sigma)
-    if kind in ("randint", "lograndint"):
-        lo, hi = num("min"), num("max")
-        for key, x in (("min", lo), ("max", hi)):
-            if not float(x).is_integer():
-                raise SpecError(f"{path}.{key}", raw[key], "an integer")
-        lo, hi = int(lo), int(hi)
-        if lo > hi:
-            raise SpecError(f"{path}.max", raw["max"], f"an integer >= min ({lo})")
-        if kind == "lograndint":
-            if lo < 1:
-                raise SpecError(f"{path}.min", raw["min"], "an integer >= 1 for a log axis")
-            return sp.LogRandInt(lo, hi)
-        return sp.RandInt(lo, hi)
-    if kind in ("log_uniform_exponents", "inv_log_uniform_exponents", "q_log_uniform_exponents"):
-        lo, hi = bounds()
-        if max(abs(lo), abs(hi)) > 700:
-            raise SpecError(f"{path}.max", hi, "natural-log exponents within +-700")
-        warnings.warn(
-            f"{path}: W&B's {raw.get('distribution')} takes natural-log exponents as bounds "
-            f"(values e^{lo:g}..e^{hi:g}); prefer log_uniform_values with raw bounds",
-            stacklevel=2,
-        )
-        if kind == "inv_log_uniform_exponents":
-            return sp.LogUniform(math.exp(-hi), math.exp(-lo))
-        if kind == "q_log_uniform_exponents":
-            return sp.QLogUniform(math.exp(lo), math.exp(hi), _positive(path, raw))
-        return sp.LogUniform(math.exp(lo), math.exp(hi))
-    lo, hi = bounds()
-    if kind == "uniform":
-        return sp.Uniform(lo, hi)
-    if kind == "quniform":
-        return sp.QUniform(lo, hi, _positive(path, raw))
-    if lo <= 0:
-        raise SpecError(f"{path}.min", raw["min"], "a number > 0 for a log axis")
-    if kind == "loguniform":
-        return sp.LogUniform(lo, hi)
-    return sp.QLogUniform(lo, hi, _positive(path, raw))
-
-
-def _positive(path: str, raw: Mapping[str, Any]) -> float:
-    q = _number(f"{path}.q", raw.get("q", 1))
-    if q <= 0:
-        raise SpecError(f"{path}.q", raw.get("q"), "a step > 0")
-    return q
-
-
-def _check_value(path: str, value: Any) -> None:
-    """Constants may be any JSON value made of scalars, lists and mappings."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise SpecError(path, value, "a JSON-like value (string, number, bool, null, "
-                        "list or mapping)") from None
-
-
-def distribution_to_dict(dist: Distribution) -> dict[str, Any]:
-    """A distribution written in sweep-file syntax (for the stored spec.yaml).
-
-    Example: ``distribution_to_dict(LogUniform(1e-4, 1))`` ->
-    ``{'distribution': 'loguniform', 'min': 0.0001, 'max': 1.0}``
-    """
-    if isinstance(dist, sp.Bernoulli):
-        return {"distribution": "bernoulli", "p": dist.p}
-    if isinstance(dist, sp.Choice):
-        out: dict[str, Any] = {"values": list(dist.values)}
-        if dist.weights is not None:
-            out["weights"] = list(dist.weights)
-        return out
-    if isinstance(dist, sp.Constant):
-        return {"value": dist.value}
-    names = {
-        sp.Uniform: "uniform", sp.LogUniform: "loguniform", sp.RandInt: "randint",
-        sp.LogRandInt: "lograndint", sp.QUniform: "quniform", sp.QLogUniform: "qloguniform",
-        sp.Normal: "normal", sp.LogNormal: "lognormal",
-    }
-    out = {"distribution": names[type(dist)]}
-    for key, attr in (("min", "lo"), ("max", "hi"), ("q", "q"), ("mu", "mu"), ("sigma", "sigma")):
-        if hasattr(dist, attr):
-            out[key] = getattr(dist, attr)
-    return out
-
-
-# --------------------------------------------------------------------- stages
-
-
-def _stages(
-    doc: Mapping[str, Any], space: Space, seed: int, points: dict[str, int]
-) -> list[Stage]:
-    raw_stages = doc.get("stages")
-    method = doc.get("method")
-    if raw_stages is not None and method is not None:
-        raise SpecError("method", method, "either W&B's method or stages, not both")
-    if raw_stages is None:
-        return [_wandb_stage(doc, space, seed, points)]
-    if "run_cap" in doc:
-        raise SpecError("run_cap", doc["run_cap"], "no run_cap beside stages (give each "
-                        "stage its trials)")
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise SpecError("stages", raw_stages, "a non-empty list of stages")
-    return [_stage(i, raw, space, seed, points) for i, raw in enumerate(raw_stages)]
-
-
-def _wandb_stage(doc: Mapping[str, Any], space: Space, seed: int, points: dict[str, int]) -> Stage:
-    method = doc.get("method")
-    if method is None:
-        raise SpecError("stages", expected="a list of stages (or W&B's method: grid|random)")
-    if method == "bayes":
-        raise SpecError("method", method, "grid or random",
-                        "Bayesian search is not built in; use stages with a `plan: refine` stage "
-                        "after a random one for coarse-to-fine search")
-    method = _choice_of("method", method, ("grid", "random"))
-    run_cap = doc.get("run_cap")
-    if run_cap is not None:
-        run_cap = _int("run_cap", run_cap, minimum=1)
-    if method == "random" and run_cap is None:
-        warnings.warn(f"method: random without run_cap: running {DEFAULT_W_AND_B_TRIALS} trials "
-                      "(W&B would run until stopped); set run_cap to choose", stacklevel=2)
-        run_cap = DEFAULT_W_AND_B_TRIALS
-    stage = Stage(index=0, plan=method, trials=run_cap, seed=_stage_seed(seed, 0),
-                  truncate=method == "grid", axis_points=_merge_points(points, None, space))
-    _check_plan(stage, space, "method")
-    return stage
-
-
-def _stage_seed(seed: int, index: int) -> int:
-    return seed * 1000 + index
-
-
-def _stage(index: int, raw: Any, space: Space, seed: int, param_points: dict[str, int]) -> Stage:
-    where = f"stages[{index}]"
-    if not isinstance(raw, dict):
-        raise SpecError(where, raw, "a mapping such as {plan: random, trials: 32}")
-    _check_keys(where, raw, STAGE_KEYS)
-    if "plan" not in raw:
-        raise SpecError(f"{where}.plan", expected="one of " + ", ".join(PLANS))
-    plan = _choice_of(f"{where}.plan", raw["plan"], PLANS)
-    if index == 0 and plan == "refine":
-        raise SpecError(f"{where}.plan", plan, "grid, random, sobol or lhs for the first stage",
-                        "a refine stage needs an earlier stage to refine")
-    stage = Stage(index=index, plan=plan, seed=_stage_seed(seed, index))
-    if "seed" in raw:
-        stage.seed = _int(f"{where}.seed", raw["seed"], minimum=0)
-    if "trials" in raw and raw["trials"] is not None:
-        stage.trials = _int(f"{where}.trials", raw["trials"], minimum=1)
-    sample_grid = plan == "refine" and raw.get("sample") == "grid"
-    if stage.trials is None and plan not in ("grid",) and not sample_grid:
-        raise SpecError(f"{where}.trials", expected=f"the number of trials of this {plan} stage")
-    if "points" in raw:
-        stage.points = _points(f"{where}.points", raw["points"], space)
-    stage.axis_points = _merge_points(param_points, stage.points, space)
-    if "values" in raw:
-        stage.values = _grid_values(f"{where}.values", raw["values"], space)
-        if plan != "grid":
-            raise SpecError(f"{where}.values", expected="values only on a grid stage")
-    if "fixed" in raw:
-        stage.fixed = _fixed(f"{where}.fixed", raw["fixed"], space)
-    refine_keys = ("top_k", "region", "margin", "min_width", "shrink", "categorical", "sample",
-                   "from")
-    if plan != "refine":
-        for key in refine_keys:
-            if key in raw:
-                raise SpecError(f"{where}.{key}", raw[key], "no refine option on a "
-                                f"{plan} stage (only on plan: refine)")
-    else:
-        if "top_k" in raw:
-            stage.top_k = _int(f"{where}.top_k", raw["top_k"], minimum=1)
-        stage.region = _choice_of(f"{where}.region", raw.get("region", DEFAULT_REGION), REGIONS)
-        stage.margin = _number(f"{where}.margin", raw.get("margin", DEFAULT_MARGIN))
-        if stage.margin < 0:
-            raise SpecError(f"{where}.margin", raw.get("margin"), "a fraction >= 0")
-        stage.min_width = _fraction(f"{where}.min_width", raw.get("min_width", DEFAULT_MIN_WIDTH),
-                                    zero_ok=True)
-        stage.shrink = _fraction(f"{where}.shrink", raw.get("shrink", DEFAULT_SHRINK),
-                                 zero_ok=False)
-        stage.categorical = _choice_of(f"{where}.categorical", raw.get("categorical", "keep"),
-                                       ("keep", "narrow"))
-        stage.sample = _choice_of(f"{where}.sample", raw.get("sample", "random"), SAMPLES)
-        stage.source = _choice_of(f"{where}.from", raw.get("from", "previous"),
-                                  ("previous", "all"))
-        if stage.sample == "grid":
-            _grid_of(stage.space(space), stage.axis_points, f"{where}.points")
-    _check_plan(stage, space, where)
-    return stage
-
-
-def _points(path: str, raw: Any, space: Space) -> int | dict[str, int]:
-    if isinstance(raw, dict):
-        out = {}
-        for name, n in raw.items():
-            if name not in space:
-                raise SpecError(f"{path}.{name}", expected="a parameter name",
-                                hint=_close(name, space))
-            out[name] = _int(f"{path}.{name}", n, minimum=1)
-        return out
-    return _int(path, raw, minimum=1)
-
-
-def _merge_points(
-    param_points: dict[str, int], stage_points: int | dict[str, int] | None, space: Space
-) -> dict[str, int]:
-    """Grid points per axis: the stage's per-axis value, else the parameter's own
-    ``points``, else the stage's single ``points``."""
-    out = {}
-    for name in space.dims:
-        if isinstance(stage_points, dict) and name in stage_points:
-            out[name] = stage_points[name]
-        elif name in param_points:
-            out[name] = param_points[name]
-        elif isinstance(stage_points, int):
-            out[name] = stage_points
-    return out
-
-
-def _grid_values(path: str, raw: Any, space: Space) -> dict[str, list[Any]]:
-    if not isinstance(raw, dict):
-        raise SpecError(path, raw, "a mapping of parameter name to a list of values")
-    out = {}
-    for name, values in raw.items():
-        if name not in space:
-            raise SpecError(f"{path}.{name}", expected="a parameter name", hint=_close(name, space))
-        if not isinstance(values, list) or not values:
-            raise SpecError(f"{path}.{name}", values, "a non-empty list of values")
-        for i, v in enumerate(values):
-            _check_value(f"{path}.{name}[{i}]", v)
-        out[name] = values
-    return out
-
-
-def _fixed(path: str, raw: Any, space: Space) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise SpecError(path, raw, "a mapping of parameter name to value")
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Mapping[str, Any]) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict) and name not in space:
-                walk(name + ".", value)
-                continue
-            if name not in space:
-                raise SpecError(f"{path}.{name}", expected="a parameter of the sweep",
-                                hint=_close(str(name), space))
-            _check_value(f"{path}.{name}", value)
-            out[name] = value
-
-    walk("", raw)
-    return out
-
-
-def _close(name: str, space: Space) -> str:
-    close = difflib.get_close_matches(str(name), list(space), n=1)
-    return f"did you mean {close[0]!r}?" if close else "parameters: " + ", ".join(space)
-
-
-def _grid_of(space: Space, points: Any, where: str) -> int:
-    from .plans import Grid
-
-    try:
-        return len(Grid(space, points=points))
-    except ValueError as exc:
-        raise SpecError(where, expected="points for every continuous axis of a grid",
-                        hint=str(exc)) from None
-
-
-def _check_plan(stage: Stage, space: Space, where: str) -> None:
-    if stage.plan != "grid":
-        return
-    from .plans import Grid
-
-    stage_space = stage.space(space)
-    try:
-        size = len(Grid(stage_space, points=stage.axis_points, values=stage.values))
-    except ValueError as exc:
-        raise SpecError(f"{where}.points" if where != "method" else "parameters",
-                        expected="points for every continuous axis of a grid (stage-level "
-                        "`points: n`, or per parameter)", hint=str(exc)) from None
-    if stage.trials is not None and size > stage.trials:
-        if stage.truncate:
-            warnings.warn(f"run_cap {stage.trials} < grid of {size}: running the first "
-                          f"{stage.trials} grid points", stacklevel=2)
-            return
-        raise SpecError(f"{where}.trials", stage.trials, f"at least the grid's {size} points",
-                        "raise trials, lower points, or use a random stage")
+def _text_field(path: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise SpecError(path, raw, "a string")
+    return text(path, raw)
 
 
 def _resources(raw: Any) -> Resources:
@@ -881,11 +353,11 @@ def _resources(raw: Any) -> Resources:
         return Resources()
     if not isinstance(raw, dict):
         raise SpecError("resources", raw, "{num_cpus: .., num_gpus: .., memory: .., custom: {..}}")
-    _check_keys("resources", raw, RESOURCE_KEYS)
+    known_keys("resources", raw, RESOURCE_KEYS)
     res = Resources()
     for key in ("num_cpus", "num_gpus"):
         if key in raw:
-            value = _number(f"resources.{key}", raw[key])
+            value = number(f"resources.{key}", raw[key])
             if value < 0:
                 raise SpecError(f"resources.{key}", raw[key], "a number >= 0")
             if key == "num_gpus" and value > 1 and not float(value).is_integer():
@@ -893,12 +365,12 @@ def _resources(raw: Any) -> Resources:
                                 "a fraction <= 1 or a whole number of GPUs (Ray's rule)")
             setattr(res, key, float(value))
     if raw.get("memory") is not None:
-        res.memory = _int("resources.memory", raw["memory"], minimum=0)
+        res.memory = integer("resources.memory", raw["memory"], minimum=0)
     custom = raw.get("custom", {})
     if not isinstance(custom, dict):
         raise SpecError("resources.custom", custom, "a mapping of resource name to amount")
     for name, amount in custom.items():
-        value = _number(f"resources.custom.{name}", amount)
+        value = number(f"resources.custom.{name}", amount)
         if value < 0:
             raise SpecError(f"resources.custom.{name}", amount, "an amount >= 0")
         res.custom[str(name)] = float(value)
@@ -907,3 +379,98 @@ def _resources(raw: Any) -> Resources:
                         "num_gpus > 0 or a custom resource)",
                         "with nothing held, Ray would start unbounded trials at once")
     return res
+
+
+def _storable(x: Any) -> Any:
+    """A copy that YAML can write: callables and distribution objects by name."""
+    if isinstance(x, Distribution):
+        return x.to_dict()
+    if callable(x):
+        return f"python:{getattr(x, '__module__', '?')}.{getattr(x, '__qualname__', '?')}"
+    if isinstance(x, Mapping):
+        return {str(k): _storable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_storable(v) for v in x]
+    return copy.deepcopy(x)
+
+
+def _check_storable(spec: Spec) -> None:
+    """Whatever validates must also be writable as spec.yaml (so that it runs)."""
+    try:
+        spec.to_yaml().encode("utf-8")
+    except (yaml.YAMLError, UnicodeEncodeError, RecursionError, ValueError) as exc:
+        raise SpecError("<document>", expected=f"a document YAML can write back ({exc})"
+                        ) from None
+
+
+# --------------------------------------------------------------------- resume
+
+
+def resume_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """None when a sweep stored with document ``old`` can resume as ``new``; else which
+    field changed, from what to what. Stages may be added at the end and trial budgets
+    raised; everything that defines the stored trials must stay.
+
+    Example: ``resume_problem(old, dict(old, seed=1))`` -> ``"seed: was 0, now 1"``
+    """
+    for key in IDENTITY_KEYS:
+        where = _difference(old.get(key), new.get(key), key)
+        if where:
+            return where
+    old_stages, new_stages = old.get("stages"), new.get("stages")
+    if (old_stages is None) != (new_stages is None):
+        return "stages: the sweep switched between W&B's method and stages"
+    if old_stages is None:
+        return _budget("run_cap", old.get("run_cap"), new.get("run_cap"))
+    if not isinstance(old_stages, list) or not isinstance(new_stages, list):
+        return _difference(old_stages, new_stages, "stages")
+    if len(new_stages) < len(old_stages):
+        return (f"stages: {len(old_stages)} stored, {len(new_stages)} now (stages may be "
+                f"added at the end, not removed)")
+    for i, (a, b) in enumerate(zip(old_stages, new_stages)):
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            where = _difference(a, b, f"stages[{i}]")
+        else:
+            where = _budget(f"stages[{i}].trials", a.get("trials"), b.get("trials")) or \
+                _difference({k: v for k, v in a.items() if k != "trials"},
+                            {k: v for k, v in b.items() if k != "trials"}, f"stages[{i}]")
+        if where:
+            return where
+    return None
+
+
+def _budget(path: str, old: Any, new: Any) -> str | None:
+    if old == new or (new is None and old is None):
+        return None
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and new >= old:
+        return None
+    return f"{path}: was {old!r}, now {new!r} (a budget may be raised, not lowered)"
+
+
+def _difference(a: Any, b: Any, path: str) -> str | None:
+    """The first path where two documents differ (1 and 1.0 alike, True and 1 not)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    same = a == b and (isinstance(a, bool) == isinstance(b, bool))
+    if same:
+        return None
+    return f"{path}: was {_brief(a)}, now {_brief(b)}"
+
+
+def _brief(value: Any) -> str:
+    text_value = repr(value)
+    return text_value if len(text_value) <= 60 else text_value[:57] + "..."
+
+
+__all__ = ["GOALS", "Metric", "Resources", "Spec", "from_dict", "load_spec", "loads_spec",
+           "resume_problem"]

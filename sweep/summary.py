@@ -1,8 +1,13 @@
 """Plain-text summaries of a results table: the top-k table, best per stage, status
 counts. Shared by ``sweep run``, ``sweep top`` and ``sweep status``.
 
+A sweep without a metric ranks nothing: its "top" is every trial in the order it
+finished. Columns keep their ``params.`` / ``metrics.`` prefix wherever dropping it
+would make a parameter read as another field (a parameter named ``rank``, ``stage``
+or like the metric).
+
 Example:
-    >>> print(top_table(df, "val_error", "minimize", k=5))      # doctest: +SKIP
+    >>> print(top_table(df, Metric("val_error"), k=5))      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,11 +18,9 @@ from typing import Any
 import pandas as pd
 
 from .ranking import rank, unranked
+from .record import STATUSES
 
-
-def _strip(df: pd.DataFrame) -> pd.DataFrame:
-    return df.rename(columns=lambda c: c.split(".", 1)[1] if c.startswith(
-        ("params.", "metrics.")) else c)
+FIELDS = ("rank", "stage", "trial_id", "status")
 
 
 def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -25,35 +28,80 @@ def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if df[c].astype(str).nunique() > 1] or columns
 
 
-def top_frame(df: pd.DataFrame, metric: str, goal: str, k: int = 10,
-              stage: int | None = None) -> pd.DataFrame:
-    """The best ``k`` trials as a frame: rank, stage, trial_id, metric, params."""
+def _short_names(columns: list[str]) -> dict[str, str]:
+    """Column -> shown name: the prefix dropped unless two columns would then clash."""
+    bare = [c.split(".", 1)[1] if c.startswith(("params.", "metrics.")) else c
+            for c in columns]
+    taken = [b for b, c in zip(bare, columns) if not c.startswith(("params.", "metrics."))]
+    out = {}
+    for column, name in zip(columns, bare):
+        clash = bare.count(name) > 1 or (column != name and name in taken)
+        out[column] = column if clash else name
+    return out
+
+
+def ordered(df: pd.DataFrame, metric: Any, k: int | None = None) -> pd.DataFrame:
+    """The best trials first (by the metric), or every trial in finishing order when the
+    sweep has no metric."""
+    if metric is not None:
+        return rank(df, metric.name, metric.goal, k)
+    out = df.sort_values([c for c in ("finished_at", "trial_id") if c in df.columns],
+                         kind="stable")
+    return out if k is None else out.head(k)
+
+
+def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None
+              ) -> pd.DataFrame:
+    """The best ``k`` trials as a frame: rank, stage, trial_id, the metric, the params."""
     if stage is not None:
         df = df[df["stage"] == stage]
-    ranked = rank(df, metric, goal, k)
+    picked = ordered(df, metric, k)
     params = [c for c in df.columns if c.startswith("params.")]
     shown = _varying(df, params) if len(df) > 1 else params
-    columns = ["stage", "trial_id", f"metrics.{metric}", *shown]
-    out = ranked[[c for c in columns if c in ranked.columns]].copy()
+    head = ["stage", "trial_id"] + ([f"metrics.{metric.name}"] if metric else ["status"])
+    columns = [c for c in [*head, *shown] if c in picked.columns]
+    out = picked[columns].copy()
     out.insert(0, "rank", range(1, len(out) + 1))
-    return _strip(out).reset_index(drop=True)
+    return out.rename(columns=_short_names(list(out.columns))).reset_index(drop=True)
 
 
-def top_table(df: pd.DataFrame, metric: str, goal: str, k: int = 10,
-              stage: int | None = None) -> str:
-    """The top-k table as aligned text."""
-    frame = top_frame(df, metric, goal, k, stage)
+def top_table(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None,
+              title: bool = False) -> str:
+    """The top-k table as aligned text (with a title line when ``title``)."""
+    frame = top_frame(df, metric, k, stage)
+    if metric is None:
+        head = f"{min(k, len(frame))} of {len(df)} trials (no metric: in the order they finished):"
+    else:
+        head = f"top {k} of {len(df)} trials ({metric.goal} {metric.name}):"
     if frame.empty:
-        return f"no trial finished ok with a finite {metric!r}"
-    return frame.to_string(index=False, float_format=lambda x: f"{x:.6g}")
+        body = (f"no trial finished ok with a finite {metric.name!r}" if metric is not None
+                else "no trials stored yet")
+    else:
+        body = frame.to_string(index=False, float_format=lambda x: f"{x:.6g}")
+    return f"{head}\n{body}" if title else body
 
 
-def top_records(df: pd.DataFrame, metric: str, goal: str, k: int = 10,
-                stage: int | None = None) -> list[dict[str, Any]]:
-    """The top-k as JSON-friendly records."""
-    frame = top_frame(df, metric, goal, k, stage)
-    return [{key: _plain(value) for key, value in row.items()}
-            for row in frame.to_dict("records")]
+def top_records(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None
+                ) -> list[dict[str, Any]]:
+    """The top-k as JSON-friendly records: rank, stage, trial_id, status and the metrics
+    and params as mappings of their own (a parameter named like a field never hides it)."""
+    if stage is not None:
+        df = df[df["stage"] == stage]
+    picked = ordered(df, metric, k)
+    out = []
+    for i, row in enumerate(picked.to_dict("records"), start=1):
+        out.append({
+            "rank": i, "stage": _plain(row.get("stage")), "trial_id": row.get("trial_id"),
+            "status": row.get("status"),
+            "metrics": {c[8:]: _plain(v) for c, v in row.items() if c.startswith("metrics.")
+                        and not _missing(v)},
+            "params": {c[7:]: _plain(v) for c, v in row.items() if c.startswith("params.")},
+        })
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _plain(value: Any) -> Any:
@@ -67,27 +115,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stage_lines(df: pd.DataFrame, metric: str, goal: str) -> list[str]:
+def stage_lines(df: pd.DataFrame, metric: Any) -> list[str]:
     """One line per stage: trials by status and the stage's best."""
     lines = []
     if df.empty:
         return ["no trials stored yet"]
     for stage, part in df.groupby("stage", sort=True):
         counts = part["status"].value_counts()
-        status = ", ".join(f"{counts[s]} {s}" for s in ("ok", "failed", "timeout", "cancelled")
-                           if s in counts)
-        best = rank(part, metric, goal, 1)
-        nan = len(unranked(part, metric))
-        extra = f", {nan} with NaN/inf {metric}" if nan else ""
+        status = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
+        if metric is None:
+            lines.append(f"stage {stage}: {len(part)} trials ({status}); no metric to rank by")
+            continue
+        best = rank(part, metric.name, metric.goal, 1)
+        nan = len(unranked(part, metric.name))
+        extra = f", {nan} with NaN/inf {metric.name}" if nan else ""
         if best.empty:
             lines.append(f"stage {stage}: {len(part)} trials ({status}{extra}); no ranked trial")
             continue
         row = best.iloc[0]
-        value = row[f"metrics.{metric}"]
+        value = row[f"metrics.{metric.name}"]
         params = {c[7:]: row[c] for c in part.columns if c.startswith("params.")}
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-        lines.append(f"stage {stage}: {len(part)} trials ({status}{extra}); best {metric}="
-                     f"{_fmt(value)} [{row['trial_id']}] {shown}")
+        lines.append(f"stage {stage}: {len(part)} trials ({status}{extra}); best "
+                     f"{metric.name}={_fmt(value)} [{row['trial_id']}] {shown}")
     return lines
 
 
@@ -95,3 +145,6 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.4g}" if math.isfinite(x) else str(x)
     return str(x)
+
+
+__all__ = ["ordered", "stage_lines", "top_frame", "top_records", "top_table"]

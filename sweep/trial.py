@@ -2,9 +2,11 @@
 
 The wrapper runs inside a Ray task. It calls the objective (a Python
 ``module:function`` or callable, or a command line run as an argument list,
-never through a shell), checks what came back, and returns plain records:
-status, metrics, error, timing, node and GPU ids. It never raises for a bad
-objective: every problem becomes a per-trial status and message.
+never through a shell), checks what came back, and returns ``TrialRecord``s:
+status, metrics, error, timing, node and GPU ids, the last step reported. It is
+total: whatever a trial does (raise ``KeyboardInterrupt`` or ``SystemExit``,
+return ``10**400``, ``os.chdir`` away) ends as that trial's record, and its
+batch-mates run as if it had not happened.
 
 Example:
     >>> trial_id("demo", 0, {"lr": 0.1, "opt": "adam"})
@@ -17,8 +19,8 @@ import contextlib
 import hashlib
 import importlib
 import json
-import numbers
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,11 +31,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-ERROR_LIMIT = 4000
-MAX_EXTRA_METRICS = 200
-STATUSES = ("ok", "failed", "timeout", "cancelled")
+from . import command as cmd
+from . import wandb_runs
+from .record import Report, TrialRecord
+from .reporting import TrialContext, TrialStopped, step_key, trial_context
+from .results import check_result, numeric_metrics, short, truncate
 
 
 def _plain(x: Any) -> Any:
@@ -69,9 +73,13 @@ def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
 
 @dataclass
 class Objective:
-    """What a worker runs: a Python callable (or ``module:function``) or a command line."""
+    """What a worker runs: a Python callable (or ``module:function``) or a command line.
 
-    metric: str
+    ``metric`` is None for a sweep that ranks nothing; ``hub`` is the report hub's
+    client when the sweep has a stopping rule.
+    """
+
+    metric: str | None
     target: str | Callable[..., Any] | None = None
     command: list[str] | None = None
     program: str | None = None
@@ -79,92 +87,14 @@ class Objective:
     code_dirs: list[str] = field(default_factory=list)
     timeout_s: float | None = None
     cwd: str | None = None
+    hub: Any = None
 
 
-def _truncate(text: str, limit: int = ERROR_LIMIT) -> str:
-    if len(text) <= limit:
-        return text
-    return f"...[{len(text) - limit} characters cut]...\n" + text[-limit:]
+class BatchResult(NamedTuple):
+    """What one Ray task returns: a record per trial, and the reports not yet sent."""
 
-
-# ------------------------------------------------------------ result checking
-
-
-def _as_number(value: Any) -> float | None:
-    """A real number as float (numpy scalars and one-element arrays or tensors
-    included, through ``.item()``), else None."""
-    if isinstance(value, numbers.Real):
-        try:
-            return float(value)
-        except (OverflowError, ValueError):
-            return None
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            inner = item()  # raises for arrays of more than one element
-        except Exception:
-            return None
-        if isinstance(inner, numbers.Real) and not isinstance(inner, bool):
-            return float(inner)
-    return None
-
-
-def check_result(result: Any, metric: str) -> tuple[str, dict[str, float], str | None]:
-    """(status, metrics, error) from what an objective returned.
-
-    A number is the metric; a mapping must hold the metric as a number; other
-    numeric entries are stored as extra metrics (non-numeric ones are ignored).
-    NaN and inf are stored as they are (they rank last).
-
-    Example: ``check_result({"loss": 0.5, "acc": 0.9}, "loss")`` ->
-    ``("ok", {"loss": 0.5, "acc": 0.9}, None)``
-    """
-    kind = type(result)
-    if kind is float or kind is int:  # the common case, checked first: it is the hot path
-        return "ok", {metric: float(result)}, None
-    if isinstance(result, Mapping):
-        metrics: dict[str, float] = {}
-        for key, value in _flatten(result):
-            number = _as_number(value)
-            if number is not None and len(metrics) < MAX_EXTRA_METRICS:
-                metrics[key] = number
-        if metric not in dict(_flatten(result)):
-            keys = ", ".join(sorted(str(k) for k in result)[:20]) or "none"
-            return "failed", metrics, (
-                f"objective result has no metric {metric!r} (keys: {keys})"
-            )
-        if metric not in metrics:
-            value = dict(_flatten(result))[metric]
-            return "failed", {}, (
-                f"metric {metric!r} is {_short(value)} ({type(value).__name__}); expected a number"
-            )
-        return "ok", metrics, None
-    number = None if isinstance(result, bool) else _as_number(result)
-    if number is not None:
-        return "ok", {metric: number}, None
-    return "failed", {}, (
-        f"objective returned {_short(result)} ({type(result).__name__}); expected a number "
-        f"or a dict holding {metric!r}"
-    )
-
-
-def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.extend(_flatten(value, name + "."))
-        else:
-            out.append((name, value))
-    return out
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+    records: list[TrialRecord]
+    reports: list[Report]
 
 
 # ------------------------------------------------------------- python objects
@@ -189,24 +119,6 @@ def load_callable(target: str, code_dirs: Sequence[str] = ()) -> Callable[..., A
         raise AttributeError(f"module {module_name!r} has no function {attr!r}")
     _LOADED[target] = fn
     return fn
-
-
-def _run_python(objective: Objective, config: dict[str, Any]) -> tuple[str, dict, str | None]:
-    try:
-        target = objective.target
-        fn = target if callable(target) else load_callable(str(target), objective.code_dirs)
-    except Exception as exc:
-        return "failed", {}, _truncate(
-            f"could not load objective {objective.target!r}: {type(exc).__name__}: {exc}"
-        )
-    try:
-        with _alarm(objective.timeout_s):
-            result = fn(config)
-    except _TrialTimeout:
-        return "timeout", {}, f"trial ran past timeout_s={objective.timeout_s:g}"
-    except Exception:
-        return "failed", {}, _truncate(traceback.format_exc())
-    return check_result(result, objective.metric)
 
 
 class _TrialTimeout(BaseException):
@@ -237,124 +149,171 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+Outcome = tuple[str, dict[str, float], str | None]
+
+
+def _stopped(context: TrialContext) -> Outcome:
+    last = context.last
+    return "stopped", dict(last.metrics) if last else {}, None
+
+
+def _run_python(objective: Objective, config: dict[str, Any], context: TrialContext
+                ) -> Outcome:
+    try:
+        target = objective.target
+        fn = target if callable(target) else load_callable(str(target), objective.code_dirs)
+    except BaseException as exc:
+        return "failed", {}, truncate(
+            f"could not load objective {objective.target!r}: {type(exc).__name__}: {exc}")
+    try:
+        if uses_wandb(fn):
+            result = _call_with_wandb(objective, fn, config, context)
+        else:
+            with _alarm(objective.timeout_s):
+                result = fn(config)
+    except TrialStopped:
+        return _stopped(context)
+    except _TrialTimeout:
+        return "timeout", {}, f"trial ran past timeout_s={objective.timeout_s:g}"
+    except KeyboardInterrupt:
+        if context.stop_requested or _hub_stopped(objective, context.trial_id):
+            return _stopped(context)
+        return "failed", {}, truncate("objective raised KeyboardInterrupt (not retried)\n"
+                                      + traceback.format_exc())
+    except SystemExit as exc:
+        return "failed", {}, (f"objective called sys.exit({short(exc.code, 100)}) "
+                              f"(SystemExit; not retried)")
+    except BaseException:
+        return "failed", {}, truncate(traceback.format_exc())
+    return check_result(result, objective.metric)
+
+
+def uses_wandb(fn: Callable[..., Any]) -> bool:
+    """Whether an objective may call W&B: its module imported ``wandb``, or its code
+    names it (an import inside the function). Cached per function."""
+    cached = _USES_WANDB.get(id(fn))
+    if cached is None:
+        names: set[str] = set(getattr(fn, "__globals__", {}) or {})
+        code = getattr(fn, "__code__", None)
+        stack = [code] if code is not None else []
+        while stack:
+            current = stack.pop()
+            names.update(current.co_names)
+            stack.extend(c for c in current.co_consts if hasattr(c, "co_names"))
+        cached = _USES_WANDB[id(fn)] = "wandb" in names
+    return cached
+
+
+_USES_WANDB: dict[int, bool] = {}
+
+
+def _call_with_wandb(objective: Objective, fn: Callable[..., Any], config: dict[str, Any],
+                     context: TrialContext) -> Any:
+    """Call an objective that uses W&B (a function agent's ``train``) as one offline W&B
+    run: ``wandb.config`` holds the trial's parameters, every ``wandb.log`` step is a
+    report, and the run's summary is the result when the function returns nothing."""
+    from . import wandb_runs
+
+    def on_steps(steps: list[tuple[int, dict[str, float]]]) -> None:
+        for step, metrics in steps:
+            context.add(step, metrics)
+
+    workdir = tempfile.mkdtemp(prefix=f"sweep-{context.trial_id}-")
+    try:
+        with (wandb_runs.in_process(workdir, config, sweep_name=objective.sweep,
+                                    trial_id=context.trial_id, on_steps=on_steps) as info,
+              _alarm(objective.timeout_s)):
+            result = fn(config)
+        if result is None and info.summary:
+            return info.summary
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _hub_stopped(objective: Objective, trial: str) -> bool:
+    try:
+        return objective.hub is not None and objective.hub.stopped(trial)
+    except Exception:
+        return False
+
+
 # ------------------------------------------------------------- command lines
 
 
-def _arg_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-def expand_command(
-    command: Sequence[str],
-    flat: Mapping[str, Any],
-    nested: Mapping[str, Any],
-    *,
-    program: str | None,
-    sweep: str,
-    trial: str,
-    json_file: str | None = None,
-) -> list[str]:
-    """The argument list for one trial, W&B macros expanded. Nothing passes through a
-    shell: a value holding ``; rm -rf`` is one argument, verbatim.
-
-    ``${args}`` -> ``--name=value`` per parameter; ``${args_no_hyphens}`` ->
-    ``name=value``; ``${args_json}`` -> one JSON argument; ``${args_json_file}`` ->
-    a JSON file's path; ``${interpreter}`` -> this Python; ``${program}``;
-    ``${env}`` -> dropped; ``${envvar:NAME}``; ``${name}`` -> the sweep name;
-    ``${trial_id}``.
-
-    Example: ``expand_command(["${interpreter}", "${program}", "${args}"], {"lr": 0.1},
-    {"lr": 0.1}, program="train.py", sweep="s", trial="t")`` ->
-    ``[sys.executable, "train.py", "--lr=0.1"]``
-    """
-    argv: list[str] = []
-    for arg in command:
-        if arg == "${env}":
-            continue
-        if arg == "${args}":
-            argv.extend(f"--{k}={_arg_value(v)}" for k, v in flat.items())
-            continue
-        if arg == "${args_no_hyphens}":
-            argv.extend(f"{k}={_arg_value(v)}" for k, v in flat.items())
-            continue
-        out = arg
-        out = out.replace("${interpreter}", sys.executable)
-        out = out.replace("${program}", program or "")
-        out = out.replace("${args_json_file}", json_file or "")
-        out = out.replace("${args_json}", json.dumps(dict(nested)))
-        out = out.replace("${name}", sweep)
-        out = out.replace("${trial_id}", trial)
-        while "${envvar:" in out:
-            start = out.index("${envvar:")
-            end = out.find("}", start)
-            if end < 0:
-                break
-            out = out[:start] + os.environ.get(out[start + 9 : end], "") + out[end + 1 :]
-        argv.append(out)
-    return argv
-
-
-def last_json_object(text: str) -> dict[str, Any] | None:
-    """The last line of ``text`` that parses as a JSON object.
-
-    Example: ``last_json_object('epoch 1\\n{"loss": 0.5}\\n') == {"loss": 0.5}``
-    """
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{") and line.endswith("}"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                return value
-    return None
-
-
-def _run_command(
-    objective: Objective, trial: str, flat: dict[str, Any], nested: dict[str, Any]
-) -> tuple[str, dict, str | None]:
+def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
+                 nested: dict[str, Any], context: TrialContext) -> Outcome:
     assert objective.command is not None
-    json_file = None
-    if any("${args_json_file}" in a for a in objective.command):
-        fd, json_file = tempfile.mkstemp(prefix=f"sweep-{trial}-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(nested, f)
-    argv = expand_command(objective.command, flat, nested, program=objective.program,
-                          sweep=objective.sweep, trial=trial, json_file=json_file)
-    env = dict(os.environ, SWEEP_NAME=objective.sweep, SWEEP_TRIAL_ID=trial)
-    cwd = objective.cwd if objective.cwd and os.path.isdir(objective.cwd) else None
+    workdir = tempfile.mkdtemp(prefix=f"sweep-{trial}-")
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", cwd=cwd,
-                              env=env, timeout=objective.timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        return "timeout", {}, f"command ran past timeout_s={objective.timeout_s:g}"
-    except OSError as exc:
-        return "failed", {}, f"could not start {argv[0]!r}: {exc}"
+        json_file = os.path.join(workdir, "params.json")
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump(nested, f)
+        values = cmd.MacroValues(program=objective.program or "", name=objective.sweep,
+                                 trial_id=trial, json_file=json_file, nested=nested)
+        try:
+            argv = cmd.expand(objective.command, nested, values)
+        except cmd.CommandError as exc:
+            return "failed", {}, str(exc)
+        env = dict(os.environ, SWEEP_NAME=objective.sweep, SWEEP_TRIAL_ID=trial,
+                   SWEEP_PARAMS_FILE=json_file)
+        # W&B scripts read their parameters from W&B's param file; W&B runs offline.
+        env.update(wandb_runs.prepare(workdir, nested, sweep_name=objective.sweep,
+                                      trial_id=trial))
+        cwd = objective.cwd if objective.cwd and os.path.isdir(objective.cwd) else None
+
+        def on_report(step: int, line: dict[str, Any]) -> bool:
+            key = step_key(line)
+            context.add(step, {k: v for k, v in line.items() if k != key})
+            return context.stop_requested
+
+        def on_steps(steps: list[tuple[int, dict[str, float]]]) -> None:
+            for step, metrics in steps:
+                context.add(step, metrics)
+
+        try:
+            with wandb_runs.watch(workdir, on_steps) as reader:
+                outcome = cmd.run_program(argv, cwd=cwd, env=env,
+                                          timeout_s=objective.timeout_s, on_report=on_report,
+                                          should_stop=lambda: context.stop_requested)
+            if outcome.result is None and reader.steps:
+                outcome.result = reader.summary()
+        except ValueError as exc:
+            if "null byte" in str(exc):
+                return "failed", {}, ("a parameter value or argument holds a NUL byte, which "
+                                      "a command line cannot carry")
+            return "failed", {}, f"could not start {short(argv[0], 200)}: {exc}"
+        except (OSError, subprocess.SubprocessError) as exc:
+            return "failed", {}, f"could not start {short(argv[0], 200)}: {exc}"
+        except KeyboardInterrupt:
+            if _hub_stopped(objective, trial):
+                return _stopped(context)
+            raise
     finally:
-        if json_file:
-            os.unlink(json_file)
-    if proc.returncode != 0:
-        return "failed", {}, _truncate(
-            f"command exited with status {proc.returncode}\n{proc.stderr.strip()}"
-        )
-    result = last_json_object(proc.stdout)
-    if result is None:
-        return "failed", {}, _truncate(
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _command_outcome(objective, outcome, context)
+
+
+def _command_outcome(objective: Objective, outcome: cmd.Outcome, context: TrialContext
+                     ) -> Outcome:
+    if outcome.killed == "stopped":
+        return _stopped(context)
+    if outcome.killed == "timeout":
+        return "timeout", {}, f"command ran past timeout_s={objective.timeout_s:g}"
+    if outcome.returncode != 0:
+        return "failed", {}, truncate(f"command exited with status {outcome.returncode}\n"
+                                      + "\n".join(outcome.stderr_tail).strip())
+    if outcome.result is None:
+        return "failed", {}, truncate(
             "command printed no JSON object line on stdout; last lines:\n"
-            + "\n".join(proc.stdout.strip().splitlines()[-5:])
-        )
-    return check_result(result, objective.metric)
+            + "\n".join(outcome.stdout_tail[-5:]))
+    return check_result(outcome.result, objective.metric)
 
 
 # ------------------------------------------------------------------- workers
 
 
-def _where() -> tuple[str, str]:
+def where() -> tuple[str, str]:
     """(node, gpu_ids) of this worker, from Ray's runtime context when there is one."""
     try:
         import ray
@@ -373,43 +332,97 @@ def _where() -> tuple[str, str]:
         return socket.gethostname(), os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
 
-def run_trial(
-    objective: Objective, trial: str, flat: dict[str, Any], nested: dict[str, Any],
-    node: str = "", gpu_ids: str = "",
-) -> dict[str, Any]:
-    """Run one trial and return its record (never raises for objective problems).
+class _ProcessState:
+    """The working directory, environment and import path of this worker process, put
+    back after each trial so that one trial's ``os.chdir`` never reaches the next."""
+
+    def __init__(self) -> None:
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        # os.environ's own dict of encoded entries: comparing it costs about a microsecond.
+        self._raw = getattr(os.environ, "_data", None)
+        self._raw_copy = dict(self._raw) if self._raw is not None else None
+        self.path = list(sys.path)
+
+    def _environ_changed(self) -> bool:
+        if self._raw is not None and getattr(os.environ, "_data", None) is self._raw:
+            return self._raw != self._raw_copy
+        return dict(os.environ) != self.environ
+
+    def restore(self) -> None:
+        with contextlib.suppress(OSError):
+            if os.getcwd() != self.cwd:
+                os.chdir(self.cwd)
+        if self._environ_changed():
+            os.environ.clear()
+            os.environ.update(self.environ)
+        if sys.path != self.path:
+            sys.path[:] = self.path
+
+
+def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
+              nested: dict[str, Any], node: str = "", gpu_ids: str = ""
+              ) -> tuple[TrialRecord, list[Report]]:
+    """Run one trial: its record (sweep, stage and params are the driver's to fill) and
+    the reports it made that the driver has not received yet. Never raises for what
+    the objective does.
 
     Example: ``run_trial(Objective("loss", target=lambda c: c["x"] ** 2), "t1",
-    {"x": 2}, {"x": 2})["metrics"] == {"loss": 4.0}``
+    {"x": 2}, {"x": 2})[0].metrics == {"loss": 4.0}``
     """
     started = time.time()
     t0 = time.perf_counter()
-    if objective.command is not None:
-        status, metrics, error = _run_command(objective, trial, flat, nested)
-    else:
-        status, metrics, error = _run_python(objective, nested)
-    duration = time.perf_counter() - t0
-    return {
-        "trial_id": trial,
-        "status": status,
-        "metrics": metrics,
-        "error": error,
-        "started_at": started,
-        "finished_at": started + duration,
-        "duration_s": duration,
-        "node": node,
-        "gpu_ids": gpu_ids,
-    }
+    with trial_context(trial, objective.hub) as context:
+        try:
+            if objective.command is not None:
+                status, metrics, error = _run_command(objective, trial, flat, nested, context)
+            else:
+                status, metrics, error = _run_python(objective, nested, context)
+        except BaseException as exc:
+            status, metrics, error = "failed", {}, truncate(
+                f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}\n"
+                + traceback.format_exc())
+        duration = time.perf_counter() - t0
+        last = context.last
+        if status == "ok" and last is not None:
+            # A trial that reported keeps its reported metrics its result left out.
+            extra, _ = numeric_metrics(last.metrics)
+            metrics = {**extra, **metrics}
+        record = TrialRecord(trial_id=trial, status=status, metrics=metrics, error=error,
+                             started_at=started, finished_at=started + duration,
+                             duration_s=duration, node=node, gpu_ids=gpu_ids,
+                             step=None if last is None else last.step)
+        return record, context.pending()
 
 
-def run_batch(
-    objective: Objective, trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]]
-) -> list[dict[str, Any]]:
+def run_batch(objective: Objective,
+              trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]]
+              ) -> BatchResult:
     """Run several trials one after another in this worker (the Ray task body). Each
     trial is (id, flat params, nested params or None when they are the same).
 
-    Example: ``run_batch(objective, [("t1", {"x": 1}, {"x": 1})])``
+    Example: ``run_batch(objective, [("t1", {"x": 1}, None)]).records[0].status``
     """
-    node, gpu_ids = _where()
-    return [run_trial(objective, tid, flat, flat if nested is None else nested, node, gpu_ids)
-            for tid, flat, nested in trials]
+    node, gpu_ids = where()
+    state = _ProcessState()
+    records: list[TrialRecord] = []
+    reports: list[Report] = []
+    for tid, flat, nested in trials:
+        try:
+            record, pending = run_trial(objective, tid, flat,
+                                        flat if nested is None else nested, node, gpu_ids)
+        except BaseException as exc:  # even the record could not be built
+            now = time.time()
+            record = TrialRecord(trial_id=tid, status="failed", error=truncate(
+                f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}"),
+                started_at=now, finished_at=now, duration_s=0.0, node=node, gpu_ids=gpu_ids)
+            pending = []
+        finally:
+            state.restore()
+        records.append(record)
+        reports.extend(pending)
+    return BatchResult(records, reports)
+
+
+__all__ = ["BatchResult", "Objective", "canonical_json", "load_callable", "run_batch",
+           "run_trial", "trial_id", "where"]

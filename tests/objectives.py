@@ -121,3 +121,12 @@ def gpu_device(config: dict[str, Any]) -> dict[str, float]:
     ids = [v for v in visible.split(",") if v.strip()]
     device = float(ids[0]) if len(ids) == 1 and ids[0].strip().isdigit() else -1.0
     return {"loss": float(config["x"]), "visible_count": float(len(ids)), "device": device}
+
+
+def interrupts(config: dict[str, Any]) -> float:
+    """x = 7 raises KeyboardInterrupt, x = 41 calls sys.exit(2); the rest return x."""
+    if config["x"] == 7:
+        raise KeyboardInterrupt
+    if config["x"] == 41:
+        raise SystemExit(2)
+    return float(config["x"])

@@ -48,7 +48,8 @@ def test_readme_run_command_on_a_short_spec(tmp_path):
     top = sweep_cli("top", os.path.join(results, "mlp-digits-quick"), "-k", "3", "--format", "json")
     records = json.loads(top.stdout)
     assert [r["rank"] for r in records] == [1, 2, 3]
-    assert records[0]["val_error"] == df["metrics.val_error"].min()
+    assert records[0]["metrics"]["val_error"] == df["metrics.val_error"].min()
+    assert set(records[0]) == {"rank", "stage", "trial_id", "status", "metrics", "params"}
 
 
 def test_bad_sweep_file_exits_2_with_the_field_and_no_traceback(tmp_path):

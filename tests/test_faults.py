@@ -658,7 +658,8 @@ BAD_FILES = {
                   "max: 1.0}}\n", "parameters.lr.min"),
     "stage-field": ("parameters: {x: {min: 0.0, max: 1.0}}\nstages: [{plan: random, "
                     "trials: 4}, {plan: refine, trials: 4, top_k: 0}]\n", "stages[1].top_k"),
-    "goal": ("parameters: {x: {min: 0.0, max: 1.0}}\n", "metric.goal"),
+    "goal": ("parameters: {x: {min: 0.0, max: 1.0}}\nstages: [{plan: random, trials: 2}]\n",
+             "metric.goal"),
     "yaml-syntax": ("parameters: {x: {min: 0.0, max: [1}\n", "line 4"),
 }
 

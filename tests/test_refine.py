@@ -13,7 +13,7 @@ import pytest
 
 import sweep
 from sweep.errors import SweepError
-from sweep.plans import Refine, Seed
+from sweep.refine import Refine, Seed
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 
 LR = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}

@@ -6,6 +6,7 @@ missing the test fails rather than skips. Set ``CHROMIUM=/path/to/chrome`` to us
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -15,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.report import build_report, write_report
+from sweep.html_report import build_report, write_report
 
 SCALES = {
     "lr": "log",
@@ -125,6 +127,23 @@ def _sections(text: str) -> dict[str, str]:
         r'<section class="param-plot" data-param="([^"]*)"[^>]*>(.*?)</section>', text, re.S
     )
     return {html.unescape(name): body for name, body in found}
+
+
+def _figure(text: str, div_id: str) -> tuple[list[dict], dict]:
+    """The data (traces) and layout that ``Plotly.newPlot`` draws in ``div_id``."""
+    m = re.search(r"Plotly\.newPlot\(\s*" + re.escape(json.dumps(div_id)) + r",\s*", text)
+    assert m is not None, f"no figure {div_id}"
+    decoder = json.JSONDecoder()
+    data, end = decoder.raw_decode(text, m.end())
+    layout, _ = decoder.raw_decode(text, re.compile(r",\s*").match(text, end).end())
+    return data, layout
+
+
+def _values(array: object) -> np.ndarray:
+    """A figure's array: a JSON list, or plotly's typed array {"dtype", "bdata"}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array, dtype=object)
 
 
 # --------------------------------------------------------------------------- content
@@ -249,6 +268,215 @@ def test_write_report_is_atomic(tmp_path: Path) -> None:
     write_report("<p>two \u00e9</p>", out)
     assert out.read_text(encoding="utf-8") == "<p>two \u00e9</p>"
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+# --------------------------------------------------------------------------- curves
+
+STOPPED_IDS = [f"s0-t{i:03d}" for i in range(5)]
+RUNGS = [
+    {"bracket": 0, "step": 3, "cutoff": 0.5, "trials": 40},
+    {"bracket": 0, "step": 9, "cutoff": 0.3, "trials": 12},
+    {"bracket": 1, "step": 9, "cutoff": None, "trials": 0},
+    {"bracket": 1, "step": 500, "cutoff": 0.1, "trials": 1},  # beyond every curve
+]
+
+
+def make_curves(df: pd.DataFrame, last_step: int = 10) -> pd.DataFrame:
+    """Each ok or stopped trial reports ``loss`` at steps 1..10 (a stopped one up to 3),
+    falling towards its final value."""
+    rows = []
+    t0 = pd.Timestamp("2024-05-01 12:00:00", tz="UTC")
+    for _, trial in df[df["status"].isin(["ok", "stopped"])].iterrows():
+        final = trial["metrics.loss"] if np.isfinite(trial["metrics.loss"]) else 1.0
+        end = 3 if trial["status"] == "stopped" else last_step
+        for step in range(1, end + 1):
+            rows.append({"sweep": trial["sweep"], "stage": trial["stage"],
+                         "trial_id": trial["trial_id"], "step": step,
+                         "time": t0 + pd.Timedelta(seconds=step),
+                         "metrics.loss": final + 1.0 / step,
+                         "metrics.accuracy": 1.0 / (1.0 + final + 1.0 / step)})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def with_stops(results: tuple[pd.DataFrame, list[dict]]) -> pd.DataFrame:
+    df, _ = results
+    df = df.copy()
+    df.loc[df["trial_id"].isin(STOPPED_IDS), "status"] = "stopped"
+    df["step"] = np.where(df["status"] == "stopped", 3, 10)
+    return df
+
+
+@pytest.fixture(scope="module")
+def curves_report(with_stops: pd.DataFrame, results: tuple[pd.DataFrame, list[dict]]) -> str:
+    _, boxes = results
+    return build_report(with_stops, metric="loss", goal="minimize", scales=SCALES,
+                        boxes=boxes, title=TITLE, curves=make_curves(with_stops), rungs=RUNGS)
+
+
+def test_learning_curves(curves_report: str, with_stops: pd.DataFrame) -> None:
+    assert "<h2>Learning curves</h2>" in curves_report
+    assert curves_report.count("Plotly.newPlot(") == len(PLOTTED) + 2
+    data, layout = _figure(curves_report, "sweep-curves")
+    lines = [t for t in data if t["name"].startswith("stage ")]
+    with_curve = with_stops[with_stops["status"].isin(["ok", "stopped"])]
+    assert len(lines) == len(with_curve), "one line per trial with a curve"
+    faded = [t for t in lines if t["opacity"] < 0.5]
+    assert len(faded) == len(STOPPED_IDS)
+    assert all("stopped early" in t["name"] for t in faded)
+    assert all(t["opacity"] >= 0.8 for t in lines if t not in faded)
+    assert {re.search(r"trial ([^<]+)<br>", t["hovertemplate"])[1] for t in faded} == set(
+        STOPPED_IDS)
+    assert all(len(_values(t["x"])) == 3 for t in faded)
+    assert "1 of" not in layout["title"]["text"]  # nothing was left out
+    # Rungs: a dotted line at steps 3 and 9 (not 500: no curve gets there), cutoff marks.
+    rung_lines = [s for s in layout.get("shapes", []) if s["type"] == "line"]
+    assert sorted(s["x0"] for s in rung_lines) == [3, 9]
+    assert all(s["line"]["dash"] == "dot" for s in rung_lines)
+    (marks,) = [t for t in data if t["name"] == "rung cutoffs"]
+    assert sorted(_values(marks["y"]).astype(float)) == [0.3, 0.5]
+    assert any("cutoff 0.5 (40 trials)" in h for h in marks["hovertext"])
+
+
+def test_stopped_trials_are_counted_not_ranked(curves_report: str) -> None:
+    assert "5 stopped early" in curves_report
+    assert "<th>stopped</th>" in curves_report  # a column of the counts table
+    assert "<h2>Stopped early (5)</h2>" in curves_report
+    top = re.search(r"<h2>Top 10</h2>.*?<tbody>(.*?)</tbody>", curves_report, re.S)
+    assert top is not None
+    assert not any(tid in top.group(1) for tid in STOPPED_IDS)
+    for name, body in _sections(curves_report).items():
+        for tid in STOPPED_IDS:
+            assert f'"{tid}"' not in body, f"stopped {tid} plotted against {name}"
+
+
+def test_many_curves_are_sampled(with_stops: pd.DataFrame) -> None:
+    rng = np.random.default_rng(1)
+    n = 1000
+    df = pd.DataFrame({"sweep": "many", "stage": 0, "trial_id": [f"t{i:04d}" for i in range(n)],
+                       "status": "ok", "params.lr": 10 ** rng.uniform(-4, 0, n),
+                       "metrics.loss": rng.random(n)})
+    steps = np.tile(np.arange(1, 6), n)
+    curves = pd.DataFrame({"sweep": "many", "stage": 0, "trial_id": np.repeat(df.trial_id, 5),
+                           "step": steps, "time": pd.Timestamp("2024-01-01", tz="UTC"),
+                           "metrics.loss": np.repeat(df["metrics.loss"], 5) + 1 / steps})
+    text = build_report(df, metric="loss", goal="minimize", scales={"lr": "log"},
+                        curves=curves)
+    data, layout = _figure(text, "sweep-curves")
+    assert len(data) == 300
+    assert "300 of 1,000 trials&#x27; curves shown" in layout["title"]["text"]
+    drawn = {re.search(r"trial ([^<]+)<br>", t["hovertemplate"])[1] for t in data}
+    best = df.sort_values("metrics.loss")["trial_id"].head(100)
+    assert set(best) <= drawn, "the best trials' curves are always drawn"
+
+
+def test_no_or_empty_curves(results: tuple[pd.DataFrame, list[dict]],
+                            with_stops: pd.DataFrame) -> None:
+    df, boxes = results
+    empty = pd.DataFrame(columns=["sweep", "stage", "trial_id", "step", "time"])
+    for curves in (None, empty, empty.assign(**{"metrics.loss": []})):
+        text = build_report(df, metric="loss", goal="minimize", scales=SCALES, boxes=boxes,
+                            curves=curves, rungs=RUNGS)
+        assert "Learning curves" not in text and "sweep-curves" not in text
+        assert text.count("Plotly.newPlot(") == len(PLOTTED) + 1
+    other = make_curves(with_stops).drop(columns=["metrics.loss"])
+    text = build_report(df, metric="loss", goal="minimize", scales=SCALES, curves=other)
+    assert "Learning curves" not in text
+    assert "the curves table has no column &#x27;metrics.loss&#x27;" in text
+
+
+# --------------------------------------------------------------------------- no metric
+
+
+@pytest.fixture(scope="module")
+def no_metric_report(with_stops: pd.DataFrame) -> str:
+    df = with_stops.drop(columns=["metrics.loss"]).copy()
+    # Finish times in reverse row order, so "the order they finished" is visible.
+    df["finished_at"] = df["finished_at"].max() - pd.to_timedelta(np.arange(len(df)), "s")
+    return build_report(df, metric=None, scales=SCALES, title=TITLE,
+                        curves=make_curves(with_stops))
+
+
+def test_no_metric_report(no_metric_report: str, with_stops: pd.DataFrame) -> None:
+    text = no_metric_report
+    assert "This sweep has no metric, so nothing is ranked" in text
+    assert "none: the sweep has no metric" in text
+    assert "Best trial" not in text and "Top 10" not in text and "Not ranked" not in text
+    table = re.search(r"<h2>Trials in the order they finished \((\d+)\)</h2>.*?<tbody>(.*?)"
+                      r"</tbody>", text, re.S)
+    assert table is not None and int(table.group(1)) == len(with_stops)
+    ids = re.findall(r"<tr><td>\d+</td><td>([^<\s]+)", table.group(2))
+    assert ids == list(with_stops["trial_id"])[::-1]
+    sections = _sections(text)
+    assert sorted(sections) == sorted(PLOTTED)
+    assert '"type":"bar"' in sections["lr"] and "log10" not in sections["optimizer"]
+    assert '"categoryarray":["adam","rmsprop","sgd"]' in sections["optimizer"]
+    assert '<section class="parcoords">' in text and "coloured by stage" in text
+    # The curves are drawn for the first metric the curves table has.
+    assert "<h2>Learning curves</h2>" in text and "curves of loss" in text
+    assert "Stopped early (5)" in text and "Failed, timed out or cancelled (2)" in text
+
+
+def test_no_metric_without_params_or_metrics() -> None:
+    df = pd.DataFrame({"trial_id": ["a", "b", "c"], "status": ["ok", "stopped", "failed"],
+                       "params.x": [1, 1, 1]})
+    text = build_report(df, metric=None, scales={})
+    assert "nothing is ranked" in text and "No parameter varies" in text
+    assert "x=1" in text  # a constant
+
+
+# --------------------------------------------------------------------------- a million
+
+
+def make_large(n: int, seed: int = 3) -> pd.DataFrame:
+    """``n`` finished trials over two stages, built with numpy (no Ray)."""
+    rng = np.random.default_rng(seed)
+    lr = 10 ** rng.uniform(-5, 0, n)
+    dropout = rng.uniform(0, 0.5, n)
+    return pd.DataFrame({
+        "sweep": "big", "stage": (np.arange(n) >= n * 0.8).astype(np.int64),
+        "trial_id": np.char.add("t", np.char.zfill(np.arange(n).astype(str), 7)),
+        "parent_id": None, "status": "ok", "params.lr": lr,
+        "params.optimizer": np.array(OPTIMIZERS, dtype=object)[rng.integers(0, 3, n)],
+        "params.hidden": rng.choice(HIDDEN, n), "params.dropout": dropout,
+        "params.epochs": 5,
+        "metrics.loss": (np.log10(lr) + 2.5) ** 2 + dropout + rng.normal(0, 0.05, n),
+        "finished_at": pd.Timestamp("2024-01-01", tz="UTC")
+        + pd.to_timedelta(np.arange(n), unit="s"),
+    })
+
+
+def test_a_million_trials_are_sampled() -> None:
+    n, shown = 1_000_000, 20_000
+    df = make_large(n)
+    scales = {"lr": "log", "optimizer": "categorical", "hidden": "linear",
+              "dropout": "linear", "epochs": "constant"}
+    started = time.perf_counter()
+    text = build_report(df, metric="loss", goal="minimize", scales=scales)
+    took = time.perf_counter() - started
+    print(f"\n1,000,000-row report: {took:.1f} s, {len(text.encode()) / 1e6:.1f} MB")
+    assert len(text.encode()) < 20_000_000
+    best = df.sort_values(["metrics.loss", "trial_id"])["trial_id"].head(1000)
+    for i, name in enumerate(["lr", "optimizer", "hidden", "dropout"]):
+        data, layout = _figure(text, f"sweep-param-{i}")
+        assert sum(len(_values(t["y"])) for t in data) == shown, name
+        assert f"{shown:,} of {n:,} trials shown" in layout["title"]["text"]
+        drawn = {tid for t in data for tid in t["customdata"]}
+        assert set(best) <= drawn, "the best 1,000 are always drawn"
+    data, layout = _figure(text, "sweep-parcoords")
+    assert {len(_values(d["values"])) for d in data[0]["dimensions"]} == {shown}
+    assert f"{shown:,} of {n:,} trials shown" in layout["title"]["text"]
+
+    started = time.perf_counter()
+    text = build_report(df, metric=None, scales=scales)
+    print(f"1,000,000-row report without a metric: {time.perf_counter() - started:.1f} s, "
+          f"{len(text.encode()) / 1e6:.1f} MB")
+    assert len(text.encode()) < 20_000_000
+    data, layout = _figure(text, "sweep-parcoords")
+    assert {len(_values(d["values"])) for d in data[0]["dimensions"]} == {shown}
+    assert f"{shown:,} of {n:,} trials shown (a uniform sample)" in layout["title"]["text"]
+    data, _ = _figure(text, "sweep-param-0")  # lr: histograms over every trial
+    assert sum(int(_values(t["y"]).astype(int).sum()) for t in data) == n
 
 
 # --------------------------------------------------------------------------- browser
@@ -452,3 +680,25 @@ def test_report_renders_in_headless_chromium(report: str, tmp_path: Path) -> Non
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, dest / "report-shot.png")
         shutil.copy(page, dest / "report.html")
+
+
+@pytest.mark.parametrize("which", ["curves_report", "no_metric_report"])
+def test_curves_and_no_metric_reports_render(which: str, request: pytest.FixtureRequest,
+                                             tmp_path: Path) -> None:
+    report = request.getfixturevalue(which)
+    chromium = _chromium()
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.replace("<head>", "<head>\n" + _PROBE, 1), encoding="utf-8")
+    dom, stderr = _run_chromium(chromium, probed.as_uri(), tmp_path / "profile", ["--dump-dom"])
+    assert not _page_console_problems(stderr), "\n".join(_page_console_problems(stderr))
+    m = re.search(r'<pre id="sweep-probe">(.*?)</pre>', dom, re.S)
+    assert m is not None, "the page never finished loading:\n" + stderr[-3000:]
+    probe = json.loads(html.unescape(m.group(1)))
+    assert probe["errors"] == [], probe["errors"]
+    figures = {f["id"]: f for f in probe["figures"]}
+    assert len(figures) == len(PLOTTED) + 2, figures  # + curves + parallel coordinates
+    for fid, fig in figures.items():
+        assert fig["mainSvg"] >= 1 and fig["traces"] >= 1, f"{fid} did not render: {fig}"
+    data, _ = _figure(report, "sweep-curves")
+    assert figures["sweep-curves"]["traces"] == len(data)
+

@@ -493,22 +493,22 @@ def test_narrowed_keeps_the_prior_shape():
 
 
 @pytest.mark.parametrize("make,path", [
-    (lambda: sweep.loguniform(0, 1), "loguniform"),
-    (lambda: sweep.loguniform(-1, 1), "loguniform"),
+    (lambda: sweep.loguniform(0, 1), "loguniform.min"),
+    (lambda: sweep.loguniform(-1, 1), "loguniform.min"),
     (lambda: sweep.uniform(1, 1), "uniform.max"),
     (lambda: sweep.uniform(2, 1), "uniform.max"),
     (lambda: sweep.uniform(float("nan"), 1), "uniform.min"),
     (lambda: sweep.uniform(0, float("inf")), "uniform.max"),
     (lambda: sweep.randint(1.5, 3), "randint.min"),
     (lambda: sweep.randint(3, 1), "randint.max"),
-    (lambda: sweep.lograndint(0, 8), "lograndint"),
+    (lambda: sweep.lograndint(0, 8), "lograndint.min"),
     (lambda: sweep.quniform(0, 1, 0), "quniform.q"),
-    (lambda: sweep.qloguniform(0, 1, 0.1), "qloguniform"),
-    (lambda: sweep.choice([]), "choice"),
-    (lambda: sweep.choice([1, 1]), "choice"),
+    (lambda: sweep.qloguniform(0, 1, 0.1), "qloguniform.min"),
+    (lambda: sweep.choice([]), "choice.values"),
     (lambda: sweep.choice([1, 2], [1]), "choice.weights"),
     (lambda: sweep.choice([1, 2], [-1, 2]), "choice.weights"),
-    (lambda: sweep.choice([{1, 2}, 2]), "choice[0]"),
+    (lambda: sweep.choice([{1, 2}, 2]), "choice.values[0]"),
+    (lambda: sweep.space.Uniform(1, 0), "max"),  # the class checks its own arguments
     (lambda: sweep.bernoulli(1.5), "bernoulli.p"),
     (lambda: sweep.normal(0, 0), "normal.sigma"),
     (lambda: sweep.lognormal(0, -1), "lognormal.sigma"),
@@ -518,6 +518,15 @@ def test_shorthands_reject_bad_arguments(make, path):
         make()
     assert info.value.path == path
     assert str(info.value).startswith(path + ":")
+
+
+def test_choice_with_repeated_values_weighs_them_and_grids_them_once():
+    # W&B plans duplicate `values`: random draws from the list as given, a grid runs
+    # each distinct value once (1, 1.0 and True are different values).
+    dist = sweep.choice(["relu", "relu", "tanh"])
+    assert dist.support() == ["relu", "tanh"]
+    assert dist.probabilities() == pytest.approx([2 / 3, 1 / 3])
+    assert sweep.choice([True, 1, 1, True]).grid_values(None) == [True, 1]
 
 
 def test_choice_tells_one_from_true_and_one_point_zero():

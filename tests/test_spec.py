@@ -177,11 +177,16 @@ def test_wandb_inv_log_uniform_exponents():
     assert (lr.lo, lr.hi) == (pytest.approx(math.exp(-3)), pytest.approx(math.exp(-1)))
 
 
-def test_wandb_bayes_is_refused_with_a_pointer_to_refine():
+def test_wandb_bayes_file_is_one_bayes_stage():
+    with pytest.warns(UserWarning, match="method: bayes without run_cap: running 32"):
+        spec = load_spec(WANDB / "bayes.yaml")
+    assert [(s.plan, s.trials) for s in spec.stages] == [("bayes", 32)]
+    assert spec.metric.name == "validation_loss"
+    doc = yaml.safe_load((WANDB / "bayes.yaml").read_text())
+    del doc["metric"]
     with pytest.raises(SpecError) as info:
-        load_spec(WANDB / "bayes.yaml")
-    assert info.value.path == "method"
-    assert "refine" in str(info.value) and "bayes" in str(info.value)
+        load_spec(doc)
+    assert info.value.path == "metric" and "stage 0 (bayes)" in str(info.value)
 
 
 def test_wandb_random_without_run_cap_warns_and_picks_a_budget():
@@ -308,7 +313,6 @@ TARGETED = [
     ("parameters.m.mu", INF, "parameters.m.mu"),
     ("parameters.opt.values", [], "parameters.opt.values"),
     ("parameters.opt.values", "sgd", "parameters.opt.values"),
-    ("parameters.opt.values", ["a", "a"], "parameters.opt.values"),
     ("parameters.opt.values", [{"a": float("nan")}, 2], "parameters.opt.values[0]"),
     ("parameters.opt.probabilities", [1.0], "parameters.opt.probabilities"),
     ("parameters.opt.probabilities", [-1, 2], "parameters.opt.probabilities"),
@@ -327,7 +331,8 @@ TARGETED = [
     ("metric", 5, "metric"),
     ("metric.goal", "minimise", "metric.goal"),
     ("metric.name", "", "metric.name"),
-    ("name", "a b", "name"),
+    ("name", "", "name"),
+    ("name", "two\nlines", "name"),
     ("name", 7, "name"),
     ("objective", "nocolon", "objective"),
     ("seed", -1, "seed"),
@@ -340,7 +345,7 @@ TARGETED = [
     ("stages", "random", "stages"),
     ("stages", [], "stages"),
     ("stages[0]", "random", "stages[0]"),
-    ("stages[0].plan", "bayes", "stages[0].plan"),
+    ("stages[0].plan", "bayesian", "stages[0].plan"),
     ("stages[0].plan", "hyperband", "stages[0].plan"),
     ("stages[0].plan", "refine", "stages[0].plan"),
     ("stages[0].trials", 0, "stages[0].trials"),
@@ -370,9 +375,8 @@ def test_targeted_mutation_names_the_path(field, value, path):
     assert str(info.value).startswith(path + ":")
 
 
-@pytest.mark.parametrize("field", ["name", "metric", "parameters", "stages", "objective",
-                                   "parameters.lr.min", "stages[0].plan", "stages[0].trials",
-                                   "metric.name"])
+@pytest.mark.parametrize("field", ["name", "metric", "parameters", "stages", "parameters.lr.min",
+                                   "stages[0].plan", "stages[0].trials", "metric.name"])
 def test_missing_required_field_names_it(field):
     with pytest.raises(SpecError) as info:
         loads_spec(dumped(mutated(field, delete=True)))
@@ -639,7 +643,8 @@ def test_wandb_file_without_a_name_takes_the_file_name(tmp_path):
     path.write_text("method: grid\nmetric: {name: loss}\nprogram: train.py\n"
                     "parameters:\n  a: {values: [[64], [64, 64]]}\n  e: {value: 3}\n")
     spec = sweep.load_spec(path)
-    assert spec.name == "my-sweep"
+    assert spec.name == "my sweep"  # display text, as in W&B
+    assert spec.folder.startswith("my-sweep-") and "/" not in spec.folder
     assert spec.space["a"].support() == [[64], [64, 64]]  # W&B allows list values
 
 

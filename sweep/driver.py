@@ -1,0 +1,429 @@
+"""The driver's policy: stages in order, plans asked and told, batches, retries,
+timeouts, early stopping, progress. No Ray: it drives any pool with the verbs of
+``sweep.pool.RayPool`` (the tests drive a fake one).
+
+One stage is a short loop::
+
+    tell the plan the stored history; start it
+    while the plan has more, or tasks are in flight:
+        fill free slots: ask the plan, skip stored ids, batch, submit
+        wait for finished tasks and reports
+        reports -> curves table, plan, stopping rule (a stop frees the slot at once)
+        finished trials (retries for dead workers, timeouts) -> store, then plan.tell
+
+Example:
+    >>> driver = Driver(spec, store, pool, progress=Progress(quiet=True))  # doctest: +SKIP
+    >>> results = driver.run()
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .planner import make_plan
+from .plans import Plan
+from .pool import Done, Item, Task
+from .progress import Progress
+from .record import Report, TrialRecord
+from .spec import Spec
+from .stages import Stage
+from .store import Store
+from .trial import trial_id
+
+POLL_S = 0.5
+TARGET_TASK_S = 0.05
+MAX_BATCH = 1000
+SLOTS_REFRESH_S = 30.0
+# Learning plans that propose only what is stored already are asked again at most this
+# often in a row before the driver waits for results.
+MAX_EMPTY_ASKS = 64
+
+
+class Terminated(BaseException):
+    """Raised in the driver when it receives SIGTERM."""
+
+
+TERMINATING = threading.Event()
+
+
+class Pool(Protocol):
+    """What the driver needs of a pool of tasks (``sweep.pool.RayPool``)."""
+
+    def __len__(self) -> int: ...
+    def submit(self, task: Task, timeout_s: float | None = None) -> None: ...
+    def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]: ...
+    def next_deadline(self) -> float | None: ...
+    def expire(self, now: float) -> list[Task]: ...
+    def stop(self, trial_ids: list[str]) -> None: ...
+    def cancel_all(self) -> None: ...
+    def slots(self) -> int: ...
+
+
+@dataclass
+class StageResult:
+    """What a stage did in this run."""
+
+    stage: int
+    planned: int
+    skipped: int = 0
+    ran: int = 0
+    ok: int = 0
+    failed: int = 0
+    timeout: int = 0
+    stopped: int = 0
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, record: TrialRecord) -> None:
+        self.ran += 1
+        if record.status in ("ok", "failed", "timeout", "stopped"):
+            setattr(self, record.status, getattr(self, record.status) + 1)
+
+
+class Batcher:
+    """How many trials go in one Ray task: 1 until trial times are known, then enough
+    that a task lasts about TARGET_TASK_S, without starving any slot at the end."""
+
+    def __init__(self, fixed: int | None):
+        self.fixed = fixed
+        self.mean: float | None = None
+
+    def observe(self, durations: Sequence[float]) -> None:
+        if not durations:
+            return
+        batch_mean = sum(durations) / len(durations)
+        self.mean = batch_mean if self.mean is None else 0.7 * self.mean + 0.3 * batch_mean
+
+    def size(self, remaining: int, slots: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.mean is None:
+            return 1
+        by_time = int(TARGET_TASK_S / max(self.mean, 1e-7) + 1e-9)
+        fair = max(1, math.ceil(remaining / max(slots, 1)))
+        return max(1, min(by_time, MAX_BATCH, fair))
+
+
+@dataclass
+class StageRun:
+    """The state of one stage while it runs."""
+
+    stage: Stage
+    plan: Plan
+    result: StageResult
+    stored: set[str]
+    seen: set[str] | None
+    rule: Any = None
+    retry: deque[Task] = field(default_factory=deque)
+    running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
+    last_report: dict[str, Report] = field(default_factory=dict)
+    done: int = 0
+    best: float | None = None
+    best_params: dict[str, Any] | None = None
+    exhausted: bool = False
+
+
+class Driver:
+    """Runs one sweep on a pool: stage after stage, resuming what the store holds."""
+
+    def __init__(self, spec: Spec, store: Store, pool: Pool, *, progress: Progress,
+                 max_concurrent: int | None = None, retry_failed: bool = False,
+                 clock: Callable[[], float] = time.time):
+        self.spec = spec
+        self.store = store
+        self.pool = pool
+        self.progress = progress
+        self.max_concurrent = max_concurrent or spec.max_concurrent
+        self.retry_failed = retry_failed
+        self.clock = clock
+        self.timeout = spec.timeout_s
+        # The worker times each trial from its own start; this deadline, counted from
+        # submission, is only the backstop for code that never returns to Python.
+        self.backstop = None if spec.timeout_s is None else spec.timeout_s + max(
+            10.0, spec.timeout_s)
+        fixed = None if spec.batch == "auto" else int(spec.batch)
+        if spec.timeout_s is not None or spec.early_terminate is not None:
+            fixed = 1  # each such trial is timed or stopped on its own
+        self.batcher = Batcher(fixed)
+        self.slots = pool.slots()
+        self._slots_at = time.monotonic()
+        self.nested = any(len(p) > 1 for p in spec.paths.values())
+        self.results: list[StageResult] = []
+
+    # ------------------------------------------------------------------ stages
+
+    def run(self) -> list[StageResult]:
+        for stage in self.spec.stages:
+            self.results.append(self.run_stage(stage))
+        self.store.flush()
+        return self.results
+
+    def run_stage(self, stage: Stage) -> StageResult:
+        run = self._begin(stage)
+        try:
+            while self._step(run):
+                pass
+        except BaseException:
+            # Flush before cancelling: a cancel can race inside Ray and abort the process.
+            self.store.flush()
+            self.pool.cancel_all()
+            raise
+        self.store.flush()
+        self._describe(run, log=False)
+        self.progress.finish_stage()
+        return run.result
+
+    def _begin(self, stage: Stage) -> StageRun:
+        plan = make_plan(self.spec, stage)
+        done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
+                                                             "stopped")
+        stored = self.store.trial_ids(stage.index, done)
+        if plan.learns:
+            plan.tell(self.store.records(range(stage.index + 1)))
+        plan.start()
+        for note in getattr(plan, "notes", []):
+            self.progress.log(note)
+        space = stage.space(self.spec.space)
+        seen = set() if (space.is_discrete or plan.learns) else None
+        total = plan.total if plan.total is not None else 0
+        run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
+                       rule=self._rule(stage))
+        run.done = len(stored)
+        self._describe(run, log=True)
+        self.progress.start_stage(stage.index, stage.plan, total, skipped=len(stored))
+        return run
+
+    def _rule(self, stage: Stage) -> Any:
+        """The stage's stopping rule, its rungs rebuilt from the stored curves."""
+        if self.spec.early_terminate is None or self.spec.metric is None:
+            return None
+        from .stopping import parse_rule, replay
+
+        rule = parse_rule(self.spec.early_terminate, goal=self.spec.metric.goal)
+        curves = self.store.read_curves(stages=[stage.index])
+        column = f"metrics.{self.spec.metric.name}"
+        if not curves.empty and column in curves.columns:
+            curves = curves.sort_values(["time", "trial_id", "step"], kind="stable")
+            replay(rule, ((str(t), int(s), float(v)) for t, s, v in
+                          zip(curves["trial_id"], curves["step"], curves[column])
+                          if v == v))
+        return rule
+
+    def _describe(self, run: StageRun, *, log: bool) -> None:
+        meta = run.plan.describe()
+        if not meta:
+            return
+        run.result.boxes = [dict(b, stage=run.stage.index) for b in meta.get("boxes", [])]
+        meta = {"stage": run.stage.index, "plan": run.stage.plan, **meta,
+                "boxes": run.result.boxes}
+        self.store.write_text(f"stages/stage-{run.stage.index}.json",
+                              json.dumps(meta, indent=2, default=str))
+        if log and run.result.boxes:
+            self.progress.log(_boxes_text(run.stage, meta))
+
+    # -------------------------------------------------------------------- loop
+
+    def _step(self, run: StageRun) -> bool:
+        """One turn of the loop; False when the stage is over."""
+        if time.monotonic() - self._slots_at > SLOTS_REFRESH_S:
+            self.slots, self._slots_at = self.pool.slots(), time.monotonic()
+        self._fill(run)
+        if not len(self.pool):
+            return False
+        done, reports = self.pool.wait(self._wait_s())
+        if TERMINATING.is_set():
+            raise Terminated()
+        records = self._on_reports(run, reports)
+        for outcome in done:
+            records.extend(self._on_done(run, outcome))
+        for task in self.pool.expire(self.clock()):
+            records.extend(self._failed(run, task, "timeout",
+                                        f"trial ran past timeout_s={self.timeout:g}"))
+        self._record(run, records)
+        return True
+
+    def _wait_s(self) -> float:
+        deadline = self.pool.next_deadline()
+        if deadline is None:
+            return POLL_S
+        return max(0.0, min(POLL_S, deadline - self.clock()))
+
+    def _cap(self) -> int:
+        if self.max_concurrent:
+            return self.max_concurrent
+        # Timed or stoppable trials start the moment they are submitted: no queue.
+        timed = self.timeout is not None or self.spec.early_terminate is not None
+        return self.slots if timed else 2 * self.slots
+
+    def _fill(self, run: StageRun) -> None:
+        empty_asks = 0
+        while len(self.pool) < self._cap():
+            if run.retry:
+                self._submit(run, run.retry.popleft())
+                continue
+            if run.exhausted or run.plan.finished:
+                return
+            left = max((run.plan.total or 0) - run.done, 1)
+            size = self.batcher.size(left, self.slots)
+            candidates = run.plan.ask(size)
+            if not candidates:
+                run.exhausted = run.plan.finished or not len(self.pool)
+                return
+            items = self._new_items(run, candidates)
+            if items:
+                empty_asks = 0
+                self._submit(run, Task(items, attempt=1))
+            elif run.plan.learns:
+                empty_asks += 1
+                if empty_asks >= MAX_EMPTY_ASKS:
+                    run.exhausted = not len(self.pool)
+                    return
+
+    def _new_items(self, run: StageRun, candidates: Iterable[Any]) -> list[Item]:
+        items = []
+        name, index = self.spec.name, run.stage.index
+        for cand in candidates:
+            tid = trial_id(name, index, cand.params)
+            if run.seen is not None:
+                if tid in run.seen:
+                    continue
+                run.seen.add(tid)
+            if tid in run.stored:
+                run.result.skipped += 1
+                continue
+            nested = self.spec.nest(cand.params) if self.nested else None
+            items.append(Item(tid, cand.params, nested, cand.parent))
+        return items
+
+    def _submit(self, run: StageRun, task: Task) -> None:
+        self.pool.submit(task, self.backstop)
+        for item in task.items:
+            run.running[item.trial_id] = (task, item)
+
+    # ----------------------------------------------------------------- results
+
+    def _on_done(self, run: StageRun, outcome: Done) -> list[TrialRecord]:
+        task = outcome.task
+        if outcome.crashed:
+            if task.attempt <= self.spec.retries:
+                for item in task.items:
+                    run.retry.append(Task([item], attempt=task.attempt + 1))
+                    run.running.pop(item.trial_id, None)
+                return []
+            return self._failed(run, task, "failed",
+                                f"worker died on all {task.attempt} attempts: {outcome.error}")
+        if outcome.result is None:
+            return self._failed(run, task, "failed", outcome.error or "the task failed")
+        items = {i.trial_id: i for i in task.items}
+        records = []
+        for rec in outcome.result.records:
+            item = items.get(rec.trial_id)
+            if item is None or run.running.pop(rec.trial_id, None) is None:
+                continue  # stopped by the rule meanwhile: its row is written already
+            records.append(rec._replace(sweep=self.spec.name, stage=run.stage.index,
+                                        parent_id=item.parent, params=item.params,
+                                        attempts=task.attempt))
+        self._store_reports(run, outcome.result.reports)
+        return records
+
+    def _failed(self, run: StageRun, task: Task, status: str, error: str
+                ) -> list[TrialRecord]:
+        now = self.clock()
+        out = []
+        for item in task.items:
+            if run.running.pop(item.trial_id, None) is None:
+                continue
+            last = run.last_report.get(item.trial_id)
+            out.append(TrialRecord(
+                sweep=self.spec.name, stage=run.stage.index, trial_id=item.trial_id,
+                parent_id=item.parent, status=status, params=item.params, metrics={},
+                error=error[:4000], attempts=task.attempt, started_at=task.submitted,
+                finished_at=now, duration_s=now - task.submitted,
+                step=None if last is None else last.step))
+        return out
+
+    def _on_reports(self, run: StageRun, reports: Sequence[Report]) -> list[TrialRecord]:
+        """Store reports, tell the plan, ask the rule; returns the rows of stopped trials."""
+        live = [r for r in reports if r.trial_id in run.running]
+        self._store_reports(run, live)
+        stopped: list[TrialRecord] = []
+        metric = self.spec.metric.name if self.spec.metric else None
+        for report in live:
+            if report.trial_id not in run.running or run.rule is None or metric is None:
+                continue
+            value = report.metrics.get(metric)
+            if value is not None and run.rule.report(report.trial_id, report.step, value):
+                stopped.append(self._stopped(run, report))
+        if stopped:
+            self.pool.stop([r.trial_id for r in stopped])
+        return stopped
+
+    def _store_reports(self, run: StageRun, reports: Sequence[Report]) -> None:
+        if not reports:
+            return
+        self.store.add_reports(self.spec.name, run.stage.index, reports)
+        for report in reports:
+            run.last_report[report.trial_id] = report
+            run.plan.tell_report(report)
+
+    def _stopped(self, run: StageRun, report: Report) -> TrialRecord:
+        task, item = run.running.pop(report.trial_id)
+        now = self.clock()
+        return TrialRecord(
+            sweep=self.spec.name, stage=run.stage.index, trial_id=item.trial_id,
+            parent_id=item.parent, status="stopped", params=item.params,
+            metrics=dict(report.metrics), error=None, attempts=task.attempt,
+            started_at=task.submitted, finished_at=now, duration_s=now - task.submitted,
+            step=report.step)
+
+    def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
+        if records:
+            self.store.add(records)
+            self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
+            run.plan.tell(records)
+            for r in records:
+                run.result.count(r)
+                run.last_report.pop(r.trial_id, None)
+                if run.rule is not None:
+                    run.rule.finished(r.trial_id)
+                self._track_best(run, r)
+            run.done += len(records)
+        failed = run.result.failed + run.result.timeout
+        self.progress.update(done=run.done, running=min(len(self.pool), self.slots),
+                             failed=failed, best=run.best, best_params=run.best_params)
+
+    def _track_best(self, run: StageRun, r: TrialRecord) -> None:
+        metric = self.spec.metric
+        if metric is None or r.status != "ok":
+            return
+        value = r.metrics.get(metric.name)
+        if value is None or not math.isfinite(value):
+            return
+        sign = 1.0 if metric.goal == "minimize" else -1.0
+        if run.best is None or sign * value < sign * run.best:
+            run.best, run.best_params = value, dict(r.params)
+
+
+def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:
+    seeds = ", ".join(s["trial_id"] for s in meta.get("seeds", []))
+    lines = [f"stage {stage.index} ({stage.plan}, region={meta.get('region')}): seeds {seeds}"]
+    for box in meta.get("boxes", []):
+        ranges = ", ".join(f"{k}=[{_fmt(lo)}, {_fmt(hi)}]" for k, (lo, hi) in
+                           box.get("bounds", {}).items())
+        cats = ", ".join(f"{k}={v}" for k, v in box.get("categories", {}).items())
+        lines.append(f"  box around {box['seed']}: {ranges}{'; ' + cats if cats else ''}"
+                     f" ({box['trials']} trials)")
+    return "\n".join(lines)
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+__all__ = ["TERMINATING", "Batcher", "Driver", "Pool", "StageResult", "Terminated"]

@@ -1,0 +1,86 @@
+"""The report hub: a small Ray actor that carries intermediate reports from running
+trials to the driver, and the driver's stop decisions back.
+
+Why an actor: a trial's objective is a plain function that calls ``sweep.report``
+from deep inside its training loop, so the report must leave the worker without
+returning from the task (a streaming generator task would need the objective to
+yield). A worker's push is one small actor call; the driver long-polls ``drain``
+alongside its task futures in ``ray.wait``, so a report reaches it within
+milliseconds, and the answer to a push says whether the trial has been stopped.
+The hub exists only for sweeps with a stopping rule; without one, reports travel
+back with the trial's result.
+
+Example:
+    >>> hub = start_hub()                                  # doctest: +SKIP
+    >>> client = HubClient(hub); client.push(report)       # in a worker: False
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from .record import Report
+
+
+class ReportHub:
+    """The actor's body (made remote by ``start_hub``)."""
+
+    def __init__(self) -> None:
+        self._reports: list[Report] = []
+        self._stopped: set[str] = set()
+        self._arrived = asyncio.Event()
+
+    async def push(self, report: Report) -> bool:
+        """Take one report; True when its trial has been stopped."""
+        self._reports.append(report)
+        self._arrived.set()
+        return report.trial_id in self._stopped
+
+    async def drain(self, timeout_s: float) -> list[Report]:
+        """Every report since the last drain, waiting up to ``timeout_s`` for one."""
+        if not self._reports:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+        reports, self._reports = self._reports, []
+        self._arrived.clear()
+        return reports
+
+    async def stop(self, trial_ids: list[str]) -> None:
+        """Mark trials as stopped: their next push is answered True."""
+        self._stopped.update(trial_ids)
+
+    async def stopped(self, trial_id: str) -> bool:
+        return trial_id in self._stopped
+
+
+def start_hub() -> Any:
+    """Start the hub actor (no CPU held) and return its handle."""
+    import ray
+
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(ReportHub).remote()
+
+
+class HubClient:
+    """The worker's side of the hub: ``push`` a report, learn whether to stop."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+
+    def push(self, report: Report) -> bool:
+        import ray
+
+        return bool(ray.get(self.handle.push.remote(report)))
+
+    def stopped(self, trial_id: str) -> bool:
+        import ray
+
+        return bool(ray.get(self.handle.stopped.remote(trial_id)))
+
+    def stop(self, trial_ids: Iterable[str]) -> None:
+        self.handle.stop.remote(list(trial_ids))
+
+
+__all__ = ["HubClient", "ReportHub", "start_hub"]

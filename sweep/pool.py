@@ -1,0 +1,186 @@
+"""A thin pool of Ray tasks: submit, wait, expire, stop, cancel — and nothing else.
+
+In the spirit of ``ray.util.ActorPool``: a dict of futures over ``ray.wait``. Each
+task runs ``sweep.trial.run_batch`` on one or more trials with the sweep's
+resources (``max_retries=0``: the driver counts retries itself, so ``attempts`` is
+exact). When the sweep has a stopping rule the pool also starts the report hub and
+long-polls it in the same ``ray.wait``, so reports and finished tasks arrive
+together. The driver's policy lives in ``sweep.driver``, which runs as well on a
+fake pool with no Ray (the tests do).
+
+Example:
+    >>> pool = RayPool(objective, spec.resources, with_hub=False)   # doctest: +SKIP
+    >>> pool.submit(Task([Item("t1", {"x": 1}, None, None)], attempt=1))
+    >>> done, reports = pool.wait(0.5)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .record import Report
+from .trial import BatchResult, Objective, run_batch
+
+log = logging.getLogger("sweep")
+DRAIN_S = 0.5
+
+
+class Item(NamedTuple):
+    """One trial to run: its id, flat params, nested params (None when the same) and
+    the trial it was derived from."""
+
+    trial_id: str
+    params: dict[str, Any]
+    nested: dict[str, Any] | None
+    parent: str | None
+
+
+@dataclass
+class Task:
+    """A Ray task's worth of trials, and when it is due."""
+
+    items: list[Item]
+    attempt: int
+    submitted: float = 0.0
+    deadline: float | None = None
+    ref: Any = field(default=None, repr=False)
+
+
+class Done(NamedTuple):
+    """A task that ended: its result, or why not. ``crashed``: the worker or node died
+    (the driver retries); ``error``: the task itself raised (not retried)."""
+
+    task: Task
+    result: BatchResult | None = None
+    error: str | None = None
+    crashed: bool = False
+
+
+class RayPool:
+    """Ray tasks in flight, with the sweep's resources."""
+
+    def __init__(self, objective: Objective, resources: Any, *, with_hub: bool = False):
+        import ray
+
+        from .hub import HubClient, start_hub
+
+        self.ray = ray
+        self.resources = resources
+        self._hub = start_hub() if with_hub else None
+        if self._hub is not None:
+            objective.hub = HubClient(self._hub)
+        self._objective_ref = ray.put(objective)
+        options = dict(resources.ray_options(), max_retries=0)
+        self._remote = ray.remote(run_batch).options(**options)
+        self._inflight: dict[Any, Task] = {}
+        self._drain: Any = None
+
+    def __len__(self) -> int:
+        return len(self._inflight)
+
+    def submit(self, task: Task, timeout_s: float | None = None) -> None:
+        """Start ``task``; ``timeout_s`` sets its backstop deadline from now."""
+        payload = [(i.trial_id, i.params, i.nested) for i in task.items]
+        task.ref = self._remote.remote(self._objective_ref, payload)
+        task.submitted = time.time()
+        task.deadline = None if timeout_s is None else task.submitted + timeout_s
+        self._inflight[task.ref] = task
+
+    def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]:
+        """Tasks that ended and reports that arrived, waiting up to ``timeout_s`` for one."""
+        ray = self.ray
+        refs = list(self._inflight)
+        if self._hub is not None and self._drain is None:
+            self._drain = self._hub.drain.remote(DRAIN_S)
+        if self._drain is not None:
+            refs.append(self._drain)
+        if not refs:
+            return [], []
+        ready, rest = ray.wait(refs, num_returns=1, timeout=max(timeout_s, 0.0))
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        done: list[Done] = []
+        reports: list[Report] = []
+        for ref in ready:
+            if ref is self._drain:
+                self._drain = None
+                try:
+                    reports.extend(ray.get(ref))
+                except ray.exceptions.RayError as exc:  # the hub restarts by itself
+                    log.warning("the report hub failed (%s); reports resume when it is back",
+                                type(exc).__name__)
+                continue
+            done.append(self._outcome(self._inflight.pop(ref)))
+        return done, reports
+
+    def _outcome(self, task: Task) -> Done:
+        ray = self.ray
+        try:
+            return Done(task, result=ray.get(task.ref))
+        except ray.exceptions.TaskCancelledError:
+            return Done(task, error="the task was cancelled")
+        except ray.exceptions.RayTaskError as exc:
+            return Done(task, error=f"task error: {exc}")
+        except ray.exceptions.RayError as exc:
+            return Done(task, error=f"{type(exc).__name__}: {str(exc)[:2000]}", crashed=True)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a task in flight, if any has one."""
+        deadlines = [t.deadline for t in self._inflight.values() if t.deadline is not None]
+        return min(deadlines) if deadlines else None
+
+    def expire(self, now: float) -> list[Task]:
+        """Cancel and return the tasks whose deadline has passed."""
+        out = []
+        for ref, task in list(self._inflight.items()):
+            if task.deadline is not None and now >= task.deadline:
+                self.ray.cancel(ref, force=True)
+                del self._inflight[ref]
+                out.append(task)
+        return out
+
+    def stop(self, trial_ids: list[str]) -> None:
+        """Stop running trials (a stopping rule's decision): their next report raises in
+        the objective, their tasks are interrupted, and their slots are free at once."""
+        if self._hub is not None:
+            self._hub.stop.remote(trial_ids)
+        wanted = set(trial_ids)
+        for ref, task in list(self._inflight.items()):
+            if any(i.trial_id in wanted for i in task.items):
+                del self._inflight[ref]
+                try:
+                    self.ray.cancel(ref, force=False)
+                except Exception as exc:  # the task may have ended meanwhile
+                    log.debug("cancel of a stopped trial's task failed: %s", exc)
+
+    def cancel_all(self) -> None:
+        """Cancel everything in flight (the driver is stopping)."""
+        for ref in list(self._inflight):
+            self.ray.cancel(ref, force=True)
+        self._inflight.clear()
+
+    def slots(self) -> int:
+        """How many trials the cluster can run at once with these resources."""
+        total = self.ray.cluster_resources()
+        res = self.resources
+        need = {"CPU": res.num_cpus, "GPU": res.num_gpus, "memory": res.memory or 0,
+                **res.custom}
+        n = math.inf
+        for key, amount in need.items():
+            if amount:
+                n = min(n, math.floor(total.get(key, 0.0) / amount + 1e-9))
+        if n == math.inf:
+            n = 1
+        if n < 1:
+            wanted = {k: v for k, v in need.items() if v}
+            log.warning("no node has %s right now; trials wait until one joins", wanted)
+            n = 1
+        return int(n)
+
+
+__all__ = ["Done", "Item", "RayPool", "Task"]

@@ -1,0 +1,199 @@
+"""The driver's policy on a fake pool (no Ray): batching, retries, timeouts, stage order,
+what plans are told and when, early stopping, resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import ClassVar
+
+import pytest
+
+import sweep
+from sweep import driver as driver_module
+from sweep.driver import Batcher, Driver
+from sweep.plans import Candidate, Plan
+from sweep.progress import Progress
+from sweep.scheduler import open_store
+from sweep.spec import load_spec
+from tests.fakepool import FakeClock, FakePool, objective_of
+
+
+def quadratic(config):
+    return {"loss": (config["x"] - 0.3) ** 2}
+
+
+def slow(config):
+    time.sleep(0.002)
+    return {"loss": config["x"]}
+
+
+def make(doc, results, fn=quadratic, **pool_options):
+    spec = load_spec(doc)
+    store = open_store(spec, results)
+    clock = pool_options.pop("clock", FakeClock())
+    pool = FakePool(objective_of(fn), clock=clock, **pool_options)
+    drv = Driver(spec, store, pool, progress=Progress(quiet=True), clock=clock)
+    return spec, store, pool, drv
+
+
+def doc(name, stages, **extra):
+    d = {"name": name, "objective": "tests.objectives:quadratic",
+         "metric": {"name": "loss"}, "parameters": {"x": sweep.uniform(0, 1)},
+         "stages": stages}
+    d.update(extra)
+    return d
+
+
+def test_every_trial_runs_once_and_short_trials_are_batched(results):
+    _, store, pool, drv = make(doc("batch", [{"plan": "random", "trials": 300}]), results,
+                               fn=slow)
+    drv.run()
+    df = store.read()
+    assert len(df) == 300 and df["trial_id"].is_unique
+    sizes = [len(t.items) for t in pool.submitted]
+    assert sizes[0] == 1  # nothing measured yet
+    assert max(sizes) > 1  # then ~50 ms worth of 2 ms trials per task
+    assert sum(sizes) == 300
+    assert pool.max_in_flight <= 2 * pool.slots()  # a queue of one task per slot at most
+
+
+def test_batcher_rule():
+    b = Batcher(None)
+    assert b.size(100, 2) == 1
+    b.observe([0.001] * 10)
+    assert b.size(1000, 2) == 50  # 50 ms of 1 ms trials
+    assert b.size(10, 2) == 5  # never starve a slot at the end
+    assert Batcher(7).size(3, 2) == 7
+
+
+def test_worker_deaths_are_retried_with_exact_attempts(results):
+    spec, store, pool, drv = make(doc("retry", [{"plan": "grid", "values": {"x": [0.1, 0.2]}}],
+                                      retries=2), results)
+    ids = {}
+    for cand in __import__("sweep.planner", fromlist=["make_plan"]).make_plan(
+            spec, spec.stages[0]).candidates():
+        ids[cand.params["x"]] = sweep.trial.trial_id("retry", 0, cand.params)
+    pool.crashes = {ids[0.1]: 2, ids[0.2]: 3}
+    drv.run()
+    df = store.read().set_index("params.x")
+    assert df.loc[0.1, "status"] == "ok" and df.loc[0.1, "attempts"] == 3
+    assert df.loc[0.2, "status"] == "failed" and df.loc[0.2, "attempts"] == 3
+    assert "worker died on all 3 attempts" in df.loc[0.2, "error"]
+
+
+def test_a_trial_past_its_backstop_deadline_is_a_timeout_and_frees_its_slot(results):
+    _spec, store, pool, drv = make(doc("hang", [{"plan": "grid", "values": {"x": [0.1, 0.2,
+                                                                                0.3]}}],
+                                      timeout_s=5), results)
+    hung = sweep.trial.trial_id("hang", 0, {"x": 0.2})
+    pool.hangs = {hung}
+    drv.run()
+    df = store.read().set_index("trial_id")
+    assert df.loc[hung, "status"] == "timeout"
+    assert "timeout_s=5" in df.loc[hung, "error"]
+    assert (df.drop(index=hung)["status"] == "ok").all()
+    assert all(len(t.items) == 1 for t in pool.submitted)  # timed trials are not batched
+
+
+class Recording(Plan):
+    """Proposes x = 0.1, 0.2, ... one at a time and records what it is told."""
+
+    learns = True
+    log: ClassVar[list[tuple[str, object]]] = []
+
+    def __init__(self, space, total):
+        super().__init__(space, total)
+        self.asked = 0
+
+    def tell(self, records):
+        Recording.log.append(("tell", [(r.stage, r.params["x"]) for r in records]))
+
+    def start(self):
+        Recording.log.append(("start", None))
+
+    def ask(self, n):
+        if self.asked >= self.total:
+            self.finished = True
+            return []
+        self.asked += 1
+        Recording.log.append(("ask", self.asked))
+        return [Candidate({"x": round(0.1 * self.asked, 3)})]
+
+
+def test_stage_order_and_what_a_learning_plan_is_told(results, monkeypatch):
+    Recording.log = []
+    real = driver_module.make_plan
+
+    def make_plan(spec, stage):
+        if stage.index == 1:
+            return Recording(stage.space(spec.space), 3)
+        return real(spec, stage)
+
+    monkeypatch.setattr(driver_module, "make_plan", make_plan)
+    _, _store, pool, drv = make(doc("order", [{"plan": "grid", "values": {"x": [0.5, 0.6]}},
+                                             {"plan": "random", "trials": 3}]), results)
+    drv.run()
+    log = Recording.log
+    # The stored history of stage 0 (both trials, in finishing order) before the start...
+    assert log[0] == ("tell", [(0, 0.5), (0, 0.6)])
+    assert log[1] == ("start", None)
+    # ... then asks and a tell of each result, its own stage only.
+    tells = [entry for entry in log[2:] if entry[0] == "tell"]
+    assert sorted(x for _, recs in tells for _, x in recs) == [0.1, 0.2, 0.3]
+    assert all(stage == 1 for _, recs in tells for stage, _ in recs)
+    # Stage 1's first task was submitted once nothing of stage 0 was in flight.
+    first = next(i for i, t in enumerate(pool.submitted) if t.items[0].params["x"] == 0.1)
+    assert first == 2 and pool.busy_at_submit[first] == 0
+
+
+def test_resume_skips_what_is_stored(results):
+    d = doc("resume", [{"plan": "random", "trials": 20, "seed": 3}])
+    _, store, _pool, drv = make(d, results)
+    drv.run()
+    first = store.read()
+    _, store2, pool2, drv2 = make(d, results)
+    result = drv2.run()[0]
+    assert result.skipped == 20 and result.ran == 0 and not pool2.submitted
+    assert len(store2.read()) == 20
+    assert set(store2.read()["trial_id"]) == set(first["trial_id"])
+
+
+def test_early_stopping_stops_bad_trials_and_frees_their_slots(results):
+    d = doc("stop", [{"plan": "grid", "values": {"x": [0.1, 0.2, 0.3, 0.4]}}],
+            early_terminate={"type": "median", "grace_period": 1, "min_samples": 2})
+    _spec, store, pool, drv = make(d, results, slots=4)
+    ids = {x: sweep.trial.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
+    # Curves: lower is better; the trial at x=0.4 is worst at every step.
+    pool.scripted_reports = {ids[x]: [(s, x * 10 / (s + 1)) for s in range(4)]
+                             for x in (0.1, 0.2, 0.3, 0.4)}
+    pool.lifo = False
+    drv.run()
+    df = store.read().set_index("params.x")
+    assert df.loc[0.4, "status"] == "stopped"
+    assert ids[0.4] in pool.stopped
+    assert not math.isnan(df.loc[0.4, "metrics.loss"]) and df.loc[0.4, "step"] >= 1
+    assert df.loc[0.1, "status"] == "ok"
+    curves = store.read_curves()
+    assert set(curves["trial_id"]) == set(ids.values())
+    assert (curves.groupby("trial_id").size() >= 1).all()
+
+
+def test_a_trial_that_reports_nothing_is_never_stopped(results):
+    d = doc("quiet", [{"plan": "grid", "values": {"x": [0.1, 0.9]}}],
+            early_terminate={"type": "median", "grace_period": 0, "min_samples": 1})
+    _, store, pool, drv = make(d, results)
+    drv.run()
+    assert set(store.read()["status"]) == {"ok"} and not pool.stopped
+
+
+@pytest.mark.parametrize("lifo", [False, True])
+def test_any_completion_order_gives_the_same_table(results, lifo):
+    d = doc(f"order-{lifo}", [{"plan": "sobol", "trials": 16}, {"plan": "refine", "trials": 8}])
+    _, store, _, drv = make(d, results + str(lifo), lifo=lifo)
+    drv.run()
+    df = store.read()
+    assert df.groupby("stage").size().to_dict() == {0: 16, 1: 8}
+    # Refine seeds come from the stored stage 0 (the same whatever the order).
+    best = df[df.stage == 0].sort_values(["metrics.loss", "trial_id"]).trial_id.iloc[0]
+    assert best in set(df[df.stage == 1].parent_id)

@@ -1,0 +1,216 @@
+"""The store without Ray: the parameter codec, the journal, part files that stay few and
+readable (compaction, corrupt files, concurrent readers), the lock."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sweep
+from sweep.columns import Codec, column_type
+from sweep.errors import SweepError
+from sweep.partset import COMPACT_AT
+from sweep.record import Report, TrialRecord
+from sweep.space import Space
+from sweep.store import Store
+
+SPACE = Space({
+    "lr": sweep.loguniform(1e-4, 1), "n": sweep.randint(1, 9), "flag": sweep.bernoulli(0.5),
+    "opt": sweep.choice(["sgd", "adam"]), "mixed": sweep.choice([1, "1", True, None, 2.5]),
+    "layers": sweep.choice([[64], [64, 64]]), "cfg": sweep.constant({"a": 1}),
+    "step": sweep.quniform(0, 1, 0.25), "w": sweep.normal(0, 1),
+})
+
+
+def record(i: int, stage: int = 0, **params) -> TrialRecord:
+    config = SPACE.from_unit([((i * 0.37) % 1.0)] * len(SPACE.dims))
+    config.update(params)
+    now = 1.7e9 + i
+    return TrialRecord(sweep="demo", stage=stage, trial_id=f"t{i:05d}", status="ok",
+                       params=config, metrics={"loss": i / 10}, attempts=1,
+                       started_at=now, finished_at=now + 0.5, duration_s=0.5, node="n",
+                       gpu_ids="", step=None)
+
+
+def test_codec_types_every_kind_of_column():
+    codec = Codec.of(SPACE, {"n": [3]})
+    assert codec.types == {
+        "cfg": pa.string(), "flag": pa.bool_(), "layers": pa.string(), "lr": pa.float64(),
+        "mixed": pa.string(), "n": pa.int64(), "opt": pa.string(), "step": pa.float64(),
+        "w": pa.float64(),
+    }
+    assert column_type({"int", "float"}) == pa.float64()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=9, max_size=9))
+def test_codec_round_trips_every_value_exactly(point):
+    codec = Codec.of(SPACE)
+    config = SPACE.from_unit(point)
+    back = {n: codec.decode(n, codec.encode(n, v)) for n, v in config.items()}
+    for name, value in config.items():
+        assert back[name] == value and type(back[name]) is type(value), name
+
+
+def test_store_round_trip_through_parquet(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    records = [record(i) for i in range(20)] + [record(20, mixed=True), record(21, mixed="1"),
+                                                 record(22, mixed=1), record(23, mixed=None)]
+    store.add(records)
+    back = {r.trial_id: r for r in store.records([0])}
+    for r in records:
+        got = back[r.trial_id]
+        assert got.params == r.params and got.status == "ok"
+        assert {k: type(v) for k, v in got.params.items()} == \
+            {k: type(v) for k, v in r.params.items()}
+
+
+def test_the_journal_keeps_results_and_skips_only_garbled_lines(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), flush_every=10**6)
+    store.add([record(i) for i in range(5)])
+    path = store._journal.path
+    with open(path, "a") as f:  # a crash mid-line, then a line that is no record, then more
+        f.write('{"trial_id": "cut", "sta\n{}\n')
+        f.write(json.dumps(record(7)._asdict()) + "\n")
+    store._journal._file.close()
+    store._journal = type(store._journal)(store.journal_dir, "journal")  # the driver "died"
+    warnings: list[str] = []
+    fresh = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), warn=warnings.append)
+    assert fresh.recover() == 6
+    assert sorted(fresh.read()["trial_id"]) == [f"t{i:05d}" for i in (0, 1, 2, 3, 4, 7)]
+    assert any("skipped 2 unreadable lines" in w for w in warnings)
+
+
+def test_a_corrupt_part_file_is_named_and_the_rest_stays_readable(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add([record(i) for i in range(10)])
+    store.flush()
+    store.add([record(i) for i in range(10, 20)])
+    store.flush()
+    files = sorted(store.trials.files())
+    with open(files[0], "wb") as f:
+        f.write(b"PAR1 not really parquet")
+    warnings: list[str] = []
+    reader = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), warn=warnings.append)
+    df = reader.read()
+    assert len(df) == 10
+    assert len(warnings) == 1 and files[0] in warnings[0]
+    reader.add([record(30)])  # writing goes on around it
+    assert len(reader.read()) == 11
+
+
+def test_compaction_keeps_files_few_and_loses_nothing(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    for batch in range(40):
+        store.add([record(batch * 10 + i) for i in range(10)])
+        store.flush()
+    assert len(store.trials.files([0])) <= COMPACT_AT
+    df = store.read()
+    assert len(df) == 400 and df["trial_id"].is_unique
+
+
+def test_new_metric_columns_reach_every_file(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add([record(i) for i in range(3)])
+    store.flush()
+    late = record(3)._replace(metrics={"loss": 0.1, "acc": 0.9})
+    store.add([late])
+    store.flush()
+    schemas = {str(pq.read_schema(p)) for p in store.trials.files()}
+    assert len(schemas) == 1
+    df = store.read().set_index("trial_id")
+    assert df.loc["t00003", "metrics.acc"] == 0.9 and math.isnan(df.loc["t00000", "metrics.acc"])
+
+
+def test_readers_never_fail_or_double_count_while_files_are_rewritten(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add([record(i) for i in range(50)])
+    store.flush()
+    errors: list[BaseException] = []
+    counts: list[int] = []
+    done = threading.Event()
+
+    def read_loop() -> None:
+        reader = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+        while not done.is_set():
+            try:
+                df = reader.read()
+                counts.append(df["trial_id"].nunique() - len(df))  # duplicates seen
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=read_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(60):  # new metrics (rewrites) and many files (compactions)
+            rec = record(100 + k)._replace(metrics={"loss": 1.0, f"m{k % 7}": 1.0})
+            store.add([rec])
+            store.flush()
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:3]
+    assert counts and all(c == 0 for c in counts)
+    assert len(store.read()) == 110
+
+
+def test_write_failure_names_the_folder_and_keeps_the_journal(tmp_path, monkeypatch):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add([record(0)])
+    store.flush()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sweep.partset.pq.write_table", disk_full)
+    store.add([record(1)])
+    with pytest.raises(SweepError) as info:
+        store.flush()
+    assert store.dir in str(info.value) and "No space left" in str(info.value)
+    assert store.journal_dir in str(info.value)
+    monkeypatch.undo()
+    # The journal kept the result: the next run folds it in.
+    again = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    assert again.recover() == 1
+    assert sorted(again.read()["trial_id"]) == ["t00000", "t00001"]
+
+
+def test_the_lock_explains_an_unreadable_lock_file(tmp_path):
+    store = Store(str(tmp_path), "demo")
+    os.makedirs(store.dir)
+    with open(os.path.join(store.dir, "lock.json"), "w") as f:
+        json.dump({"pid": "abc", "host": "x"}, f)
+    with pytest.raises(SweepError) as info:
+        store.lock.acquire()
+    assert "its pid is 'abc'" in str(info.value) and "delete it" in str(info.value)
+    assert store.lock.problem().startswith("its pid")
+
+
+def test_curves_round_trip(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add_reports("demo", 1, [Report("t1", s, {"loss": 1 / (s + 1)}, 1.7e9 + s)
+                                  for s in range(5)])
+    df = store.read_curves()
+    assert list(df["step"]) == [0, 1, 2, 3, 4] and set(df["stage"]) == {1}
+    assert df["metrics.loss"].iloc[-1] == pytest.approx(0.2)
+
+
+def test_timestamps_and_types_survive(tmp_path):
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    store.add([record(1)])
+    df = store.read()
+    assert str(df["started_at"].dtype).startswith("datetime64")
+    assert abs(df["started_at"].iloc[0].timestamp() - (1.7e9 + 1)) < 1e-3
+    assert df["params.n"].dtype == "int64" and df["params.flag"].dtype == bool
+    assert time.time() > 0
