@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+import sweep
+
 __all__ = [
     "DATA_PATH",
     "DEFAULTS",
@@ -223,6 +225,15 @@ def _chance_error(y_train: np.ndarray, y_val: np.ndarray) -> float:
     return float(np.mean(y_val != majority))
 
 
+def _val_error(x_val: np.ndarray, y_val: np.ndarray, params: list[np.ndarray]) -> float:
+    """The misclassified fraction of the validation set (1.0 when the model overflowed)."""
+    w1, b1, w2, b2 = params
+    logits = np.maximum(x_val @ w1 + b1, 0.0) @ w2 + b2
+    if not np.isfinite(logits).all():
+        return 1.0
+    return float(np.mean(np.argmax(logits, axis=1) != y_val))
+
+
 def train(config: Mapping[str, Any]) -> dict[str, float | int]:
     """Train the MLP with ``config`` and return its metrics.
 
@@ -310,6 +321,10 @@ def train(config: Mapping[str, Any]) -> dict[str, float | int]:
             if diverged:
                 break
             epoch_loss = total / n_train
+            # One report per epoch: learning curves, and early stopping by the sweep's
+            # rule (a no-op outside a sweep).
+            sweep.report(step=epochs_run, val_error=_val_error(x_val, y_val, params),
+                         train_loss=min(epoch_loss, DIVERGED_LOSS))
 
         logits = np.maximum(x_val @ w1 + b1, 0.0) @ w2 + b2
         if diverged or not np.isfinite(logits).all() or not math.isfinite(epoch_loss):

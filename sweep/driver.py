@@ -62,6 +62,7 @@ class Pool(Protocol):
     def next_deadline(self) -> float | None: ...
     def expire(self, now: float) -> list[Task]: ...
     def stop(self, trial_ids: list[str]) -> None: ...
+    def settle(self, timeout_s: float = 5.0) -> None: ...
     def cancel_all(self) -> None: ...
     def slots(self) -> int: ...
 
@@ -122,6 +123,9 @@ class StageRun:
     rule: Any = None
     retry: deque[Task] = field(default_factory=deque)
     running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
+    # Trials of this stage that ended in this run: their late reports still count.
+    ended: set[str] = field(default_factory=set)
+    judged: dict[str, int] = field(default_factory=dict)  # last step the rule saw
     last_report: dict[str, Report] = field(default_factory=dict)
     done: int = 0
     best: float | None = None
@@ -162,6 +166,7 @@ class Driver:
         for stage in self.spec.stages:
             self.results.append(self.run_stage(stage))
         self.store.flush()
+        self.pool.settle()
         return self.results
 
     def run_stage(self, stage: Stage) -> StageResult:
@@ -350,13 +355,20 @@ class Driver:
 
     def _on_reports(self, run: StageRun, reports: Sequence[Report]) -> list[TrialRecord]:
         """Store reports, tell the plan, ask the rule; returns the rows of stopped trials."""
+        # The hub may hand over a trial's reports out of order (an async actor runs its
+        # calls concurrently): the worker's clock puts them back in order.
+        reports = sorted(reports, key=lambda r: (r.time, r.step))
+        self._store_reports(run, [r for r in reports if r.trial_id in run.running
+                                  or r.trial_id in run.ended])
         live = [r for r in reports if r.trial_id in run.running]
-        self._store_reports(run, live)
         stopped: list[TrialRecord] = []
         metric = self.spec.metric.name if self.spec.metric else None
         for report in live:
             if report.trial_id not in run.running or run.rule is None or metric is None:
                 continue
+            if report.step < run.judged.get(report.trial_id, -1):
+                continue  # a straggler: stored above, but the rule has moved past it
+            run.judged[report.trial_id] = report.step
             value = report.metrics.get(metric)
             if value is not None and run.rule.report(report.trial_id, report.step, value):
                 stopped.append(self._stopped(run, report))
@@ -369,7 +381,8 @@ class Driver:
             return
         self.store.add_reports(self.spec.name, run.stage.index, reports)
         for report in reports:
-            run.last_report[report.trial_id] = report
+            if report.trial_id in run.running:
+                run.last_report[report.trial_id] = report
             run.plan.tell_report(report)
 
     def _stopped(self, run: StageRun, report: Report) -> TrialRecord:
@@ -390,6 +403,9 @@ class Driver:
             for r in records:
                 run.result.count(r)
                 run.last_report.pop(r.trial_id, None)
+                if run.rule is not None:
+                    run.ended.add(r.trial_id)
+                    run.judged.pop(r.trial_id, None)
                 if run.rule is not None:
                     run.rule.finished(r.trial_id)
                 self._track_best(run, r)

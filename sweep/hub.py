@@ -55,24 +55,43 @@ class ReportHub:
     async def stopped(self, trial_id: str) -> bool:
         return trial_id in self._stopped
 
+    async def ready(self) -> bool:
+        return True
 
-def start_hub() -> Any:
-    """Start the hub actor (no CPU held) and return its handle."""
+
+def start_hub(timeout_s: float = 120.0) -> Any:
+    """Start the hub actor (no CPU held) and return its handle once it answers: a trial
+    must not report into a hub that is still starting (its reports would reach the
+    driver only after the trial ended, too late for the rule)."""
     import ray
 
-    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(ReportHub).remote()
+    hub = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(ReportHub).remote()
+    ray.get(hub.ready.remote(), timeout=timeout_s)
+    return hub
 
 
 class HubClient:
-    """The worker's side of the hub: ``push`` a report, learn whether to stop."""
+    """The worker's side of the hub: ``push`` a report, learn whether to stop.
+
+    A push does not wait for the hub: its answer (stopped or not) is read at the next
+    push, when it has long arrived. The driver also interrupts a stopped trial's task,
+    so a stop takes effect at once either way; the training loop never waits on a
+    round trip."""
 
     def __init__(self, handle: Any):
         self.handle = handle
+        self._last: Any = None
 
     def push(self, report: Report) -> bool:
         import ray
 
-        return bool(ray.get(self.handle.push.remote(report)))
+        stopped = False
+        if self._last is not None:
+            ready, _ = ray.wait([self._last], timeout=0)
+            if ready:
+                stopped = bool(ray.get(self._last))
+        self._last = self.handle.push.remote(report)
+        return stopped
 
     def stopped(self, trial_id: str) -> bool:
         import ray

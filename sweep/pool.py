@@ -77,6 +77,9 @@ class RayPool:
         options = dict(resources.ray_options(), max_retries=0)
         self._remote = ray.remote(run_batch).options(**options)
         self._inflight: dict[Any, Task] = {}
+        # Tasks of stopped trials, held until they end: their slots count as free at once,
+        # and keeping their refs lets Ray deliver the cancellation instead of logging it.
+        self._stopping: dict[Any, Task] = {}
         self._drain: Any = None
 
     def __len__(self) -> int:
@@ -93,7 +96,7 @@ class RayPool:
     def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]:
         """Tasks that ended and reports that arrived, waiting up to ``timeout_s`` for one."""
         ray = self.ray
-        refs = list(self._inflight)
+        refs = list(self._inflight) + list(self._stopping)
         if self._hub is not None and self._drain is None:
             self._drain = self._hub.drain.remote(DRAIN_S)
         if self._drain is not None:
@@ -114,6 +117,9 @@ class RayPool:
                 except ray.exceptions.RayError as exc:  # the hub restarts by itself
                     log.warning("the report hub failed (%s); reports resume when it is back",
                                 type(exc).__name__)
+                continue
+            if ref in self._stopping:
+                self._stopping.pop(ref)
                 continue
             done.append(self._outcome(self._inflight.pop(ref)))
         return done, reports
@@ -152,17 +158,26 @@ class RayPool:
         wanted = set(trial_ids)
         for ref, task in list(self._inflight.items()):
             if any(i.trial_id in wanted for i in task.items):
-                del self._inflight[ref]
+                self._stopping[ref] = self._inflight.pop(ref)
                 try:
                     self.ray.cancel(ref, force=False)
                 except Exception as exc:  # the task may have ended meanwhile
                     log.debug("cancel of a stopped trial's task failed: %s", exc)
 
+    def settle(self, timeout_s: float = 5.0) -> None:
+        """Wait a little for the tasks of stopped trials to end (so that nothing of them
+        is left for Ray to report once the pool is gone)."""
+        if self._stopping:
+            self.ray.wait(list(self._stopping), num_returns=len(self._stopping),
+                          timeout=timeout_s)
+            self._stopping.clear()
+
     def cancel_all(self) -> None:
         """Cancel everything in flight (the driver is stopping)."""
-        for ref in list(self._inflight):
+        for ref in [*self._inflight, *self._stopping]:
             self.ray.cancel(ref, force=True)
         self._inflight.clear()
+        self._stopping.clear()
 
     def slots(self) -> int:
         """How many trials the cluster can run at once with these resources."""

@@ -99,6 +99,9 @@ class FakePool:
         self.stopped.extend(trial_ids)
         self.queue = [t for t in self.queue if not any(i.trial_id in trial_ids for i in t.items)]
 
+    def settle(self, timeout_s: float = 5.0) -> None:
+        pass
+
     def cancel_all(self) -> None:
         self.queue.clear()
 

@@ -130,3 +130,35 @@ def interrupts(config: dict[str, Any]) -> float:
     if config["x"] == 41:
         raise SystemExit(2)
     return float(config["x"])
+
+
+def curve(config: dict[str, Any]) -> dict[str, float]:
+    """Reports loss = x / (step + 1) for steps 0..steps-1, sleeping config['pause']
+    seconds between reports; writes <marker_dir>/<x>.done if it runs to the end."""
+    import sweep
+
+    x, pause = float(config["x"]), float(config.get("pause", 0.0))
+    loss = x
+    for step in range(int(config["steps"])):
+        loss = x / (step + 1)
+        sweep.report(step=step, loss=loss)
+        time.sleep(pause)
+    if config.get("marker_dir"):
+        _log_line(os.path.join(config["marker_dir"], "done.jsonl"), {"x": x})
+    return {"loss": loss}
+
+
+def report_then_wait(config: dict[str, Any]) -> dict[str, float]:
+    """Reports steps 0..2 (writing the time of each report to <marker_dir>/reports.jsonl),
+    then waits for <marker_dir>/release before it returns."""
+    import sweep
+
+    for step in range(3):
+        sweep.report(step=step, loss=1.0 / (step + 1))
+        _log_line(os.path.join(config["marker_dir"], "reports.jsonl"),
+                  {"step": step, "t": time.time()})
+    release = os.path.join(config["marker_dir"], "release")
+    deadline = time.time() + 120
+    while not os.path.exists(release) and time.time() < deadline:
+        time.sleep(0.02)
+    return {"loss": 0.25}
