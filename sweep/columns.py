@@ -136,6 +136,12 @@ class Codec:
     def _string(self, name: str, value: Any) -> str:
         return json.dumps(value) if name in self._as_json else string_cell(value)
 
+    def needs_encoding(self, name: str) -> bool:
+        """False when a column's cells are the config values as they are (int, bool and
+        float columns: Arrow takes Python ints for a float column)."""
+        typ = self.types.get(name)
+        return typ is None or pa.types.is_string(typ)
+
     def decode(self, name: str, cell: Any) -> Any:
         """The config value of a cell of column ``params.<name>``."""
         if hasattr(cell, "item") and not isinstance(cell, (str, bytes)):
@@ -183,7 +189,9 @@ def trials_table(records: Sequence[TrialRecord], codec: Codec, schema: pa.Schema
         name, typ = f.name, f.type
         if name.startswith("params."):
             key = name[7:]
-            values = [codec.encode(key, r.params.get(key)) for r in records]
+            values = [r.params.get(key) for r in records]
+            if codec.needs_encoding(key):
+                values = [codec.encode(key, v) for v in values]
         elif name.startswith("metrics."):
             key = name[8:]
             values = [r.metrics.get(key) for r in records]

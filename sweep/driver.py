@@ -18,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -81,10 +82,11 @@ class StageResult:
     stopped: int = 0
     boxes: list[dict[str, Any]] = field(default_factory=list)
 
-    def count(self, record: TrialRecord) -> None:
-        self.ran += 1
-        if record.status in ("ok", "failed", "timeout", "stopped"):
-            setattr(self, record.status, getattr(self, record.status) + 1)
+    def add(self, status: str, n: int = 1) -> None:
+        """Count ``n`` finished trials of ``status``."""
+        self.ran += n
+        if status in ("ok", "failed", "timeout", "stopped"):
+            setattr(self, status, getattr(self, status) + n)
 
 
 class Batcher:
@@ -163,6 +165,10 @@ class Driver:
     # ------------------------------------------------------------------ stages
 
     def run(self) -> list[StageResult]:
+        # What exists now (Ray, pandas, the spec) lives as long as the driver: keep it out
+        # of the garbage collector's full passes, which otherwise cost tens of milliseconds
+        # each, many times a second with short trials.
+        gc.freeze()
         for stage in self.spec.stages:
             self.results.append(self.run_stage(stage))
         self.store.flush()
@@ -327,13 +333,17 @@ class Driver:
             return self._failed(run, task, "failed", outcome.error or "the task failed")
         items = {i.trial_id: i for i in task.items}
         records = []
+        name, index, attempt = self.spec.name, run.stage.index, task.attempt
+        running = run.running
         for rec in outcome.result.records:
             item = items.get(rec.trial_id)
-            if item is None or run.running.pop(rec.trial_id, None) is None:
+            if item is None or running.pop(rec.trial_id, None) is None:
                 continue  # stopped by the rule meanwhile: its row is written already
-            records.append(rec._replace(sweep=self.spec.name, stage=run.stage.index,
-                                        parent_id=item.parent, params=item.params,
-                                        attempts=task.attempt))
+            # Positional, in TrialRecord's field order (the hot path of short trials).
+            records.append(TrialRecord(
+                name, index, rec.trial_id, item.parent, rec.status, item.params, rec.metrics,
+                rec.error, attempt, rec.started_at, rec.finished_at, rec.duration_s,
+                rec.node, rec.gpu_ids, rec.step))
         self._store_reports(run, outcome.result.reports)
         return records
 
@@ -400,30 +410,33 @@ class Driver:
             self.store.add(records)
             self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
             run.plan.tell(records)
-            for r in records:
-                run.result.count(r)
-                run.last_report.pop(r.trial_id, None)
-                if run.rule is not None:
-                    run.ended.add(r.trial_id)
-                    run.judged.pop(r.trial_id, None)
-                if run.rule is not None:
-                    run.rule.finished(r.trial_id)
-                self._track_best(run, r)
+            for status, n in Counter(r.status for r in records).items():
+                run.result.add(status, n)
+            if run.last_report or run.rule is not None:
+                for r in records:
+                    run.last_report.pop(r.trial_id, None)
+                    if run.rule is not None:
+                        run.ended.add(r.trial_id)
+                        run.judged.pop(r.trial_id, None)
+                        run.rule.finished(r.trial_id)
+            self._track_best(run, records)
             run.done += len(records)
         failed = run.result.failed + run.result.timeout
         self.progress.update(done=run.done, running=min(len(self.pool), self.slots),
                              failed=failed, best=run.best, best_params=run.best_params)
 
-    def _track_best(self, run: StageRun, r: TrialRecord) -> None:
+    def _track_best(self, run: StageRun, records: Sequence[TrialRecord]) -> None:
         metric = self.spec.metric
-        if metric is None or r.status != "ok":
+        if metric is None:
             return
-        value = r.metrics.get(metric.name)
-        if value is None or not math.isfinite(value):
-            return
-        sign = 1.0 if metric.goal == "minimize" else -1.0
-        if run.best is None or sign * value < sign * run.best:
-            run.best, run.best_params = value, dict(r.params)
+        name, sign = metric.name, (1.0 if metric.goal == "minimize" else -1.0)
+        best = None if run.best is None else sign * run.best
+        for r in records:
+            value = r.metrics.get(name)
+            if value is None or r.status != "ok" or not math.isfinite(value):
+                continue
+            if best is None or sign * value < best:
+                best, run.best, run.best_params = sign * value, value, dict(r.params)
 
 
 def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:

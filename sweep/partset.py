@@ -8,11 +8,17 @@ stays few, whole and readable while it changes. No Ray.
   rewritten with it as nulls (``conform``).
 - Compaction: when a stage holds more than ``COMPACT_AT`` files, the files smaller
   than ``BIG_FILE_BYTES`` are merged into one, so a week of trials is a handful of
-  files per stage.
+  files per stage. Merging streams record batches: memory stays bounded whatever the
+  size of the files.
+- A rewrite or a merge writes its output under a temporary name, then a small manifest
+  (``.replacing-*.json``: the output and its inputs), renames the output into place,
+  deletes the inputs, then the manifest. Readers skip the inputs of a manifest whose
+  output is in place, so a driver killed at any point leaves every row readable
+  exactly once; the next driver finishes the job (``finish_interrupted``).
 - Readers list the files, skip any that is not valid Parquet (with one warning naming
   it) and, when a file vanishes under them (a rewrite or a compaction), list again.
-  A reader that lists both a merged file and the files it came from sees each row
-  twice for a moment: ``Store.read`` drops such duplicates.
+  ``pandas.read_parquet`` on the folder sees a merged file and its inputs together only
+  in the instant between the rename and the deletes.
 
 Example:
     >>> parts = PartSet(pyarrow.fs.LocalFileSystem(), "/tmp/demo/trials")  # doctest: +SKIP
@@ -22,10 +28,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -33,6 +40,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 PARTITIONING = ds.partitioning(pa.schema([("stage", pa.int64())]), flavor="hive")
+MANIFEST = ".replacing-"
+BATCH_ROWS = 64 * 1024
 COMPACT_AT = 8
 BIG_FILE_BYTES = 256 * 1024 * 1024
 READ_ATTEMPTS = 5
@@ -58,17 +67,35 @@ class PartSet:
     # --------------------------------------------------------------- listing
 
     def _infos(self, stages: Sequence[int] | None = None) -> list[pafs.FileInfo]:
+        """The part files, less those a finished replacement has superseded."""
         if self.fs.get_file_info(self.directory).type != pafs.FileType.Directory:
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.directory, recursive=True,
                                                         allow_not_found=True))
-        out = [i for i in infos if i.type == pafs.FileType.File
-               and i.base_name.startswith("part-") and i.base_name.endswith(".parquet")
-               and "stage=" in i.path]
+        files = [i for i in infos if i.type == pafs.FileType.File and "stage=" in i.path]
+        parts = {i.path: i for i in files if i.base_name.startswith("part-")
+                 and i.base_name.endswith(".parquet")}
+        for manifest in (i.path for i in files if i.base_name.startswith(MANIFEST)):
+            for path in self._superseded(manifest, parts):
+                parts.pop(path, None)
+        out = list(parts.values())
         if stages is not None:
             wanted = {int(s) for s in stages}
             out = [i for i in out if _stage_of(i.path) in wanted]
         return sorted(out, key=lambda i: i.path)
+
+    def _superseded(self, manifest: str, parts: Mapping[str, pafs.FileInfo]) -> list[str]:
+        """The inputs of a replacement whose output is in place (a driver died between
+        the rename and the deletes): readers skip them, the writer deletes them."""
+        try:
+            with self.fs.open_input_stream(manifest) as f:
+                plan = json.loads(f.read())
+            folder = manifest.rpartition("/")[0]
+            output, inputs = f"{folder}/{plan['output']}", [f"{folder}/{n}" for n in
+                                                             plan["inputs"]]
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+            return []
+        return inputs if output in parts else []
 
     def files(self, stages: Sequence[int] | None = None) -> list[str]:
         """The valid part files (sorted), optionally of some stages only."""
@@ -125,16 +152,10 @@ class PartSet:
         return path
 
     def conform(self, schema: pa.Schema) -> None:
-        """Give every part file ``schema`` (missing columns as nulls). Each file is
-        rewritten to a new name before the old one goes: a crash midway leaves
-        duplicates, which readers drop, never a loss."""
+        """Give every part file ``schema`` (missing columns as nulls), one file at a time."""
         for path in self.files():
-            old = self._schemas[path]
-            if old.equals(schema):
-                continue
-            table = pq.read_table(path, filesystem=self.fs)
-            self._put(_stage_of(path), _conformed(table, schema))
-            self._delete(path)
+            if not self._schemas[path].equals(schema):
+                self._replace(_stage_of(path), [path], schema)
 
     def compact(self, stage: int) -> int:
         """Merge the stage's small part files into one; returns how many were merged."""
@@ -142,13 +163,56 @@ class PartSet:
                  if i.size is not None and i.size < BIG_FILE_BYTES and self.schema_of(i.path)]
         if len(small) < 2:
             return 0
-        tables = [pq.read_table(p, filesystem=self.fs) for p in small]
-        schema = unify([t.schema for t in tables])
-        merged = pa.concat_tables([_conformed(t, schema) for t in tables])
-        self._put(stage, merged)
-        for path in small:
-            self._delete(path)
+        self._replace(stage, small, unify([self._schemas[p] for p in small]))
         return len(small)
+
+    def _replace(self, stage: int, inputs: Sequence[str], schema: pa.Schema) -> str:
+        """Write ``inputs`` (streamed, batch by batch) as one new part file of ``schema``,
+        then delete them. A manifest names both while it happens, so a crash at any point
+        leaves every row readable exactly once (see ``_superseded``)."""
+        folder = f"{self.directory}/stage={stage}"
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = f"{folder}/.tmp-{name}"
+        with pq.ParquetWriter(tmp, schema, filesystem=self.fs) as writer:
+            for path in inputs:
+                for batch in pq.ParquetFile(self.fs.open_input_file(path)).iter_batches(
+                        batch_size=BATCH_ROWS):
+                    writer.write_table(_conformed(pa.Table.from_batches([batch]), schema))
+        manifest = f"{folder}/{MANIFEST}{uuid.uuid4().hex[:8]}.json"
+        with self.fs.open_output_stream(manifest) as f:
+            f.write(json.dumps({"output": name,
+                                "inputs": [p.rpartition("/")[2] for p in inputs]}).encode())
+        self.fs.move(tmp, f"{folder}/{name}")
+        self._schemas[f"{folder}/{name}"] = schema
+        for path in inputs:
+            self._delete(path)
+        self._delete(manifest)
+        return f"{folder}/{name}"
+
+    def finish_interrupted(self) -> int:
+        """Complete what a driver that died left half done: delete the inputs of a
+        replacement whose output is in place, and stale manifests and temporary files.
+        Returns how many files were deleted (the writer calls this; readers need not)."""
+        if self.fs.get_file_info(self.directory).type != pafs.FileType.Directory:
+            return 0
+        infos = self.fs.get_file_info(pafs.FileSelector(self.directory, recursive=True))
+        parts = {i.path: i for i in infos if i.type == pafs.FileType.File
+                 and i.base_name.startswith("part-")}
+        deleted = 0
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            if info.base_name.startswith(MANIFEST):
+                for path in self._superseded(info.path, parts):
+                    if path in parts:
+                        self._delete(path)
+                        deleted += 1
+                self._delete(info.path)
+                deleted += 1
+            elif info.base_name.startswith(".tmp-"):
+                self._delete(info.path)
+                deleted += 1
+        return deleted
 
     def _delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -41,11 +41,14 @@ class TrialStopped(BaseException):
 class TrialContext:
     """The running trial's reports, and the hub (a Ray actor handle) or None."""
 
+    __slots__ = ("hub", "previous", "reports", "stop_requested", "trial_id")
+
     def __init__(self, trial_id: str, hub: Any = None):
         self.trial_id = trial_id
         self.hub = hub
         self.reports: list[Report] = []
         self.stop_requested = False
+        self.previous: TrialContext | None = None
 
     @property
     def last(self) -> Report | None:
@@ -78,16 +81,33 @@ def current() -> TrialContext | None:
     return _CURRENT
 
 
+def enter(trial_id: str, hub: Any = None) -> TrialContext:
+    """Make ``trial_id`` the current trial (pair with ``leave``; the worker wrapper's hot
+    path, so no context manager)."""
+    global _CURRENT
+    context = TrialContext(trial_id, hub)
+    context.previous = _CURRENT
+    _CURRENT = context
+    return context
+
+
+def leave(context: TrialContext) -> None:
+    """Undo ``enter``."""
+    global _CURRENT
+    _CURRENT = context.previous
+
+
 @contextlib.contextmanager
 def trial_context(trial_id: str, hub: Any = None) -> Iterator[TrialContext]:
-    """Make ``trial_id`` the current trial while the objective runs."""
-    global _CURRENT
-    previous = _CURRENT
-    _CURRENT = TrialContext(trial_id, hub)
+    """Make ``trial_id`` the current trial while the block runs.
+
+    Example: ``with trial_context("t1"): train(config)``
+    """
+    context = enter(trial_id, hub)
     try:
-        yield _CURRENT
+        yield context
     finally:
-        _CURRENT = previous
+        leave(context)
 
 
 def report(step: int | None = None, **metrics: Any) -> None:
@@ -146,5 +166,5 @@ def step_of(line: Mapping[str, Any]) -> int | None:
     return None
 
 
-__all__ = ["STEP_KEYS", "TrialContext", "TrialStopped", "current", "report", "step_key",
-           "step_of", "trial_context"]
+__all__ = ["STEP_KEYS", "TrialContext", "TrialStopped", "current", "enter", "leave", "report",
+           "step_key", "step_of", "trial_context"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -54,6 +55,8 @@ from .partset import PartSet
 from .record import RECORD_FIELDS, Report, TrialRecord
 
 log = logging.getLogger("sweep")
+SHIP_SECONDS = 5.0
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def open_root(root: str) -> tuple[pafs.FileSystem, str]:
@@ -102,6 +105,7 @@ class Store:
         flush_seconds: float = 30.0,
         journal_dir: str | None = None,
         warn: Callable[[str], None] | None = None,
+        ship_seconds: float = SHIP_SECONDS,
     ):
         self.root = root
         self.folder = folder
@@ -128,6 +132,14 @@ class Store:
         self._buffer: list[TrialRecord] = []
         self._curve_buffer: list[tuple[str, int, Report]] = []
         self._last_flush = time.monotonic()
+        # Object-store roots: the journal on this disk dies with a restarted head pod, so
+        # its new lines are also shipped to the results root every few seconds.
+        self._shipping = not self._local
+        self.ship_seconds = ship_seconds
+        self._run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._unshipped: dict[str, list[dict[str, Any]]] = {"journal": [], "curves": []}
+        self._shipped = 0
+        self._last_ship = time.monotonic()
 
     @property
     def trials_dir(self) -> str:
@@ -226,23 +238,64 @@ class Store:
         """Record finished trials: journaled at once, written to Parquet in batches."""
         if not records:
             return
-        self._journal.append([_journal_row(r) for r in records])
+        rows = [_journal_row(r) for r in records]
+        self._journal.append(rows)
         self._buffer.extend(records)
+        if self._shipping:
+            self._unshipped["journal"].extend(rows)
         self._maybe_flush()
 
     def add_reports(self, sweep: str, stage: int, reports: Sequence[Report]) -> None:
         """Record intermediate reports (the curves table), with the same guarantees."""
         if not reports:
             return
-        self._curve_journal.append([{"sweep": sweep, "stage": stage, **r._asdict()}
-                                    for r in reports])
+        rows = [{"sweep": sweep, "stage": stage, **r._asdict()} for r in reports]
+        self._curve_journal.append(rows)
         self._curve_buffer.extend((sweep, stage, r) for r in reports)
+        if self._shipping:
+            self._unshipped["curves"].extend(rows)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
         if (len(self._buffer) + len(self._curve_buffer) >= self.flush_every
                 or time.monotonic() - self._last_flush >= self.flush_seconds):
             self.flush()
+        elif self._shipping and time.monotonic() - self._last_ship >= self.ship_seconds:
+            self.ship()
+
+    def ship(self) -> None:
+        """Copy the journal lines written since the last ship to the results root
+        (``.journal/<kind>-<run>-<n>.jsonl``, each written whole), so that a driver whose
+        disk is lost with it (a restarted head pod) loses at most ``ship_seconds`` of
+        results. Done by ``add`` on its own; local roots keep the journal beside the
+        results and need none."""
+        self._last_ship = time.monotonic()
+        for kind, rows in self._unshipped.items():
+            if rows:
+                self._shipped += 1
+                name = f".journal/{kind}-{self._run_id}-{self._shipped:06d}.jsonl"
+                try:
+                    self.write_text(name, "".join(_dumps(r) + "\n" for r in rows))
+                except SweepError as exc:
+                    self.warn(f"could not ship the journal to the results root ({exc}); "
+                              f"it is kept on this disk at {self.journal_dir}")
+                    return
+                self._unshipped[kind] = []
+
+    def _drop_shipped(self) -> None:
+        """Delete this run's shipped journal segments (their rows are in Parquet now)."""
+        for info in self._shipped_segments():
+            if self._run_id in info.base_name:
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    self.fs.delete_file(info.path)
+
+    def _shipped_segments(self) -> list[pafs.FileInfo]:
+        folder = f"{self.dir}/.journal"
+        if self._local or self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        return sorted((i for i in self.fs.get_file_info(pafs.FileSelector(folder))
+                       if i.type == pafs.FileType.File and i.base_name.endswith(".jsonl")),
+                      key=lambda i: i.base_name)
 
     def flush(self) -> None:
         """Write buffered results to Parquet (one file per stage), then drop the journal.
@@ -250,6 +303,7 @@ class Store:
         result, so a rerun after the fix loses nothing)."""
         self._last_flush = time.monotonic()
         try:
+            written = bool(self._buffer or self._curve_buffer)
             if self._buffer:
                 self._journal.sync()
                 self._write_trials(self._buffer)
@@ -260,6 +314,9 @@ class Store:
                 self._write_curves(self._curve_buffer)
                 self._curve_buffer = []
                 self._curve_journal.discard()
+            if written and self._shipping:
+                self._unshipped = {"journal": [], "curves": []}
+                self._drop_shipped()
         except (OSError, pa.ArrowException) as exc:
             raise SweepError(
                 f"could not write results under {self.dir}: {exc}. Every finished trial is "
@@ -299,12 +356,22 @@ class Store:
             self.curves.write(stage, curves_table(part, schema))
 
     def recover(self) -> int:
-        """Fold journals left by a driver that died into Parquet; returns the number of
-        results recovered (those already in Parquet are skipped, garbled lines too)."""
+        """Finish the file replacements and fold the journals a driver that died left
+        behind; returns the number of results recovered (those already in Parquet are
+        skipped, garbled journal lines too)."""
+        try:
+            for parts in (self.trials, self.curves):
+                parts.finish_interrupted()
+        except (OSError, pa.ArrowException) as exc:
+            raise SweepError(f"could not tidy {self.dir} after an interrupted run: {exc}"
+                             ) from None
         stored = self._stored_keys()
         fresh: list[TrialRecord] = []
         done: list[str] = []
-        for path, rows, bad in leftovers(self.journal_dir, "journal", skip=self._journal.path):
+        shipped = self._read_shipped()
+        for path, rows, bad in [*leftovers(self.journal_dir, "journal",
+                                           skip=self._journal.path),
+                                *shipped.get("journal", [])]:
             records = [r for r in map(_record_of, rows) if r is not None]
             bad += len(rows) - len(records)
             if bad:
@@ -312,8 +379,9 @@ class Store:
             fresh.extend(r for r in records if (r.trial_id, _micros(r.started_at)) not in stored)
             done.append(path)
         curves: list[tuple[str, int, Report]] = []
-        for path, rows, _bad in leftovers(self.journal_dir, "curves",
-                                          skip=self._curve_journal.path):
+        for path, rows, _bad in [*leftovers(self.journal_dir, "curves",
+                                            skip=self._curve_journal.path),
+                                 *shipped.get("curves", [])]:
             for row in rows:
                 try:
                     report = Report(row["trial_id"], int(row["step"]), row["metrics"],
@@ -330,9 +398,35 @@ class Store:
         except (OSError, pa.ArrowException) as exc:
             raise SweepError(f"could not fold the journal into {self.dir}: {exc}") from None
         for path in done:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            with contextlib.suppress(FileNotFoundError, OSError, pa.ArrowException):
+                if path.startswith(self.dir + "/.journal/"):
+                    self.fs.delete_file(path)
+                else:
+                    os.unlink(path)
         return len(fresh)
+
+    def _read_shipped(self) -> dict[str, list[tuple[str, list[dict[str, Any]], int]]]:
+        """Journal segments shipped to the results root by drivers that are gone."""
+        out: dict[str, list[tuple[str, list[dict[str, Any]], int]]] = {}
+        for info in self._shipped_segments():
+            kind = info.base_name.split("-", 1)[0]
+            if self._run_id in info.base_name or kind not in ("journal", "curves"):
+                continue
+            with self.fs.open_input_stream(info.path) as f:
+                lines = f.read().decode("utf-8", errors="replace").splitlines()
+            rows, bad = [], 0
+            for line in lines:
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    bad += 1
+                    continue
+                if isinstance(value, dict):
+                    rows.append(value)
+                else:
+                    bad += 1
+            out.setdefault(kind, []).append((info.path, rows, bad))
+        return out
 
     def _stored_keys(self) -> set[tuple[str, int | None]]:
         table = self.trials.table(columns=["trial_id", "started_at"])

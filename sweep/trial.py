@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import command as cmd
-from . import wandb_runs
+from . import reporting, wandb_runs
 from .record import Report, TrialRecord
-from .reporting import TrialContext, TrialStopped, step_key, trial_context
+from .reporting import TrialContext, TrialStopped, step_key
 from .results import check_result, numeric_metrics, short, truncate
 
 
@@ -168,6 +168,8 @@ def _run_python(objective: Objective, config: dict[str, Any], context: TrialCont
     try:
         if uses_wandb(fn):
             result = _call_with_wandb(objective, fn, config, context)
+        elif objective.timeout_s is None:
+            result = fn(config)  # the hot path of short trials: nothing around the call
         else:
             with _alarm(objective.timeout_s):
                 result = fn(config)
@@ -372,27 +374,29 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     """
     started = time.time()
     t0 = time.perf_counter()
-    with trial_context(trial, objective.hub) as context:
-        try:
-            if objective.command is not None:
-                status, metrics, error = _run_command(objective, trial, flat, nested, context)
-            else:
-                status, metrics, error = _run_python(objective, nested, context)
-        except BaseException as exc:
-            status, metrics, error = "failed", {}, truncate(
-                f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}\n"
-                + traceback.format_exc())
-        duration = time.perf_counter() - t0
-        last = context.last
-        if status == "ok" and last is not None:
-            # A trial that reported keeps its reported metrics its result left out.
-            extra, _ = numeric_metrics(last.metrics)
-            metrics = {**extra, **metrics}
-        record = TrialRecord(trial_id=trial, status=status, metrics=metrics, error=error,
-                             started_at=started, finished_at=started + duration,
-                             duration_s=duration, node=node, gpu_ids=gpu_ids,
-                             step=None if last is None else last.step)
-        return record, context.pending()
+    context = reporting.enter(trial, objective.hub)
+    try:
+        if objective.command is not None:
+            status, metrics, error = _run_command(objective, trial, flat, nested, context)
+        else:
+            status, metrics, error = _run_python(objective, nested, context)
+    except BaseException as exc:
+        status, metrics, error = "failed", {}, truncate(
+            f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}\n"
+            + traceback.format_exc())
+    finally:
+        reporting.leave(context)
+    duration = time.perf_counter() - t0
+    last = context.last
+    if status == "ok" and last is not None:
+        # A trial that reported keeps its reported metrics its result left out.
+        extra, _ = numeric_metrics(last.metrics)
+        metrics = {**extra, **metrics}
+    # Positional (the hot path): sweep, stage, parent and params are the driver's to fill.
+    record = TrialRecord("", 0, trial, None, status, {}, metrics, error, 1, started,
+                         started + duration, duration, node, gpu_ids,
+                         None if last is None else last.step)
+    return record, context.pending()
 
 
 def run_batch(objective: Objective,

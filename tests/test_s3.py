@@ -241,3 +241,39 @@ def test_unreachable_results_root_fails_before_any_trial(s3, tmp_path):
                              "", "--quiet")
     assert status == 2, out
     assert "sweep: error:" in out
+
+
+def test_a_head_pod_that_restarts_loses_at_most_the_last_seconds(s3, tmp_path):
+    """The journal on the driver's disk goes with a restarted head pod: what was shipped
+    to the bucket (every ``ship_seconds``) is recovered by the next driver."""
+    from sweep.columns import Codec
+    from sweep.record import TrialRecord
+    from sweep.space import Space, Uniform
+
+    root = results_root(s3, "headpod", "pod")
+    codec = Codec.of(Space({"x": Uniform(0, 1)}))
+
+    def rec(i):
+        return TrialRecord(sweep="pod", stage=0, trial_id=f"t{i}", status="ok",
+                           params={"x": i / 100}, metrics={"loss": float(i)},
+                           started_at=1.7e9 + i, finished_at=1.7e9 + i + 1, duration_s=1.0)
+
+    first = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-1"),
+                  ship_seconds=0.0)
+    first.add([rec(i) for i in range(5)])      # shipped at once (ship_seconds=0)
+    first.add([rec(i) for i in range(5, 12)])
+    assert any(k.startswith("headpod/pod/.journal/") for k in keys(s3, "headpod/pod/"))
+    shutil.rmtree(tmp_path / "disk-1")          # the pod restarts: its disk is gone
+    # Without shipping (today's journal alone) all 12 would be lost with the disk.
+    second = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-2"))
+    assert second.recover() == 12
+    df = second.read()
+    assert sorted(df["trial_id"]) == sorted(f"t{i}" for i in range(12))
+    # Folded, then removed (a folder marker of pyarrow's may stay).
+    assert not [k for k in keys(s3, "headpod/pod/.journal/") if not k.endswith("/")]
+    # After a normal flush nothing of the run's journal stays in the bucket either.
+    third = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-3"),
+                  ship_seconds=0.0)
+    third.add([rec(100)])
+    third.flush()
+    assert not [k for k in keys(s3, "headpod/pod/.journal/") if not k.endswith("/")]
