@@ -296,7 +296,7 @@ def _plan_of(spec: Any, stage: Any, results: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from .progress import Progress
     from .scheduler import Terminated, execute
-    from .summary import stage_lines, top_table
+    from .summary import store_stage_lines, top_table
 
     spec = _load(args.spec)
     if args.objective is not None:
@@ -308,7 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = execute(spec, results=args.results, address=args.address, fresh=args.fresh,
                           retry_failed=args.retry_failed, max_concurrent=args.max_concurrent,
-                          progress=progress, verbose=args.verbose)
+                          progress=progress, verbose=args.verbose, read_table=False)
     except KeyboardInterrupt:
         print("\nsweep: interrupted; finished trials are stored. Rerun the same command to "
               "resume.", file=sys.stderr)
@@ -317,19 +317,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("sweep: terminated; finished trials are stored. Rerun the same command to "
               "resume.", file=sys.stderr)
         return EXIT_SIGTERM
-    df = outcome.table
+    store, metric = outcome.store, spec.metric
+    counts = store.counts()
+    top = store.best(metric.name if metric else None,
+                     metric.goal if metric else "minimize", args.top)
     print()
-    print(top_table(df, spec.metric, k=args.top, title=True))
+    print(top_table(top, metric, k=args.top, title=True, total=int(counts["n"].sum())))
     print()
-    for line in stage_lines(df, spec.metric):
+    for line in store_stage_lines(store, metric):
         print(line)
-    trials = outcome.store.location("trials")
+    trials = store.location("trials")
     print()
     print(f"results: {trials}")
     print(f"  pandas.read_parquet({trials!r})")
-    if len(df) and (df["status"] != "ok").all() and (df["status"] != "stopped").all():
+    finished = set(counts["status"])
+    if finished and not finished & {"ok", "stopped"}:
+        errors = store.read(columns=["error"])["error"].dropna()
         print("sweep: every trial failed; see the error column (sweep top shows none). "
-              "First error:\n" + str(df["error"].dropna().iloc[0])[:2000], file=sys.stderr)
+              "First error:\n" + str(errors.iloc[0] if len(errors) else "")[:2000],
+              file=sys.stderr)
         return EXIT_ALL_FAILED
     return EXIT_OK
 
@@ -385,13 +391,13 @@ def _open_results(path: str) -> tuple[Any, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .journal import pending_count
-    from .summary import stage_lines
+    from .summary import store_stage_lines
 
     spec, store = _open_results(args.path)
-    df = store.read()
     print(f"sweep {spec.name!r} at {store.location()}")
-    print(f"{len(df)} trials stored; stages planned: {len(spec.stages)}")
-    for line in stage_lines(df, spec.metric):
+    print(f"{int(store.counts()['n'].sum())} trials stored; stages planned: "
+          f"{len(spec.stages)}")
+    for line in store_stage_lines(store, spec.metric):
         print(f"  {line}")
     holder, problem = store.lock.holder(), store.lock.problem()
     alive = store.lock.alive()
@@ -416,13 +422,16 @@ def cmd_top(args: argparse.Namespace) -> int:
     from .summary import top_frame, top_records, top_table
 
     spec, store = _open_results(args.path)
-    df = store.read()
+    metric = spec.metric
+    stages = None if args.stage is None else [args.stage]
+    df = store.best(metric.name if metric else None, metric.goal if metric else "minimize",
+                    args.k, stages=stages)
     if args.format == "json":
-        print(json.dumps(top_records(df, spec.metric, args.k, args.stage), indent=2))
+        print(json.dumps(top_records(df, metric, args.k, args.stage), indent=2))
     elif args.format == "csv":
-        print(top_frame(df, spec.metric, args.k, args.stage).to_csv(index=False), end="")
+        print(top_frame(df, metric, args.k, args.stage).to_csv(index=False), end="")
     else:
-        print(top_table(df, spec.metric, args.k, args.stage))
+        print(top_table(df, metric, args.k, args.stage))
     return EXIT_OK
 
 

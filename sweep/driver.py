@@ -45,6 +45,9 @@ SLOTS_REFRESH_S = 30.0
 # Learning plans that propose only what is stored already are asked again at most this
 # often in a row before the driver waits for results.
 MAX_EMPTY_ASKS = 64
+# A task lost before any of its trials started (its node died first) is resubmitted
+# without charging an attempt, at most this many times.
+MAX_LOST = 20
 
 
 class Terminated(BaseException):
@@ -63,6 +66,7 @@ class Pool(Protocol):
     def next_deadline(self) -> float | None: ...
     def expire(self, now: float) -> list[Task]: ...
     def stop(self, trial_ids: list[str]) -> None: ...
+    def forget_marks(self) -> None: ...
     def settle(self, timeout_s: float = 5.0) -> None: ...
     def cancel_all(self) -> None: ...
     def slots(self) -> int: ...
@@ -147,6 +151,8 @@ class Driver:
         self.progress = progress
         self.max_concurrent = max_concurrent or spec.max_concurrent
         self.retry_failed = retry_failed
+        # Rerun failed trials add a second row of a stored trial: the files say so.
+        store.repeats = store.repeats or retry_failed
         self.clock = clock
         self.timeout = spec.timeout_s
         # The worker times each trial from its own start; this deadline, counted from
@@ -322,13 +328,7 @@ class Driver:
     def _on_done(self, run: StageRun, outcome: Done) -> list[TrialRecord]:
         task = outcome.task
         if outcome.crashed:
-            if task.attempt <= self.spec.retries:
-                for item in task.items:
-                    run.retry.append(Task([item], attempt=task.attempt + 1))
-                    run.running.pop(item.trial_id, None)
-                return []
-            return self._failed(run, task, "failed",
-                                f"worker died on all {task.attempt} attempts: {outcome.error}")
+            return self._crashed(run, outcome)
         if outcome.result is None:
             return self._failed(run, task, "failed", outcome.error or "the task failed")
         items = {i.trial_id: i for i in task.items}
@@ -346,6 +346,27 @@ class Driver:
                 rec.node, rec.gpu_ids, rec.step))
         self._store_reports(run, outcome.result.reports)
         return records
+
+    def _crashed(self, run: StageRun, outcome: Done) -> list[TrialRecord]:
+        """A task whose worker or node died: each trial that had started is charged the
+        attempt and retried while ``retries`` allow; one that had not (a batch-mate, a
+        task lost before it ran) goes again at the same attempt (at most MAX_LOST times)."""
+        task, failed = outcome.task, []
+        for item in task.items:
+            started = outcome.started is None or item.trial_id in outcome.started
+            if not started and task.lost < MAX_LOST:
+                again = Task([item], attempt=task.attempt, lost=task.lost + 1)
+            elif task.attempt <= self.spec.retries:
+                again = Task([item], attempt=task.attempt + 1)
+            else:
+                failed.append(item)
+                continue
+            run.retry.append(again)
+            run.running.pop(item.trial_id, None)
+        if not failed:
+            return []
+        return self._failed(run, Task(failed, task.attempt, task.submitted), "failed",
+                            f"worker died on all {task.attempt} attempts: {outcome.error}")
 
     def _failed(self, run: StageRun, task: Task, status: str, error: str
                 ) -> list[TrialRecord]:

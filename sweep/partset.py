@@ -41,6 +41,9 @@ import pyarrow.parquet as pq
 
 PARTITIONING = ds.partitioning(pa.schema([("stage", pa.int64())]), flavor="hive")
 MANIFEST = ".replacing-"
+# Part-file metadata: whether a file may hold several rows (attempts) of one trial.
+ROWS_KEY = b"sweep.rows"
+UNIQUE, REPEATED = b"one-per-trial", b"repeated"
 BATCH_ROWS = 64 * 1024
 COMPACT_AT = 8
 BIG_FILE_BYTES = 256 * 1024 * 1024
@@ -120,6 +123,14 @@ class PartSet:
         self._schemas[path] = schema
         return schema
 
+    def repeats_possible(self, stages: Sequence[int] | None = None) -> bool:
+        """True unless every part file says it holds one row per trial (files written
+        before sweep said so are assumed to repeat: they are checked, not trusted)."""
+        for path in self.files(stages):
+            if (self._schemas[path].metadata or {}).get(ROWS_KEY) != UNIQUE:
+                return True
+        return False
+
     def metric_names(self) -> list[str]:
         """Every ``metrics.<name>`` column of the files, in first-seen order."""
         names: list[str] = []
@@ -158,11 +169,21 @@ class PartSet:
                 self._replace(_stage_of(path), [path], schema)
 
     def compact(self, stage: int) -> int:
-        """Merge the stage's small part files into one; returns how many were merged."""
-        small = [i.path for i in self._infos([stage])
+        """Merge the stage's smallest part files into one; returns how many were merged.
+
+        Files fall in size tiers (a factor of 8 apart): the files of the two lowest tiers
+        present are merged, so the output usually lands in a higher tier and a big file is
+        rewritten only once the small ones have grown to its tier (a log-structured
+        merge: each row is rewritten a few times in all, never at every flush)."""
+        infos = [i for i in self._infos([stage])
                  if i.size is not None and i.size < BIG_FILE_BYTES and self.schema_of(i.path)]
-        if len(small) < 2:
+        if len(infos) < 2:
             return 0
+        tiers = {i.path: _tier(i.size) for i in infos}
+        lowest = min(tiers.values())
+        small = [p for p, t in tiers.items() if t <= lowest + 1]
+        if len(small) < 2:
+            small = sorted(tiers, key=lambda p: tiers[p])[:2]
         self._replace(stage, small, unify([self._schemas[p] for p in small]))
         return len(small)
 
@@ -222,7 +243,8 @@ class PartSet:
     # --------------------------------------------------------------- reading
 
     def table(self, columns: Sequence[str] | None = None,
-              stages: Sequence[int] | None = None) -> pa.Table | None:
+              stages: Sequence[int] | None = None, where: ds.Expression | None = None,
+              with_stage: bool = True) -> pa.Table | None:
         """Every row of the valid part files (the ``stage`` column from the folders), or
         None when there are none. Files that vanish while being read (a concurrent
         rewrite or compaction) are listed again."""
@@ -237,9 +259,15 @@ class PartSet:
                 dataset = ds.dataset(files, schema=schema, filesystem=self.fs,
                                      format="parquet", partitioning=PARTITIONING,
                                      partition_base_dir=self.directory)
-                wanted = None if columns is None else [
-                    c for c in columns if c in dataset.schema.names]
-                return dataset.to_table(columns=wanted)
+                wanted = None if columns is None else list(dict.fromkeys(
+                    [c for c in columns if c in dataset.schema.names]
+                    + (["stage"] if with_stage else [])))
+                if where is None:
+                    return dataset.to_table(columns=wanted)
+                # A filtered read keeps few rows: read little ahead, so that memory holds a
+                # batch or two of every column rather than the table.
+                return dataset.to_table(columns=wanted, filter=where, batch_size=16_384,
+                                        batch_readahead=1, fragment_readahead=1)
             except FileNotFoundError:
                 self._forget_missing(files)
             except (OSError, pa.ArrowException) as exc:
@@ -256,15 +284,29 @@ class PartSet:
         return bool(gone)
 
 
+def _tier(size: int) -> int:
+    """A part file's size tier: 0 below 256 KiB, then one more per factor of 8."""
+    tier, limit = 0, 256 * 1024
+    while size >= limit:
+        tier, limit = tier + 1, limit * 8
+    return tier
+
+
 def unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
-    """One schema holding every column of ``schemas`` (the first type of each wins)."""
+    """One schema holding every column of ``schemas`` (the first type of each wins) and
+    their metadata (a ``repeated`` flag of any of them wins: see ``Store``)."""
+    metadata: dict[bytes, bytes] = {}
+    for schema in schemas:
+        for key, value in (schema.metadata or {}).items():
+            if metadata.get(key) != REPEATED:
+                metadata[key] = value
     if len(schemas) == 1 or all(s.equals(schemas[0]) for s in schemas[1:]):
-        return schemas[0]
+        return schemas[0].with_metadata(metadata or None)
     fields: dict[str, pa.Field] = {}
     for schema in schemas:
         for f in schema:
             fields.setdefault(f.name, f)
-    return pa.schema(list(fields.values()))
+    return pa.schema(list(fields.values()), metadata=metadata or None)
 
 
 def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -273,4 +315,4 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-__all__ = ["COMPACT_AT", "PARTITIONING", "PartSet", "unify"]
+__all__ = ["COMPACT_AT", "PARTITIONING", "REPEATED", "ROWS_KEY", "UNIQUE", "PartSet", "unify"]

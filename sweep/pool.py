@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -27,6 +28,9 @@ from .trial import BatchResult, Objective, run_batch
 
 log = logging.getLogger("sweep")
 DRAIN_S = 0.5
+# Tasks of at most this many trials (each 12 ms or more: batches aim at 50 ms) record each
+# trial's start, so that a crash charges attempts only to trials that started.
+MARK_MAX_TRIALS = 4
 
 
 class Item(NamedTuple):
@@ -48,16 +52,20 @@ class Task:
     submitted: float = 0.0
     deadline: float | None = None
     ref: Any = field(default=None, repr=False)
+    marks: str | None = None
+    lost: int = 0  # times it was lost before any of its trials started
 
 
 class Done(NamedTuple):
     """A task that ended: its result, or why not. ``crashed``: the worker or node died
-    (the driver retries); ``error``: the task itself raised (not retried)."""
+    (the driver retries); ``error``: the task itself raised (not retried); ``started``:
+    for a crashed task that recorded starts, the ids of the trials that had started."""
 
     task: Task
     result: BatchResult | None = None
     error: str | None = None
     crashed: bool = False
+    started: frozenset[str] | None = None
 
 
 class RayPool:
@@ -77,6 +85,8 @@ class RayPool:
         options = dict(resources.ray_options(), max_retries=0)
         self._remote = ray.remote(run_batch).options(**options)
         self._inflight: dict[Any, Task] = {}
+        self._marks = f"{uuid.uuid4().hex[:12]}"
+        self._submitted = 0
         # Tasks of stopped trials, held until they end: their slots count as free at once,
         # and keeping their refs lets Ray deliver the cancellation instead of logging it.
         self._stopping: dict[Any, Task] = {}
@@ -88,7 +98,10 @@ class RayPool:
     def submit(self, task: Task, timeout_s: float | None = None) -> None:
         """Start ``task``; ``timeout_s`` sets its backstop deadline from now."""
         payload = [(i.trial_id, i.params, i.nested) for i in task.items]
-        task.ref = self._remote.remote(self._objective_ref, payload)
+        self._submitted += 1
+        task.marks = (f"{self._marks}:{self._submitted}"
+                      if len(task.items) <= MARK_MAX_TRIALS else None)
+        task.ref = self._remote.remote(self._objective_ref, payload, task.marks)
         task.submitted = time.time()
         task.deadline = None if timeout_s is None else task.submitted + timeout_s
         self._inflight[task.ref] = task
@@ -133,7 +146,34 @@ class RayPool:
         except ray.exceptions.RayTaskError as exc:
             return Done(task, error=f"task error: {exc}")
         except ray.exceptions.RayError as exc:
-            return Done(task, error=f"{type(exc).__name__}: {str(exc)[:2000]}", crashed=True)
+            return Done(task, error=f"{type(exc).__name__}: {str(exc)[:2000]}", crashed=True,
+                        started=self._started(task))
+
+    def _started(self, task: Task) -> frozenset[str] | None:
+        """The trials of a crashed task that had started (None: the task recorded none)."""
+        if task.marks is None:
+            return None
+        from ray.experimental import internal_kv
+
+        from .trial import MARKS
+
+        try:
+            return frozenset(item.trial_id for i, item in enumerate(task.items)
+                             if internal_kv._internal_kv_exists(f"{task.marks}:{i}",
+                                                                namespace=MARKS))
+        except Exception:
+            return None
+
+    def forget_marks(self) -> None:
+        """Delete the start marks of this pool's tasks."""
+        from ray.experimental import internal_kv
+
+        from .trial import MARKS
+
+        try:
+            internal_kv._internal_kv_del(self._marks, del_by_prefix=True, namespace=MARKS)
+        except Exception as exc:
+            log.debug("could not delete start marks: %s", exc)
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a task in flight, if any has one."""
@@ -166,7 +206,8 @@ class RayPool:
 
     def settle(self, timeout_s: float = 5.0) -> None:
         """Wait a little for the tasks of stopped trials to end (so that nothing of them
-        is left for Ray to report once the pool is gone)."""
+        is left for Ray to report once the pool is gone); forget the start marks."""
+        self.forget_marks()
         if self._stopping:
             self.ray.wait(list(self._stopping), num_returns=len(self._stopping),
                           timeout=timeout_s)

@@ -51,7 +51,7 @@ from .columns import (
 from .errors import SweepError
 from .journal import Journal, leftovers
 from .lock import DriverLock
-from .partset import PartSet
+from .partset import REPEATED, ROWS_KEY, UNIQUE, PartSet
 from .record import RECORD_FIELDS, Report, TrialRecord
 
 log = logging.getLogger("sweep")
@@ -117,6 +117,8 @@ class Store:
         self._local = isinstance(self.fs, pafs.LocalFileSystem)
         self.warn = warn or log.warning
         self.trials = PartSet(self.fs, f"{self.dir}/trials", warn=self.warn)
+        # True when this driver may write a second row of a stored trial (--retry-failed).
+        self.repeats = False
         self.curves = PartSet(self.fs, f"{self.dir}/curves", warn=self.warn)
         self.lock = DriverLock(self.fs, f"{self.dir}/lock.json", local=self._local)
         if journal_dir is None:
@@ -327,13 +329,16 @@ class Store:
         """Flush what is buffered."""
         self.flush()
 
-    def _write_trials(self, records: Sequence[TrialRecord]) -> None:
+    def _write_trials(self, records: Sequence[TrialRecord], repeats: bool = False) -> None:
         metrics = self.trials.metric_names()
         for r in records:
             for name in r.metrics:
                 if name not in metrics:
                     metrics.append(name)
-        schema = trials_schema(self.codec.types, metrics)
+        # Trials written again (--retry-failed) make a second row of one trial: say so in
+        # the files, so that readers check for repeats only where there can be some.
+        flag = REPEATED if self.repeats or repeats else UNIQUE
+        schema = trials_schema(self.codec.types, metrics).with_metadata({ROWS_KEY: flag})
         by_stage: dict[int, list[TrialRecord]] = {}
         for r in records:
             by_stage.setdefault(int(r.stage), []).append(r)
@@ -391,8 +396,8 @@ class Store:
                     continue
             done.append(path)
         try:
-            if fresh:
-                self._write_trials(fresh)
+            if fresh:  # a dead run's attempts may repeat stored trials (--retry-failed)
+                self._write_trials(fresh, repeats=True)
             if curves:
                 self._write_curves(curves)
         except (OSError, pa.ArrowException) as exc:
@@ -479,6 +484,85 @@ class Store:
             df["stage"] = df["stage"].astype("int64")
         return df.reset_index(drop=True)
 
+    def best(self, metric: str | None, goal: str = "minimize", k: int = 10,
+             stages: Sequence[int] | None = None) -> pd.DataFrame:
+        """The ``k`` best trials as full rows, best first (``sweep.ranking``'s rule: ok, a
+        finite metric, ties by trial id); without a metric, the first ``k`` to finish.
+        Only the columns that rank are read for every trial, then the rows that can be
+        among the best: a million stored trials cost two columns, not the table.
+
+        Example: ``store.best("val_error", "minimize", k=5)``
+        """
+        self.flush()
+        column = f"metrics.{metric}" if metric else None
+        if self.trials.repeats_possible(stages):
+            df = self.read(stages=stages)
+            from .summary import ordered
+
+            picked = ordered(df, _Metric(metric, goal) if metric else None, k)
+            return picked.reset_index(drop=True)
+        key = column or "finished_at"
+        order = "descending" if column and goal == "maximize" else "ascending"
+        slim = self.trials.table(columns=["status", key], stages=stages, with_stage=False)
+        if slim is None or key not in slim.column_names:
+            return self.read(stages=stages).head(0)
+        values = slim.column(key)
+        where = pc.is_valid(pc.field(key))
+        if column is not None:
+            values = values.filter(pc.and_(pc.equal(slim.column("status"), "ok"),
+                                           pc.fill_null(pc.is_finite(values), False)))
+            where = (pc.field("status") == "ok") & pc.is_finite(pc.field(key))
+        if len(values) == 0:
+            return self.read(stages=stages).head(0)
+        # The k-th best value: every row at least as good is read in full (ties included).
+        kth = values.take(pc.array_sort_indices(values, order=order)[min(k, len(values)) - 1:
+                                                                   min(k, len(values))])[0]
+        good = pc.field(key) >= kth if order == "descending" else pc.field(key) <= kth
+        del slim, values
+        # The candidates (all ties of the k-th value) by id, then the k rows in full.
+        ties = self.trials.table(columns=["trial_id", key], stages=stages, where=where & good,
+                                 with_stage=False)
+        keys = [(key, order), ("trial_id", "ascending")]
+        ids = ties.take(pc.select_k_unstable(ties, k=min(k, ties.num_rows), sort_keys=keys)
+                        ).column("trial_id")
+        del ties
+        rows = self.trials.table(stages=stages, where=pc.field("trial_id").isin(ids))
+        table = rows.sort_by([(key, order), ("trial_id", "ascending")]).slice(0, k)
+        df = table.to_pandas()
+        df["stage"] = df["stage"].astype("int64")
+        return _ordered_columns(df).reset_index(drop=True)
+
+    def counts(self) -> pd.DataFrame:
+        """Trials by stage and status (last attempts): columns stage, status, n."""
+        self.flush()
+        repeats = self.trials.repeats_possible()
+        columns = ["trial_id", "status", "finished_at", "started_at"] if repeats else ["status"]
+        slim = self.trials.table(columns=columns)
+        if slim is None or slim.num_rows == 0:
+            return pd.DataFrame({"stage": [], "status": [], "n": []})
+        if repeats:
+            slim = _latest_attempts(slim)
+        grouped = slim.group_by(["stage", "status"]).aggregate([([], "count_all")])
+        df = grouped.to_pandas().rename(columns={"count_all": "n"})
+        df["stage"] = df["stage"].astype("int64")
+        return df.sort_values(["stage", "status"]).reset_index(drop=True)
+
+    def unranked_counts(self, metric: str) -> dict[int, int]:
+        """Per stage, the ok trials whose metric is NaN or infinite (they rank last)."""
+        column = f"metrics.{metric}"
+        repeats = self.trials.repeats_possible()
+        columns = ["trial_id", "status", "finished_at", "started_at", column] if repeats \
+            else ["status", column]
+        slim = self.trials.table(columns=columns)
+        if slim is None or column not in slim.column_names:
+            return {}
+        if repeats:
+            slim = _latest_attempts(slim)
+        bad = pc.and_(pc.equal(slim.column("status"), "ok"),
+                      pc.invert(pc.fill_null(pc.is_finite(slim.column(column)), True)))
+        stages = slim.filter(bad).column("stage").to_pylist()
+        return {int(s): stages.count(s) for s in set(stages)}
+
     def records(self, stages: Iterable[int]) -> list[TrialRecord]:
         """The stored trials of ``stages`` as records (last attempt of each), ordered by
         (stage, finished_at, trial_id): what a learning plan is told."""
@@ -516,6 +600,29 @@ class Store:
         df = df.drop_duplicates(["trial_id", "step", "time"])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def _latest_attempts(table: pa.Table) -> pa.Table:
+    """One row per trial: its last attempt (several after --retry-failed), each attempt
+    once (a file read twice while it was replaced)."""
+    if table.num_rows == 0 or pc.count_distinct(table.column("trial_id")).as_py() == \
+            table.num_rows:
+        return table
+    df = table.to_pandas().sort_values(["finished_at", "trial_id"], kind="stable")
+    df = df.drop_duplicates("trial_id", keep="last")
+    return pa.Table.from_pandas(df, schema=table.schema, preserve_index=False)
+
+
+class _Metric:
+    """A metric's name and goal (the shape ``sweep.summary.ordered`` reads)."""
+
+    def __init__(self, name: str, goal: str):
+        self.name, self.goal = name, goal
+
+
+def _ordered_columns(df: pd.DataFrame) -> pd.DataFrame:
+    first = [c for c in ("sweep", "stage") if c in df.columns]
+    return df[first + [c for c in df.columns if c not in first]]
 
 
 def _micros(seconds: float | None) -> int | None:

@@ -66,13 +66,15 @@ def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = No
 
 
 def top_table(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None,
-              title: bool = False) -> str:
-    """The top-k table as aligned text (with a title line when ``title``)."""
+              title: bool = False, total: int | None = None) -> str:
+    """The top-k table as aligned text (with a title line when ``title``; ``total`` is the
+    number of trials when ``df`` holds only the best ones)."""
     frame = top_frame(df, metric, k, stage)
+    total = len(df) if total is None else total
     if metric is None:
-        head = f"{min(k, len(frame))} of {len(df)} trials (no metric: in the order they finished):"
+        head = f"{min(k, len(frame))} of {total} trials (no metric: in the order they finished):"
     else:
-        head = f"top {k} of {len(df)} trials ({metric.goal} {metric.name}):"
+        head = f"top {k} of {total} trials ({metric.goal} {metric.name}):"
     if frame.empty:
         body = (f"no trial finished ok with a finite {metric.name!r}" if metric is not None
                 else "no trials stored yet")
@@ -141,10 +143,40 @@ def stage_lines(df: pd.DataFrame, metric: Any) -> list[str]:
     return lines
 
 
+def store_stage_lines(store: Any, metric: Any) -> list[str]:
+    """``stage_lines`` read from a store without loading its table: counts by status, the
+    best trial of each stage (``Store.counts``, ``Store.best``)."""
+    counts = store.counts()
+    if counts.empty:
+        return ["no trials stored yet"]
+    unranked_n = store.unranked_counts(metric.name) if metric is not None else {}
+    lines = []
+    for stage, part in counts.groupby("stage", sort=True):
+        by_status = dict(zip(part["status"], part["n"]))
+        n = int(part["n"].sum())
+        status = ", ".join(f"{by_status[s]} {s}" for s in STATUSES if s in by_status)
+        if metric is None:
+            lines.append(f"stage {stage}: {n} trials ({status}); no metric to rank by")
+            continue
+        nan = unranked_n.get(int(stage), 0)
+        extra = f", {nan} with NaN/inf {metric.name}" if nan else ""
+        best = store.best(metric.name, metric.goal, 1, stages=[int(stage)])
+        if best.empty:
+            lines.append(f"stage {stage}: {n} trials ({status}{extra}); no ranked trial")
+            continue
+        row = best.iloc[0]
+        params = {c[7:]: row[c] for c in best.columns if c.startswith("params.")}
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        lines.append(f"stage {stage}: {n} trials ({status}{extra}); best {metric.name}="
+                     f"{_fmt(row[f'metrics.{metric.name}'])} [{row['trial_id']}] {shown}")
+    return lines
+
+
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.4g}" if math.isfinite(x) else str(x)
     return str(x)
 
 
-__all__ = ["ordered", "stage_lines", "top_frame", "top_records", "top_table"]
+__all__ = ["ordered", "stage_lines", "store_stage_lines", "top_frame", "top_records",
+           "top_table"]

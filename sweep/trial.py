@@ -399,11 +399,25 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     return record, context.pending()
 
 
+def mark_started(key: str) -> None:
+    """Record in Ray's key-value store that a trial has started (a GCS round trip, about
+    0.2 ms): if the worker then dies, the driver charges an attempt only to trials that
+    started, not to batch-mates lost with it, nor to a task lost before it ran."""
+    from ray.experimental import internal_kv
+
+    with contextlib.suppress(Exception):
+        internal_kv._internal_kv_put(key, b"1", namespace=MARKS)
+
+
+MARKS = "sweep-started"
+
+
 def run_batch(objective: Objective,
-              trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]]
-              ) -> BatchResult:
+              trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]],
+              marks: str | None = None) -> BatchResult:
     """Run several trials one after another in this worker (the Ray task body). Each
-    trial is (id, flat params, nested params or None when they are the same).
+    trial is (id, flat params, nested params or None when they are the same). With
+    ``marks``, trial i's start is recorded as ``<marks>:<i>`` (``mark_started``).
 
     Example: ``run_batch(objective, [("t1", {"x": 1}, None)]).records[0].status``
     """
@@ -411,7 +425,9 @@ def run_batch(objective: Objective,
     state = _ProcessState()
     records: list[TrialRecord] = []
     reports: list[Report] = []
-    for tid, flat, nested in trials:
+    for index, (tid, flat, nested) in enumerate(trials):
+        if marks is not None:
+            mark_started(f"{marks}:{index}")
         try:
             record, pending = run_trial(objective, tid, flat,
                                         flat if nested is None else nested, node, gpu_ids)

@@ -102,6 +102,9 @@ class FakePool:
     def settle(self, timeout_s: float = 5.0) -> None:
         pass
 
+    def forget_marks(self) -> None:
+        pass
+
     def cancel_all(self) -> None:
         self.queue.clear()
 
