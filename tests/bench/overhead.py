@@ -30,10 +30,11 @@ can peak higher than a small sweep), the RSS just before it, the process's
 the driver process is counted, not Ray's own processes or the workers; the
 table ``sweep.run`` returns is part of the driver's peak.
 
-Targets reported against: sweep/raw <= 0.2 for trivial trials at N = 10,000
-(5x raw Ray's throughput; joblib's auto-batching, ~20,000 trivial tasks/s, is the
-mark to approach); 1-second trials within 3 % of the ideal; peak RSS at
-100k / 1k <= 1.5. The script prints figures and asserts nothing.
+Targets reported against: sweep/raw <= 0.2 for trivial trials at N = 10,000 (5x raw
+Ray's throughput); at least the throughput of joblib's ``Parallel`` (loky, auto-batching),
+timed on the same configs in the same process with its pool warm; 1-second trials within
+3 % of the ideal; peak RSS at 100k / 1k <= 1.5. The script prints figures and asserts
+nothing.
 
 How to run
 ----------
@@ -76,7 +77,7 @@ KINDS = ("trivial", "5ms", "1s", "rss")
 TARGET_TRIVIAL_RATIO = 0.2
 TARGET_LONG_OVERHEAD = 0.03
 TARGET_RSS_RATIO = 1.5
-JOBLIB_MARK = 20_000  # trivial tasks/s of joblib's auto-batching on such a machine
+JOBLIB_WARM: list[bool] = []  # joblib's first call (its pool starting) is timed once
 
 
 # ---------------------------------------------------------------- objectives
@@ -160,6 +161,16 @@ def run_raw(remote: Any, cfgs: Sequence[dict[str, Any]]) -> float:
     return time.perf_counter() - t0
 
 
+def run_joblib(fn: Callable[..., Any], cfgs: Sequence[dict[str, Any]], cores: int) -> float:
+    """Wall seconds of joblib's ``Parallel(n_jobs=cores)`` (loky processes, auto-batching)
+    over the configs: the peer to beat on one machine. Results are returned, not stored."""
+    from joblib import Parallel, delayed
+
+    t0 = time.perf_counter()
+    Parallel(n_jobs=cores)(delayed(fn)(c) for c in cfgs)
+    return time.perf_counter() - t0
+
+
 def _fmt_s(s: float) -> str:
     return f"{s:8.3f} s"
 
@@ -190,6 +201,14 @@ def bench_objective(kind: str, ns: Sequence[int], cores: int, repeats: int) -> N
             work.append(float(df["duration_s"].sum()))
             print(f"  repeat {r + 1}: raw {_fmt_s(raws[-1])}   sweep {_fmt_s(sweeps[-1])}"
                   f"   (ratio {sweeps[-1] / raws[-1]:.3f})")
+        jobs: list[float] = []
+        if kind == "trivial":
+            cold = run_joblib(fn, cfgs, cores) if not JOBLIB_WARM else None
+            JOBLIB_WARM.append(True)
+            jobs = [run_joblib(fn, cfgs, cores) for _ in range(repeats)]
+            first = "" if cold is None else f"first call {cold:.3f} s (its pool starting), "
+            print(f"  joblib : {first}then best {min(jobs):.3f} s "
+                  f"({n / min(jobs):,.0f} trials/s, pool warm)")
         raw, sw = min(raws), min(sweeps)
         measured = min(work) / cores
         ideal = measured if sleep == 0.0 else n * sleep / cores
@@ -206,8 +225,11 @@ def bench_objective(kind: str, ns: Sequence[int], cores: int, repeats: int) -> N
         if kind == "trivial" and n >= 10_000:
             print(f"  target : sweep/raw <= {TARGET_TRIVIAL_RATIO} (5x raw throughput): "
                   f"{'met' if sw / raw <= TARGET_TRIVIAL_RATIO else 'NOT met'}; "
-                  f"sweep is {raw / sw:.2f}x raw Ray; {n / sw:,.0f} trials/s against the "
-                  f"~{JOBLIB_MARK:,}/s of joblib's auto-batching")
+                  f"sweep is {raw / sw:.2f}x raw Ray")
+        if jobs:
+            print(f"  target : at least joblib's throughput (warm pool): "
+                  f"{'met' if sw <= min(jobs) else 'NOT met'} (sweep {n / sw:,.0f}/s, "
+                  f"joblib {n / min(jobs):,.0f}/s; sweep also writes every result to Parquet)")
         if kind == "1s":
             over = sw / ideal - 1.0
             print(f"  target : within {TARGET_LONG_OVERHEAD:.0%} of ideal: "
