@@ -33,6 +33,7 @@ from .plans import Plan
 from .pool import Done, Item, Task
 from .progress import Progress
 from .record import Report, TrialRecord
+from .results import truncate
 from .spec import Spec
 from .stages import Stage
 from .store import Store
@@ -379,7 +380,7 @@ class Driver:
             out.append(TrialRecord(
                 sweep=self.spec.name, stage=run.stage.index, trial_id=item.trial_id,
                 parent_id=item.parent, status=status, params=item.params, metrics={},
-                error=error[:4000], attempts=task.attempt, started_at=task.submitted,
+                error=truncate(error), attempts=task.attempt, started_at=task.submitted,
                 finished_at=now, duration_s=now - task.submitted,
                 step=None if last is None else last.step))
         return out

@@ -85,11 +85,11 @@ __all__ = ["build_report", "write_report"]
 SCALES = ("linear", "log", "categorical", "constant")
 GOALS = ("minimize", "maximize")
 TOP_N = 10
-MAX_EXTRA_METRICS = 6
+MAX_METRIC_COLUMNS = 6  # extra metrics shown in the report's tables
 MAX_ERROR_CHARS = 600
 MAX_LISTED = 200  # rows shown in the not-ranked, stopped, failed and finish-order tables
 INSTALL_HINT = "pip install 'sweep[report]'"
-NOT_OK = "failed, timed out or cancelled"
+NOT_OK = "failed or timed out"
 
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -296,7 +296,7 @@ def _prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[st
         stopped=df[df["status"] == "stopped"],
         failed=df[~df["status"].isin(["ok", "stopped"])],
         extra_metrics=[c for c in df.columns if c.startswith(METRIC_PREFIX)
-                       and c != metric_col][:MAX_EXTRA_METRICS],
+                       and c != metric_col][:MAX_METRIC_COLUMNS],
         seed_ids=seed_ids, notes=notes,
     )
 
@@ -592,11 +592,11 @@ td pre { margin: 0; white-space: pre-wrap; max-width: 70ch; font-size: 12px; }
 def _nothing_ranked(data: ReportData) -> str:
     n = len(data.df)
     if len(data.failed) == n:
-        return (f"All {n} trials failed, timed out or were cancelled: there is nothing to "
+        return (f"All {n} trials failed or timed out: there is nothing to "
                 "rank or plot. Their errors are listed below.")
     if len(data.failed) + len(data.stopped) == n:
         return (f"No trial finished: {len(data.stopped)} were stopped early and "
-                f"{len(data.failed)} failed, timed out or were cancelled, so there is "
+                f"{len(data.failed)} failed or timed out, so there is "
                 "nothing to rank. They are listed below.")
     return (f"No trial has a finite {data.metric}: there is nothing to rank or plot. The "
             "trials are listed below.")

@@ -196,7 +196,7 @@ def execute(
         table = store.read() if read_table else None
     finally:
         try:
-            store.close()
+            store.flush()
         finally:
             store.lock.release()
             _restore_sigterm(previous)

@@ -325,10 +325,6 @@ class Store:
                 f"kept in the journal {self.journal_dir}; fix the problem (space, "
                 f"permissions) and rerun the same command to resume") from None
 
-    def close(self) -> None:
-        """Flush what is buffered."""
-        self.flush()
-
     def _write_trials(self, records: Sequence[TrialRecord], repeats: bool = False) -> None:
         metrics = self.trials.metric_names()
         for r in records:

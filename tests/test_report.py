@@ -176,7 +176,7 @@ def test_summary_and_tables(report: str, results: tuple[pd.DataFrame, list[dict]
     assert top is not None and top.group(1).count("<tr>") == 10
     # Not-ranked trials are listed; failed ones with their error.
     assert "Not ranked (2)" in report and NAN_ID in report and "s0-inf" in report
-    assert "Failed, timed out or cancelled (2)" in report
+    assert "Failed or timed out (2)" in report
     assert "CUDA out of memory" in report
     assert "epochs=5" in report  # constants are shown in the summary
 
@@ -414,7 +414,7 @@ def test_no_metric_report(no_metric_report: str, with_stops: pd.DataFrame) -> No
     assert '<section class="parcoords">' in text and "coloured by stage" in text
     # The curves are drawn for the first metric the curves table has.
     assert "<h2>Learning curves</h2>" in text and "curves of loss" in text
-    assert "Stopped early (5)" in text and "Failed, timed out or cancelled (2)" in text
+    assert "Stopped early (5)" in text and "Failed or timed out (2)" in text
 
 
 def test_no_metric_without_params_or_metrics() -> None:
