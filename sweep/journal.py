@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 _DUMPS = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -81,20 +81,29 @@ def leftovers(directory: str, kind: str, skip: str | None = None
         path = os.path.join(directory, name)
         if path == skip:
             continue
-        rows: list[dict[str, Any]] = []
-        bad = 0
         with open(path, "rb") as f:
-            for raw in f:
-                try:
-                    value = json.loads(raw)
-                except (ValueError, RecursionError):
-                    bad += 1
-                    continue
-                if isinstance(value, dict):
-                    rows.append(value)
-                else:
-                    bad += 1
+            rows, bad = parse_lines(f)
         yield path, rows, bad
+
+
+def parse_lines(lines: Iterable[bytes | str]) -> tuple[list[dict[str, Any]], int]:
+    """(rows, bad lines) of journal text: each line a JSON object; a garbled line (cut by
+    a crash, or anything but an object) is counted and skipped on its own."""
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            bad += 1
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+        else:
+            bad += 1
+    return rows, bad
 
 
 def pending_count(directory: str, kinds: Sequence[str] = ("journal",)) -> int:
@@ -109,4 +118,4 @@ def pending_count(directory: str, kinds: Sequence[str] = ("journal",)) -> int:
     return total
 
 
-__all__ = ["Journal", "leftovers", "pending_count"]
+__all__ = ["Journal", "leftovers", "parse_lines", "pending_count"]

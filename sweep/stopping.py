@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import number
 from .errors import SpecError
 
 TYPES = ("hyperband", "asha", "median")
@@ -510,20 +511,7 @@ class MedianRule(StoppingRule):
 
 
 def _number(path: str, x: Any) -> float:
-    if isinstance(x, str):
-        try:
-            x = float(x.strip())
-        except ValueError:
-            raise SpecError(path, x, "a number") from None
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise SpecError(path, x, "a number")
-    try:
-        finite = math.isfinite(x)
-    except OverflowError:
-        finite = False
-    if not finite:
-        raise SpecError(path, x, "a finite number")
-    return x
+    return number(path, x)
 
 
 def _int(path: str, x: Any, minimum: int, maximum: int | None = None) -> int:

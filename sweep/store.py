@@ -49,7 +49,7 @@ from .columns import (
     trials_table,
 )
 from .errors import SweepError
-from .journal import Journal, leftovers
+from .journal import Journal, leftovers, parse_lines
 from .lock import DriverLock
 from .partset import REPEATED, ROWS_KEY, UNIQUE, PartSet
 from .record import RECORD_FIELDS, Report, TrialRecord
@@ -414,18 +414,7 @@ class Store:
             if self._run_id in info.base_name or kind not in ("journal", "curves"):
                 continue
             with self.fs.open_input_stream(info.path) as f:
-                lines = f.read().decode("utf-8", errors="replace").splitlines()
-            rows, bad = [], 0
-            for line in lines:
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(value, dict):
-                    rows.append(value)
-                else:
-                    bad += 1
+                rows, bad = parse_lines(f.read().splitlines())
             out.setdefault(kind, []).append((info.path, rows, bad))
         return out
 
