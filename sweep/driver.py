@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .memory import release_memory
 from .planner import make_plan
 from .plans import Plan
 from .pool import Done, Item, Task
@@ -49,6 +50,8 @@ MAX_EMPTY_ASKS = 64
 # A task lost before any of its trials started (its node died first) is resubmitted
 # without charging an attempt, at most this many times.
 MAX_LOST = 20
+# Trials between two hand-backs of freed memory to the OS (see sweep.memory).
+RELEASE_EVERY = 20_000
 
 
 class Terminated(BaseException):
@@ -443,6 +446,8 @@ class Driver:
                         run.rule.finished(r.trial_id)
             self._track_best(run, records)
             run.done += len(records)
+            if run.done // RELEASE_EVERY != (run.done - len(records)) // RELEASE_EVERY:
+                release_memory()
         failed = run.result.failed + run.result.timeout
         self.progress.update(done=run.done, running=min(len(self.pool), self.slots),
                              failed=failed, best=run.best, best_params=run.best_params)

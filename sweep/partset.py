@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -48,6 +49,8 @@ BATCH_ROWS = 64 * 1024
 COMPACT_AT = 8
 BIG_FILE_BYTES = 256 * 1024 * 1024
 READ_ATTEMPTS = 5
+# Filtered reads keep few rows: decode column chunks as they are read, none ahead.
+LEAN_SCAN = ds.ParquetFragmentScanOptions(pre_buffer=False)
 
 log = logging.getLogger("sweep")
 
@@ -266,14 +269,44 @@ class PartSet:
                     return dataset.to_table(columns=wanted)
                 # A filtered read keeps few rows: read little ahead, so that memory holds a
                 # batch or two of every column rather than the table.
-                return dataset.to_table(columns=wanted, filter=where, batch_size=16_384,
-                                        batch_readahead=1, fragment_readahead=1)
+                return dataset.to_table(columns=wanted, filter=where, batch_size=65_536,
+                                        batch_readahead=1, fragment_readahead=1,
+                                        fragment_scan_options=LEAN_SCAN)
             except FileNotFoundError:
                 self._forget_missing(files)
             except (OSError, pa.ArrowException) as exc:
                 if attempt == READ_ATTEMPTS - 1 or not self._forget_missing(files):
                     raise OSError(f"could not read {self.directory}: {exc}") from exc
         return None
+
+    def smallest(self, k: int, sort_keys: Sequence[tuple[str, str]],
+                 stages: Sequence[int] | None = None, where: ds.Expression | None = None
+                 ) -> pa.Table | None:
+        """The first ``k`` rows by ``sort_keys`` among those matching ``where``, read batch
+        by batch (memory holds k rows and a batch, however many rows match).
+
+        Example: ``parts.smallest(5, [("metrics.loss", "ascending"), ("trial_id",
+        "ascending")])``
+        """
+        files = self.files(stages)
+        if not files:
+            return None
+        schema = unify([self._schemas[p] for p in files])
+        columns = [name for name, _ in sort_keys if name in schema.names]
+        dataset = ds.dataset(files, schema=schema, filesystem=self.fs, format="parquet",
+                             partitioning=PARTITIONING, partition_base_dir=self.directory)
+        best: pa.Table | None = None
+        for batch in dataset.to_batches(columns=columns, filter=where, batch_size=65_536,
+                                        batch_readahead=1, fragment_readahead=1,
+                                        fragment_scan_options=LEAN_SCAN):
+            if batch.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([batch])
+            if best is not None:
+                table = pa.concat_tables([best, table])
+            best = table.take(pc.select_k_unstable(table, k=min(k, table.num_rows),
+                                                   sort_keys=list(sort_keys)))
+        return None if best is None else best.sort_by(list(sort_keys))
 
     def _forget_missing(self, files: Sequence[str]) -> bool:
         """Drop cached schemas of files that are gone; True when any was."""

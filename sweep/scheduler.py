@@ -27,6 +27,7 @@ import pandas as pd
 from .columns import Codec
 from .driver import TERMINATING, Driver, StageResult, Terminated
 from .errors import SpecError, SweepError
+from .memory import release_memory
 from .progress import Progress
 from .spec import Spec, load_spec, resume_problem
 from .store import Store
@@ -204,6 +205,7 @@ def execute(
                 import ray
 
                 ray.shutdown()
+            release_memory()
     return Outcome(spec, store, stages, table)
 
 

@@ -504,13 +504,11 @@ class Store:
                                                                    min(k, len(values))])[0]
         good = pc.field(key) >= kth if order == "descending" else pc.field(key) <= kth
         del slim, values
-        # The candidates (all ties of the k-th value) by id, then the k rows in full.
-        ties = self.trials.table(columns=["trial_id", key], stages=stages, where=where & good,
-                                 with_stage=False)
+        # The k best by (value, id) among the rows as good as the k-th value (ties can be
+        # many: they are streamed), then those k rows in full.
         keys = [(key, order), ("trial_id", "ascending")]
-        ids = ties.take(pc.select_k_unstable(ties, k=min(k, ties.num_rows), sort_keys=keys)
-                        ).column("trial_id")
-        del ties
+        top = self.trials.smallest(k, keys, stages=stages, where=where & good)
+        ids = top.column("trial_id") if top is not None else pa.array([], pa.string())
         rows = self.trials.table(stages=stages, where=pc.field("trial_id").isin(ids))
         table = rows.sort_by([(key, order), ("trial_id", "ascending")]).slice(0, k)
         df = table.to_pandas()
