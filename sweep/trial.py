@@ -157,14 +157,16 @@ def _stopped(context: TrialContext) -> Outcome:
     return "stopped", dict(last.metrics) if last else {}, None
 
 
-def _run_python(objective: Objective, config: dict[str, Any], context: TrialContext
-                ) -> Outcome:
+def _run_python(objective: Objective, config: dict[str, Any], context: TrialContext,
+                mark: str | None = None) -> Outcome:
     try:
         target = objective.target
         fn = target if callable(target) else load_callable(str(target), objective.code_dirs)
     except BaseException as exc:
         return "failed", {}, truncate(
             f"could not load objective {objective.target!r}: {type(exc).__name__}: {exc}")
+    if mark is not None:
+        mark_started(mark)  # the objective is about to run: from here on it is an attempt
     try:
         if uses_wandb(fn):
             result = _call_with_wandb(objective, fn, config, context)
@@ -244,7 +246,8 @@ def _hub_stopped(objective: Objective, trial: str) -> bool:
 
 
 def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
-                 nested: dict[str, Any], context: TrialContext) -> Outcome:
+                 nested: dict[str, Any], context: TrialContext, mark: str | None = None
+                 ) -> Outcome:
     assert objective.command is not None
     workdir = tempfile.mkdtemp(prefix=f"sweep-{trial}-")
     try:
@@ -273,6 +276,8 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
             for step, metrics in steps:
                 context.add(step, metrics)
 
+        if mark is not None:
+            mark_started(mark)
         try:
             with wandb_runs.watch(workdir, on_steps) as reader:
                 outcome = cmd.run_program(argv, cwd=cwd, env=env,
@@ -363,8 +368,8 @@ class _ProcessState:
 
 
 def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
-              nested: dict[str, Any], node: str = "", gpu_ids: str = ""
-              ) -> tuple[TrialRecord, list[Report]]:
+              nested: dict[str, Any], node: str = "", gpu_ids: str = "",
+              mark: str | None = None) -> tuple[TrialRecord, list[Report]]:
     """Run one trial: its record (sweep, stage and params are the driver's to fill) and
     the reports it made that the driver has not received yet. Never raises for what
     the objective does.
@@ -377,9 +382,10 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     context = reporting.enter(trial, objective.hub)
     try:
         if objective.command is not None:
-            status, metrics, error = _run_command(objective, trial, flat, nested, context)
+            status, metrics, error = _run_command(objective, trial, flat, nested, context,
+                                                  mark)
         else:
-            status, metrics, error = _run_python(objective, nested, context)
+            status, metrics, error = _run_python(objective, nested, context, mark)
     except BaseException as exc:
         status, metrics, error = "failed", {}, truncate(
             f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}\n"
@@ -417,7 +423,8 @@ def run_batch(objective: Objective,
               marks: str | None = None) -> BatchResult:
     """Run several trials one after another in this worker (the Ray task body). Each
     trial is (id, flat params, nested params or None when they are the same). With
-    ``marks``, trial i's start is recorded as ``<marks>:<i>`` (``mark_started``).
+    ``marks``, trial i's start (just before its objective runs) is recorded as
+    ``<marks>:<i>`` (``mark_started``).
 
     Example: ``run_batch(objective, [("t1", {"x": 1}, None)]).records[0].status``
     """
@@ -426,11 +433,11 @@ def run_batch(objective: Objective,
     records: list[TrialRecord] = []
     reports: list[Report] = []
     for index, (tid, flat, nested) in enumerate(trials):
-        if marks is not None:
-            mark_started(f"{marks}:{index}")
+        mark = None if marks is None else f"{marks}:{index}"
         try:
             record, pending = run_trial(objective, tid, flat,
-                                        flat if nested is None else nested, node, gpu_ids)
+                                        flat if nested is None else nested, node, gpu_ids,
+                                        mark)
         except BaseException as exc:  # even the record could not be built
             now = time.time()
             record = TrialRecord(trial_id=tid, status="failed", error=truncate(
