@@ -113,9 +113,10 @@ class Plan:
         return self.total
 
     def candidates(self) -> Iterator[Candidate]:
-        """Every candidate of a plan that needs no results (dry runs, tests)."""
+        """Every candidate of a plan that needs no results (dry runs, tests); a learning
+        plan is asked a few at a time (each proposal may cost a model fit)."""
         while not self.finished:
-            batch = self.ask(_CHUNK)
+            batch = self.ask(8 if self.learns else _CHUNK)
             if not batch:
                 return
             yield from batch
