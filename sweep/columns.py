@@ -23,8 +23,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from .distributions import scalar_kind, value_key
 from .record import TrialRecord
-from .space import Space, scalar_kind, value_key
+from .space import Space
 
 BASE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("sweep", pa.string()),

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checks import integer, number
+from .distributions import REGISTRY, UNSUPPORTED, Distribution
 from .errors import SpecError
-from .space import REGISTRY, UNSUPPORTED, Distribution
 
 PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 PARAM_KEYS = (

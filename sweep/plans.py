@@ -40,8 +40,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .distributions import Distinct, distinct
 from .record import Report, TrialRecord
-from .space import Distinct, Space, distinct
+from .space import Space
 
 Config = dict[str, Any]
 # Above this many combinations, sampling without replacement rejects duplicates

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import space as sp
+from . import distributions as sp
 from .checks import fraction, integer, json_value, known_keys, number, one_of
 from .errors import SpecError
 from .space import Space
