@@ -447,17 +447,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SweepError(f"sweep report needs plotly: pip install 'sweep[report]' ({exc})"
                          ) from None
     df = store.read()
-    boxes = []
+    boxes, rungs = [], []
     for stage in spec.stages:
         text = store.read_text(f"stages/stage-{stage.index}.json")
         if text:
-            with contextlib.suppress(ValueError, AttributeError):
-                boxes.extend(json.loads(text).get("boxes", []))
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                meta = json.loads(text)
+                boxes.extend(meta.get("boxes", []))
+                rungs.extend(meta.get("rungs", []))
     try:
         html = build_report(df, metric=spec.metric.name if spec.metric else None,
                             goal=spec.metric.goal if spec.metric else "minimize",
                             scales=spec.space.scales(), boxes=boxes,
-                            title=f"sweep report: {spec.name}", curves=store.read_curves())
+                            title=f"sweep report: {spec.name}", curves=store.read_curves(),
+                            rungs=rungs)
     except RuntimeError as exc:
         raise SweepError(str(exc)) from None
     try:

@@ -237,12 +237,15 @@ class Driver:
         return rule
 
     def _describe(self, run: StageRun, *, log: bool) -> None:
-        meta = run.plan.describe()
-        if not meta:
+        """Store what the stage's plan decided and its stopping rule's rungs
+        (``stages/stage-<s>.json``, which the report draws)."""
+        meta = run.plan.describe() or {}
+        rungs = run.rule.rungs() if run.rule is not None else []
+        if not meta and not rungs:
             return
         run.result.boxes = [dict(b, stage=run.stage.index) for b in meta.get("boxes", [])]
         meta = {"stage": run.stage.index, "plan": run.stage.plan, **meta,
-                "boxes": run.result.boxes}
+                "boxes": run.result.boxes, "rungs": rungs}
         self.store.write_text(f"stages/stage-{run.stage.index}.json",
                               json.dumps(meta, indent=2, default=str))
         if log and run.result.boxes:

@@ -120,6 +120,9 @@ def test_a_stopped_trial_frees_its_slot_and_keeps_its_step(results, tmp_path):
     done = {json.loads(line)["x"] for line in (markers / "done.jsonl").read_text().splitlines()}
     assert not (done & set(stopped.index)), "a stopped trial ran to its end"
     assert (df[df.status == "ok"]["step"] == 19).all()
+    # The rule's rungs are stored for the report, with the values they saw.
+    meta = json.loads((Path(results) / "stops" / "stages" / "stage-0.json").read_text())
+    assert meta["rungs"] and meta["rungs"][0]["step"] == 2 and meta["rungs"][0]["trials"] == 6
 
 
 def test_resume_with_stopping_on_reruns_nothing_and_rebuilds_the_rungs(results):
