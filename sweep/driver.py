@@ -47,6 +47,10 @@ SLOTS_REFRESH_S = 30.0
 # Learning plans that propose only what is stored already are asked again at most this
 # often in a row before the driver waits for results.
 MAX_EMPTY_ASKS = 64
+# A learning plan is asked in at least this many rounds per slot, so that most of its
+# proposals are made knowing earlier results (batching would otherwise ask the whole
+# budget of a stage of short trials at once).
+LEARNING_ROUNDS = 4
 # A task lost before any of its trials started (its node died first) is resubmitted
 # without charging an attempt, at most this many times.
 MAX_LOST = 20
@@ -216,6 +220,8 @@ class Driver:
         run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
                        rule=self._rule(stage))
         run.done = len(stored)
+        if plan.learns:  # told the stored trials: it proposes none of them again
+            run.result.skipped = len(stored)
         self._describe(run, log=True)
         self.progress.start_stage(stage.index, stage.plan, total, skipped=len(stored))
         return run
@@ -278,16 +284,19 @@ class Driver:
             return POLL_S
         return max(0.0, min(POLL_S, deadline - self.clock()))
 
-    def _cap(self) -> int:
+    def _cap(self, run: StageRun | None = None) -> int:
         if self.max_concurrent:
             return self.max_concurrent
-        # Timed or stoppable trials start the moment they are submitted: no queue.
+        # Timed or stoppable trials start the moment they are submitted: no queue; nor
+        # for a learning plan (a queued trial is proposed without the running ones'
+        # results).
         timed = self.timeout is not None or self.spec.early_terminate is not None
-        return self.slots if timed else 2 * self.slots
+        learns = run is not None and run.plan.learns
+        return self.slots if timed or learns else 2 * self.slots
 
     def _fill(self, run: StageRun) -> None:
         empty_asks = 0
-        while len(self.pool) < self._cap():
+        while len(self.pool) < self._cap(run):
             if run.retry:
                 self._submit(run, run.retry.popleft())
                 continue
@@ -295,6 +304,8 @@ class Driver:
                 return
             left = max((run.plan.total or 0) - run.done, 1)
             size = self.batcher.size(left, self.slots)
+            if run.plan.learns:
+                size = min(size, max(1, left // (LEARNING_ROUNDS * max(self.slots, 1))))
             candidates = run.plan.ask(size)
             if not candidates:
                 run.exhausted = run.plan.finished or not len(self.pool)
@@ -319,7 +330,8 @@ class Driver:
                     continue
                 run.seen.add(tid)
             if tid in run.stored:
-                run.result.skipped += 1
+                if not run.plan.learns:
+                    run.result.skipped += 1
                 continue
             nested = self.spec.nest(cand.params) if self.nested else None
             items.append(Item(tid, cand.params, nested, cand.parent))

@@ -29,9 +29,16 @@ def make_plan(spec: Spec, stage: Stage) -> Plan:
         from .bayes import Bayes
 
         return Bayes(space, stage.trials or 0, stage.seed, metric=spec.metric.name,
-                     goal=spec.metric.goal, n_initial=stage.initial)
+                     goal=spec.metric.goal, n_initial=stage.initial, stage=stage.index,
+                     sources=list(range(stage.index)))
     rule = SeedRule(spec.metric.name, spec.metric.goal, stage.refine_top_k, stage.sources,
                     stage.index)
+    if stage.region == "adaptive":
+        from .adaptive import AdaptiveRefine
+
+        return AdaptiveRefine(space, stage.trials or 0, rule=rule, shrink=stage.shrink,
+                              min_width=stage.min_width, categorical=stage.categorical,
+                              sample=stage.sample, seed=stage.seed)
     return Refine(space, trials=stage.trials, region=stage.region, shrink=stage.shrink,
                   margin=stage.margin, min_width=stage.min_width,
                   categorical=stage.categorical, sample=stage.sample,

@@ -23,8 +23,9 @@ from .space import Space
 
 PLANS = ("grid", "random", "sobol", "lhs", "refine", "bayes")
 FIRST_PLANS = ("grid", "random", "sobol", "lhs", "bayes")
-REGIONS = ("each", "hull")
-SAMPLES = ("random", "grid", "sobol")
+REGIONS = ("adaptive", "each", "hull")
+SAMPLES = ("random", "grid", "sobol")  # inside the fixed boxes of region: each | hull
+ADAPTIVE_SAMPLES = ("thompson", "model", "random")  # inside the moving boxes of adaptive
 STAGE_KEYS = (
     "plan", "trials", "seed", "points", "values", "fixed", "top_k", "region", "margin",
     "min_width", "shrink", "categorical", "sample", "from", "name", "initial",
@@ -33,11 +34,14 @@ REFINE_KEYS = ("top_k", "region", "margin", "min_width", "shrink", "categorical"
                "from")
 BAYES_KEYS = ("initial",)
 
-# Refine defaults, chosen from tests/bench/quality.py (see README, "Coarse-to-fine").
-DEFAULT_REGION = "each"
+# Refine defaults, chosen with tests/bench/quality.py on its tuning families (README,
+# "Search quality"). The fixed regions keep the defaults of the first release.
+DEFAULT_REGION = "adaptive"
 DEFAULT_SHRINK = 0.25
 DEFAULT_MARGIN = 0.1
 DEFAULT_MIN_WIDTH = 0.1
+ADAPTIVE_SHRINK = 0.3
+ADAPTIVE_MIN_WIDTH = 0.05
 
 
 def default_top_k(trials: int, region: str = "each") -> int:
@@ -169,15 +173,26 @@ def _options(stage: Stage, raw: Mapping[str, Any], where: str) -> None:
     if "top_k" in raw:
         stage.top_k = integer(f"{where}.top_k", raw["top_k"], minimum=1)
     stage.region = one_of(f"{where}.region", raw.get("region", DEFAULT_REGION), REGIONS)
+    adaptive = stage.region == "adaptive"
+    if adaptive and "margin" in raw:
+        raise SpecError(f"{where}.margin", raw["margin"], "no margin with region: adaptive",
+                        "margin widens the single box of region: hull")
     stage.margin = float(number(f"{where}.margin", raw.get("margin", DEFAULT_MARGIN)))
     if stage.margin < 0:
         raise SpecError(f"{where}.margin", raw.get("margin"), "a fraction >= 0")
-    stage.min_width = fraction(f"{where}.min_width", raw.get("min_width", DEFAULT_MIN_WIDTH),
-                               zero_ok=True)
-    stage.shrink = fraction(f"{where}.shrink", raw.get("shrink", DEFAULT_SHRINK), zero_ok=False)
+    stage.shrink = fraction(f"{where}.shrink", raw.get(
+        "shrink", ADAPTIVE_SHRINK if adaptive else DEFAULT_SHRINK), zero_ok=False)
+    stage.min_width = fraction(f"{where}.min_width", raw.get(
+        "min_width", min(stage.shrink, ADAPTIVE_MIN_WIDTH) if adaptive else DEFAULT_MIN_WIDTH),
+        zero_ok=True)
+    if adaptive and stage.min_width > stage.shrink:
+        raise SpecError(f"{where}.min_width", raw.get("min_width"),
+                        f"at most shrink ({stage.shrink}) with region: adaptive",
+                        "the boxes narrow from shrink down to min_width")
     stage.categorical = one_of(f"{where}.categorical", raw.get("categorical", "keep"),
                                ("keep", "narrow"))
-    stage.sample = one_of(f"{where}.sample", raw.get("sample", "random"), SAMPLES)
+    samples = ADAPTIVE_SAMPLES if adaptive else SAMPLES
+    stage.sample = one_of(f"{where}.sample", raw.get("sample", samples[0]), samples)
     stage.source = one_of(f"{where}.from", raw.get("from", "previous"), ("previous", "all"))
 
 
@@ -278,5 +293,5 @@ def check_grid(stage: Stage, space: Space, where: str) -> None:
                         "raise trials, lower points, or use a random stage")
 
 
-__all__ = ["PLANS", "REGIONS", "SAMPLES", "STAGE_KEYS", "Stage", "check_grid",
+__all__ = ["ADAPTIVE_SAMPLES", "PLANS", "REGIONS", "SAMPLES", "STAGE_KEYS", "Stage", "check_grid",
            "default_top_k", "merge_points", "parse_stages", "stage_seed"]

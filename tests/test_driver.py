@@ -197,3 +197,63 @@ def test_any_completion_order_gives_the_same_table(results, lifo):
     # Refine seeds come from the stored stage 0 (the same whatever the order).
     best = df[df.stage == 0].sort_values(["metrics.loss", "trial_id"]).trial_id.iloc[0]
     assert best in set(df[df.stage == 1].parent_id)
+
+
+class KilledAfter(FakePool):
+    """A pool whose driver is killed (Ctrl-C) once ``limit`` trials have finished."""
+
+    def __init__(self, *args, limit, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit, self.finished = limit, 0
+
+    def wait(self, timeout_s):
+        if self.finished >= self.limit:
+            raise KeyboardInterrupt("the driver is killed")
+        done, reports = super().wait(timeout_s)
+        self.finished += sum(len(d.task.items) for d in done)
+        return done, reports
+
+
+def bowl(config):
+    return {"loss": (config["x"] - 0.3) ** 2 + (config["lr_exp"] + 2) ** 2}
+
+
+@pytest.mark.parametrize("fine", [{"plan": "bayes", "trials": 16},
+                                  {"plan": "refine", "trials": 16},
+                                  {"plan": "refine", "trials": 16, "sample": "model"}])
+def test_a_learning_stage_killed_mid_run_resumes_without_rerunning(results, fine):
+    d = doc(f"kill-{fine['plan']}-{fine.get('sample')}", [{"plan": "random", "trials": 12}, fine],
+            parameters={"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)})
+    spec = load_spec(d)
+    store = open_store(spec, results)
+    pool = KilledAfter(objective_of(bowl), clock=FakeClock(), slots=3, limit=20)
+    with pytest.raises(KeyboardInterrupt):
+        Driver(spec, store, pool, progress=Progress(quiet=True), clock=pool.clock).run()
+    first = open_store(spec, results).read()
+    ran_before = set(first.trial_id)
+    assert 12 < len(first) < 28  # killed inside the learning stage
+    _, store2, pool2, drv2 = make(d, results, fn=bowl, slots=3)
+    result = drv2.run()[1]
+    df = store2.read()
+    assert df.groupby("stage").size().to_dict() == {0: 12, 1: 16}
+    assert df["trial_id"].is_unique
+    rerun = {i.trial_id for t in pool2.submitted for i in t.items} & ran_before
+    assert not rerun  # nothing stored ran again
+    assert result.skipped == (first.stage == 1).sum()
+    # The learning stage beat the coarse one (it learnt from both runs' results).
+    best = df.groupby("stage")["metrics.loss"].min()
+    assert best[1] < best[0]
+
+
+def test_the_default_refine_is_adaptive_and_its_boxes_follow_new_results(results):
+    d = doc("adaptive", [{"plan": "random", "trials": 16}, {"plan": "refine", "trials": 24}],
+            parameters={"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)})
+    spec = load_spec(d)
+    assert spec.stages[1].region == "adaptive" and spec.stages[1].sample == "thompson"
+    _, store, _, drv = make(d, results, fn=bowl, slots=4)
+    drv.run()
+    df = store.read()
+    fine = df[df.stage == 1]
+    # Some proposals were drawn around trials of the fine stage itself.
+    assert fine.parent_id.isin(set(fine.trial_id)).any()
+    assert fine["metrics.loss"].min() < df[df.stage == 0]["metrics.loss"].min()

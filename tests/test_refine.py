@@ -141,8 +141,9 @@ def test_fine_stage_runs_by_itself_inside_its_boxes_and_beats_coarse(results, re
 def test_per_stage_fixed_values_and_three_stages(results):
     d = doc("three", [
         {"plan": "sobol", "trials": 16, "fixed": {"x": 0.3}},
-        {"plan": "refine", "trials": 8, "top_k": 2, "shrink": 0.25},
-        {"plan": "refine", "trials": 8, "top_k": 1, "shrink": 0.05, "from": "all"},
+        {"plan": "refine", "trials": 8, "top_k": 2, "shrink": 0.25, "region": "each"},
+        {"plan": "refine", "trials": 8, "top_k": 1, "shrink": 0.05, "from": "all",
+         "region": "each"},
     ])
     df = sweep.run(d, results=results)
     assert df.groupby("stage").size().to_dict() == {0: 16, 1: 8, 2: 8}
@@ -162,7 +163,7 @@ def test_per_stage_fixed_values_and_three_stages(results):
 def test_resumed_in_the_fine_stage_gives_the_same_trials(results):
     d = doc("resume-fine", [
         {"plan": "random", "trials": 20, "seed": 4},
-        {"plan": "refine", "trials": 12, "top_k": 3},
+        {"plan": "refine", "trials": 12, "top_k": 3, "region": "each"},
     ])
     full = sweep.run(d, results=results + "-a")
     sweep.run(d, results=results)
@@ -186,7 +187,7 @@ def test_resumed_in_the_fine_stage_gives_the_same_trials(results):
 def test_fewer_successes_than_top_k_and_none(results, tmp_path):
     d = doc("few", [
         {"plan": "grid", "values": {"x": [0.2, 0.4]}, "fixed": {"lr": 0.01}},
-        {"plan": "refine", "trials": 4, "top_k": 5},
+        {"plan": "refine", "trials": 4, "top_k": 5, "region": "each"},
     ])
     df = sweep.run(d, results=results)
     assert len(df[df.stage == 1]) == 4

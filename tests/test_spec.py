@@ -360,6 +360,9 @@ TARGETED = [
     ("stages[1].sample", "bayes", "stages[1].sample"),
     ("stages[1].trails", 3, "stages[1].trails"),
     ("stages[1].margin", -0.1, "stages[1].margin"),
+    ("stages[1].margin", 0.1, "stages[1].margin"),  # no margin with region: adaptive
+    ("stages[1].sample", "sobol", "stages[1].sample"),  # a fixed-box sampler
+    ("stages[1].min_width", 0.5, "stages[1].min_width"),  # wider than shrink (0.3)
     ("method", "random", "method"),  # method beside stages
     ("run_cap", 10, "run_cap"),  # run_cap beside stages
     ("paramters", {}, "paramters"),

@@ -128,3 +128,36 @@ def test_wandb_args_macros_pass_values_the_way_wandb_agent_does(tmp_path):
     argvs = sorted(json.loads(line) for line in out.read_text().splitlines())
     assert argvs == [["--flag", "--opt={'lr': 0.1}"], ["--opt={'lr': 0.1}"]]
     assert os.path.exists(tmp_path / "r" / "args" / "trials")
+
+
+def test_a_wandb_bayes_file_runs_end_to_end_with_its_script(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    path = wandb_file(tmp_path, method="bayes", run_cap=10, program=str(SCRIPT),
+                      command=["${env}", "${interpreter}", "${program}", "${args}"],
+                      parameters={
+                          "lr": {"distribution": "log_uniform_values", "min": 1e-3,
+                                 "max": 1.0},
+                          "layers": {"distribution": "int_uniform", "min": 1, "max": 4},
+                          "optimizer": {"parameters": {
+                              "name": {"values": ["adam", "sgd"]},
+                              "momentum": {"min": 0.0, "max": 0.9}}},
+                          "epochs": {"value": 2},
+                      })
+    results = tmp_path / "results"
+    assert main(["run", str(path), "--results", str(results), "--quiet"]) == 0
+    folder = next(results.iterdir())
+    df = pd.read_parquet(folder / "trials")
+    assert len(df) == 10 and set(df["status"]) == {"ok"}, df["error"].tolist()
+    assert df["trial_id"].is_unique
+    assert df["params.lr"].between(1e-3, 1.0).all()
+    assert set(df["params.layers"]) <= {1, 2, 3, 4}
+    assert set(df["params.optimizer.name"]) <= {"adam", "sgd"}
+    for row in df.to_dict("records"):
+        assert row["metrics.loss"] == pytest.approx(expected_loss(
+            row["params.lr"], row["params.layers"], row["params.optimizer.momentum"], 1))
+    stage = json.loads((folder / "stages" / "stage-0.json").read_text())
+    assert stage["plan"] == "bayes" and stage["used"] == 10
+    assert not any(home.rglob("*")), "W&B wrote into HOME"
