@@ -1,5 +1,5 @@
 """Adaptive refine: boxes that follow the best trials so far and shrink as the stage's
-budget is spent (successive refinement, a trust region per seed). Ray-free.
+budget is spent (successive refinement, a trust region per anchor). Ray-free.
 
 A ``region: each`` refine draws all its trials from boxes fixed at the stage's start,
 around the coarse stage's top-k. An adaptive refine starts the same way, then keeps
@@ -7,13 +7,13 @@ learning: every proposal is drawn from a box around one of the current top-k tri
 of the coarse stage(s) *and of its own stage*, as results arrive, so a box moves to a
 better trial as soon as one is told; and the boxes narrow from ``shrink`` (the initial
 width per axis, in unit space) towards ``min_width`` as the stage's results come in:
-wide boxes explore around the coarse seeds, narrow ones polish the best trials.
+wide boxes explore around the coarse anchors, narrow ones polish the best trials.
 
 * The box width, once the results of a fraction p of the budget are in, is
   ``shrink * (min_width / shrink) ** (p ** decay)``: proposals made while trials
   run, before anything new is known, keep the width they had.
-* The seeds share the proposals by rank: the i-th best seed (0-based) gets a share
-  proportional to 1 / (i + 1), the best one most; a seed that drops out of the top-k
+* The anchors share the proposals by rank: the i-th best anchor (0-based) gets a share
+  proportional to 1 / (i + 1), the best one most; an anchor that drops out of the top-k
   gets no more trials.
 * Where in its box a proposal goes (``sample``): ``'thompson'`` (the default) draws
   ``candidates`` random points of the box and keeps the best of one joint draw of a
@@ -23,8 +23,8 @@ wide boxes explore around the coarse seeds, narrow ones polish the best trials.
   differ, so proposals made while others run spread over the box. ``'model'`` keeps
   the point of highest expected improvement instead; ``'random'`` a uniform point
   (no model at all).
-* Categorical axes keep the seed's value (``categorical='keep'``) or take any value
-  among the current seeds (``'narrow'``).
+* Categorical axes keep the anchor's value (``categorical='keep'``) or take any value
+  among the current anchors (``'narrow'``).
 * A box is clipped to the cube; a log axis narrows in decades; integers stay integers.
   In a discrete space a config already proposed or told is never proposed again (the
   box widens when it is exhausted; the plan finishes when the space is).
@@ -38,9 +38,9 @@ Defaults (``shrink=0.3``, ``min_width=0.05``, ``decay=1``, Thompson sampling) we
 chosen with ``tests/bench/quality.py`` on its tuning families only.
 
 Example:
-    >>> from sweep.refine import SeedRule
+    >>> from sweep.refine import AnchorRule
     >>> from sweep.space import Space, Uniform
-    >>> rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    >>> rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     >>> plan = AdaptiveRefine(Space({"x": Uniform(0, 1)}), trials=8, rule=rule, seed=0)
 """
 
@@ -56,7 +56,7 @@ from .errors import SweepError
 from .plans import Candidate, Config, Plan, make_rng, seed_tuple
 from .ranking import rank_records
 from .record import TrialRecord
-from .refine import Box, Seed, SeedRule
+from .refine import Anchor, AnchorRule, Box
 from .space import Distribution, Space, value_key
 
 CATEGORICAL = ("keep", "narrow")
@@ -72,19 +72,19 @@ class AdaptiveRefine(Plan):
     Parameters:
         space: the stage's space.
         trials: the stage's budget.
-        rule: where the seeds come from: the top ``rule.k`` of the told trials of
+        rule: where the anchors come from: the top ``rule.k`` of the told trials of
             ``rule.sources`` and of this stage (``rule.stage``), by ``rule.metric``.
         shrink: the initial box width per axis (a fraction of the unit interval).
         min_width: the width the boxes reach when the budget is spent.
         decay: the shape of the schedule (1: geometric in the budget spent; > 1
             keeps the boxes wide longer).
-        categorical: 'keep' (the seed's value) or 'narrow' (the seeds' values).
+        categorical: 'keep' (the anchor's value) or 'narrow' (the anchors' values).
         seed: an int or a tuple such as (sweep seed, stage).
-        seeds: initial seeds, used while the told trials give fewer than ``rule.k``.
+        anchors: initial anchors, used while the told trials give fewer than ``rule.k``.
         sample: 'thompson' (default), 'model' (expected improvement) or 'random'.
         candidates: random points of the box scored per proposal ('thompson', 'model').
 
-    Example: ``AdaptiveRefine(space, 32, rule=SeedRule("loss", "minimize", 4, [0], 1))``
+    Example: ``AdaptiveRefine(space, 32, rule=AnchorRule("loss", "minimize", 4, [0], 1))``
     """
 
     learns = True
@@ -95,13 +95,13 @@ class AdaptiveRefine(Plan):
         space: Space,
         trials: int,
         *,
-        rule: SeedRule,
+        rule: AnchorRule,
         shrink: float = DEFAULT_SHRINK,
         min_width: float = DEFAULT_MIN_WIDTH,
         decay: float = DEFAULT_DECAY,
         categorical: str = "keep",
         seed: int | Sequence[int] = 0,
-        seeds: Sequence[Seed] | None = None,
+        anchors: Sequence[Anchor] | None = None,
         sample: str = "thompson",
         candidates: int = 128,
     ):
@@ -124,8 +124,8 @@ class AdaptiveRefine(Plan):
         self.categorical = categorical
         self.seed = seed_tuple(seed)
         self.notes: list[str] = []
-        self._given = list(seeds) if seeds is not None else None
-        self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for seeds, by key
+        self._given = list(anchors) if anchors is not None else None
+        self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
         self._seen: set[Any] = set()
         self._mine: set[Any] = set()
         self._foreign: set[Any] = set()
@@ -134,7 +134,7 @@ class AdaptiveRefine(Plan):
         self._counts: dict[str, int] = {}
         self._exhausted = False
         self._started = False
-        self._seeds: list[Seed] | None = None
+        self._anchors: list[Anchor] | None = None
         self.sample = sample
         self.n_candidates = max(1, int(candidates))
         self._model: Any = None
@@ -185,7 +185,7 @@ class AdaptiveRefine(Plan):
                 self._pool[slot] = r
             else:
                 self._pool.pop(slot, None)  # a retry that failed replaces an older row
-        self._seeds = None
+        self._anchors = None
         self._update_finished()
 
     def _fits(self, params: Mapping[str, Any]) -> bool:
@@ -201,35 +201,35 @@ class AdaptiveRefine(Plan):
 
     def start(self) -> None:
         self._started = True
-        _ = self.seeds
+        _ = self.anchors
         self._update_finished()
 
-    # ------------------------------------------------------------------ seeds
+    # ------------------------------------------------------------------ anchors
 
     @property
-    def seeds(self) -> list[Seed]:
-        """The current seeds: the top-k told trials (earlier stages and this one)."""
-        if self._seeds is None:
-            self._seeds = self._choose_seeds()
-        return self._seeds
+    def anchors(self) -> list[Anchor]:
+        """The current anchors: the top-k told trials (earlier stages and this one)."""
+        if self._anchors is None:
+            self._anchors = self._choose_anchors()
+        return self._anchors
 
-    def _choose_seeds(self) -> list[Seed]:
+    def _choose_anchors(self) -> list[Anchor]:
         rule = self.rule
         ranked = rank_records(self._pool.values(), rule.metric, rule.goal, rule.k)
-        seeds = [Seed(r.trial_id, dict(r.params)) for r in ranked]
-        if self._given is not None and len(seeds) < rule.k:
-            have = {s.trial_id for s in seeds}
-            seeds += [s for s in self._given if s.trial_id not in have][: rule.k - len(seeds)]
-        if not seeds:
+        anchors = [Anchor(r.trial_id, dict(r.params)) for r in ranked]
+        if self._given is not None and len(anchors) < rule.k:
+            have = {s.trial_id for s in anchors}
+            anchors += [s for s in self._given if s.trial_id not in have][: rule.k - len(anchors)]
+        if not anchors:
             raise SweepError(
                 f"stage {rule.stage} (refine) has nothing to refine: no trial of "
                 f"{rule.where()} finished ok with a finite {rule.metric!r}; see the error "
                 f"column of {rule.where()} (sweep status / sweep top)")
-        if len(seeds) < rule.k and not self.notes and self._proposed == 0:
-            self.notes.append(f"stage {rule.stage}: only {len(seeds)} trials of "
+        if len(anchors) < rule.k and not self.notes and self._proposed == 0:
+            self.notes.append(f"stage {rule.stage}: only {len(anchors)} trials of "
                               f"{rule.where()} succeeded; refining around those "
                               f"(top_k={rule.k})")
-        return seeds
+        return anchors
 
     # ------------------------------------------------------------------ boxes
 
@@ -247,18 +247,18 @@ class AdaptiveRefine(Plan):
             return self.shrink * (1.0 - p ** self.decay)
         return self.shrink * (self.min_width / self.shrink) ** (p ** self.decay)
 
-    def _unit_box(self, seed: Seed, width: float) -> dict[str, tuple[float, float]]:
+    def _unit_box(self, anchor: Anchor, width: float) -> dict[str, tuple[float, float]]:
         out = {}
         for name in self._numeric:
-            u = self.space[name].to_unit(seed.params[name])
+            u = self.space[name].to_unit(anchor.params[name])
             out[name] = (max(0.0, u - width / 2), min(1.0, u + width / 2))
         return out
 
-    def _values(self, seed: Seed, name: str) -> list[Any]:
+    def _values(self, anchor: Anchor, name: str) -> list[Any]:
         if self.categorical == "keep":
-            return [seed.params[name]]
+            return [anchor.params[name]]
         out, keys = [], set()
-        for s in self.seeds:
+        for s in self.anchors:
             k = value_key(s.params[name])
             if k not in keys:
                 keys.add(k)
@@ -267,36 +267,36 @@ class AdaptiveRefine(Plan):
 
     @property
     def boxes(self) -> list[Box]:
-        """The current boxes, one per seed (for logs and the report); ``trials`` is the
-        seed's share of the budget still to propose."""
+        """The current boxes, one per anchor (for logs and the report); ``trials`` is the
+        anchor's share of the budget still to propose."""
         width = self.width
         share = self._shares()
         out = []
-        for seed, weight in zip(self.seeds, share):
+        for anchor, weight in zip(self.anchors, share):
             replaced: dict[str, Distribution] = {}
             bounds: dict[str, list[Any]] = {}
             categories: dict[str, list[Any]] = {}
-            for name, (lo, hi) in self._unit_box(seed, width).items():
+            for name, (lo, hi) in self._unit_box(anchor, width).items():
                 dist = self.space[name]
                 replaced[name] = dist.narrow(lo, hi)
                 bounds[name] = [dist.from_unit(lo), dist.from_unit(hi)]
             for name in self._cats:
-                values = self._values(seed, name)
+                values = self._values(anchor, name)
                 replaced[name] = self.space[name].subset(values)  # type: ignore[attr-defined]
                 categories[name] = replaced[name].support()
             left = max(0, (self.total or 0) - self.used)
-            out.append(Box(seed.trial_id, self.space.replace(**replaced),
+            out.append(Box(anchor.trial_id, self.space.replace(**replaced),
                            int(round(weight * left)), bounds, categories))
         return out
 
     def _shares(self) -> list[float]:
-        w = np.array([1.0 / (i + 1) for i in range(len(self.seeds))])
+        w = np.array([1.0 / (i + 1) for i in range(len(self.anchors))])
         return list(w / w.sum())
 
     def describe(self) -> dict[str, Any]:
         return {"region": self.region, "sample": self.sample, "width": round(self.width, 6),
                 "progress": round(self.progress, 6), "used": self.used, "budget": self.total,
-                "seeds": [{"trial_id": s.trial_id, "params": s.params} for s in self.seeds],
+                "anchors": [{"trial_id": s.trial_id, "params": s.params} for s in self.anchors],
                 "boxes": [b.describe() for b in self.boxes]}
 
     # -------------------------------------------------------------- proposing
@@ -314,34 +314,34 @@ class AdaptiveRefine(Plan):
             out.append(candidate)
         return out
 
-    def _pick_seed(self) -> tuple[int, Seed]:
-        """The seed whose share of proposals is furthest behind (ties to the best)."""
-        seeds = self.seeds
+    def _pick_anchor(self) -> tuple[int, Anchor]:
+        """The anchor whose share of proposals is furthest behind (ties to the best)."""
+        anchors = self.anchors
         shares = self._shares()
-        total = sum(self._counts.get(s.trial_id, 0) for s in seeds) + 1
-        lag = [shares[i] * total - self._counts.get(s.trial_id, 0) for i, s in enumerate(seeds)]
+        total = sum(self._counts.get(s.trial_id, 0) for s in anchors) + 1
+        lag = [shares[i] * total - self._counts.get(s.trial_id, 0) for i, s in enumerate(anchors)]
         i = int(np.argmax(lag))
-        return i, seeds[i]
+        return i, anchors[i]
 
     def _next(self) -> Candidate | None:
         rng = make_rng((*self.seed, 23, self._proposed))
-        first, seed = self._pick_seed()
-        order = [first] + [i for i in range(len(self.seeds)) if i != first]
+        first, anchor = self._pick_anchor()
+        order = [first] + [i for i in range(len(self.anchors)) if i != first]
         width = self.width
         discrete = self._cardinality is not None
         for i in order:
-            seed = self.seeds[i]
+            anchor = self.anchors[i]
             w = width
             for _ in range(8 if discrete else 1):
-                params = self._draw(rng, seed, w, tries=16 if discrete else 1)
+                params = self._draw(rng, anchor, w, tries=16 if discrete else 1)
                 if params is not None:
                     key = _key(self.space, params)
                     self._seen.add(key)
                     self._mine.add(key)
                     self._proposed += 1
-                    self._counts[seed.trial_id] = self._counts.get(seed.trial_id, 0) + 1
+                    self._counts[anchor.trial_id] = self._counts.get(anchor.trial_id, 0) + 1
                     self._update_finished()
-                    return Candidate(params, seed.trial_id)
+                    return Candidate(params, anchor.trial_id)
                 w = min(1.0, 2 * w)
             if not discrete:
                 break
@@ -349,12 +349,12 @@ class AdaptiveRefine(Plan):
             return self._any_unseen(rng)
         return None
 
-    def _draw(self, rng: np.random.Generator, seed: Seed, width: float, tries: int
+    def _draw(self, rng: np.random.Generator, anchor: Anchor, width: float, tries: int
               ) -> Config | None:
         if self._model is not None and self._model.ready:
-            return self._draw_model(rng, seed, width)
-        box = self._unit_box(seed, width)
-        values = {name: self._values(seed, name) for name in self._cats}
+            return self._draw_model(rng, anchor, width)
+        box = self._unit_box(anchor, width)
+        values = {name: self._values(anchor, name) for name in self._cats}
         for _ in range(tries):
             unit = []
             for name in self.space.dims:
@@ -371,7 +371,7 @@ class AdaptiveRefine(Plan):
                 return params
         return None
 
-    def _draw_model(self, rng: np.random.Generator, seed: Seed, width: float
+    def _draw_model(self, rng: np.random.Generator, anchor: Anchor, width: float
                     ) -> Config | None:
         """The best of ``candidates`` random points of the box by expected improvement
         under the Gaussian process of ``sweep.bayes`` (trials in flight included)."""
@@ -379,10 +379,10 @@ class AdaptiveRefine(Plan):
         enc = model.enc
         m = self.n_candidates
         rows = np.zeros((m, enc.width))
-        for j, (lo, hi) in enumerate(self._unit_box(seed, width).values()):
+        for j, (lo, hi) in enumerate(self._unit_box(anchor, width).values()):
             rows[:, j] = lo + (hi - lo) * rng.random(m)
         for name in self._cats:
-            values = self._values(seed, name)
+            values = self._values(anchor, name)
             index = [enc.keys[name][value_key(v)] for v in values]
             pick = np.asarray(index)[rng.integers(len(index), size=m)]
             rows[np.arange(m), enc.offsets[name] + pick] = math.sqrt(0.5)
@@ -421,7 +421,7 @@ class AdaptiveRefine(Plan):
         self._mine.add(key)
         self._proposed += 1
         self._update_finished()
-        return Candidate(params, self.seeds[0].trial_id)
+        return Candidate(params, self.anchors[0].trial_id)
 
 
 def _key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:

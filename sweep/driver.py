@@ -482,13 +482,14 @@ class Driver:
 
 
 def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:
-    seeds = ", ".join(s["trial_id"] for s in meta.get("seeds", []))
-    lines = [f"stage {stage.index} ({stage.plan}, region={meta.get('region')}): seeds {seeds}"]
+    anchors = ", ".join(s["trial_id"] for s in meta.get("anchors", []))
+    lines = [f"stage {stage.index} ({stage.plan}, region={meta.get('region')}): "
+             f"anchors {anchors}"]
     for box in meta.get("boxes", []):
         ranges = ", ".join(f"{k}=[{_fmt(lo)}, {_fmt(hi)}]" for k, (lo, hi) in
                            box.get("bounds", {}).items())
         cats = ", ".join(f"{k}={v}" for k, v in box.get("categories", {}).items())
-        lines.append(f"  box around {box['seed']}: {ranges}{'; ' + cats if cats else ''}"
+        lines.append(f"  box around {box['anchor']}: {ranges}{'; ' + cats if cats else ''}"
                      f" ({box['trials']} trials)")
     return "\n".join(lines)
 

@@ -52,4 +52,4 @@ class SpecError(ValueError):
 
 
 class SweepError(RuntimeError):
-    """A sweep that cannot go on (results not writable, another driver, no seeds)."""
+    """A sweep that cannot go on (results not writable, another driver, no anchors)."""

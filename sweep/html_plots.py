@@ -203,7 +203,7 @@ class ReportData:
     stopped: pd.DataFrame
     failed: pd.DataFrame
     extra_metrics: list[str]
-    seed_ids: set[str]
+    anchor_ids: set[str]
     notes: list[str] = field(default_factory=list)
 
 
@@ -357,10 +357,10 @@ def scatter_figure(go: Any, data: ReportData, param: Param, sample: Sample,
             marker = {"color": stage_colour(stage, data.stages), "size": 7, "opacity": 0.75,
                       "line": {"width": 0.5, "color": "white"}}
             fig.add_trace(_points(go, sub, data, param, _stage_name(stage), marker, webgl))
-    seeds = rows[rows["trial_id"].isin(data.seed_ids)]
-    if len(seeds):
+    anchors = rows[rows["trial_id"].isin(data.anchor_ids)]
+    if len(anchors):
         marker = {"symbol": "star-open", "size": 15, "color": "black", "line": {"width": 1.5}}
-        fig.add_trace(_points(go, seeds, data, param, "refine seeds", marker, False))
+        fig.add_trace(_points(go, anchors, data, param, "refine anchors", marker, False))
     _shade_boxes(fig, data, param, boxes, cats)
     scale_note = " (log scale)" if param.scale == "log" else ""
     fig.update_layout(

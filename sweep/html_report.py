@@ -10,7 +10,7 @@ is drawn from inline JSON, and nothing is fetched from the network. The report h
   early faded, the stopping rule's rungs dotted; at most ``max_curves`` lines);
 * one scatter per non-constant parameter of the objective metric against that parameter
   (log axis for ``log`` parameters, categorical axis for categorical ones, colour by
-  stage), with the refine stages' boxes shaded and their seed trials marked;
+  stage), with the refine stages' boxes shaded and their anchor trials marked;
 * a parallel-coordinates view of all parameters and the metric;
 * the trials that cannot be ranked (``ok`` but NaN/inf metric), those stopped early and
   the failed ones.
@@ -288,8 +288,10 @@ def _prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[st
         ranked = rank(df, metric, goal)
         unranked = (unranked_trials(df, metric) if metric_col in df.columns
                     else df[df["status"] == "ok"])
-    seed_ids = {str(b["seed"]) for b in boxes if not is_missing(b.get("seed"))}
-    seed_ids |= set(df["parent_id"].dropna().astype(str))
+    # "seed": the key of stage files written before anchors were called anchors.
+    anchor_ids = {str(b.get("anchor", b.get("seed"))) for b in boxes
+                  if not is_missing(b.get("anchor", b.get("seed")))}
+    anchor_ids |= set(df["parent_id"].dropna().astype(str))
     return ReportData(
         df=df, metric=metric, metric_col=metric_col, goal=goal, params=params,
         constants=constants, stages=stages, ranked=ranked, unranked=unranked,
@@ -297,7 +299,7 @@ def _prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[st
         failed=df[~df["status"].isin(["ok", "stopped"])],
         extra_metrics=[c for c in df.columns if c.startswith(METRIC_PREFIX)
                        and c != metric_col][:MAX_METRIC_COLUMNS],
-        seed_ids=seed_ids, notes=notes,
+        anchor_ids=anchor_ids, notes=notes,
     )
 
 
@@ -398,7 +400,7 @@ def _trial_columns(data: ReportData, rows: pd.DataFrame, *, status: bool = False
 
 def _trial_table(data: ReportData, rows: pd.DataFrame, *, numbered: str = "",
                  status: bool = False, finished: bool = False) -> str:
-    """An HTML table of ``rows`` (trials): id (seeds marked), stage, metrics, params;
+    """An HTML table of ``rows`` (trials): id (anchors marked), stage, metrics, params;
     ``numbered`` names a first column that counts the rows."""
     cols = _trial_columns(data, rows, status=status, finished=finished)
     dashed = {"parent_id", "step", *(p.column for p in data.params)}
@@ -406,8 +408,8 @@ def _trial_table(data: ReportData, rows: pd.DataFrame, *, numbered: str = "",
     out = []
     for i, row in enumerate(values, start=1):
         trial = esc(row[0])
-        if row[0] in data.seed_ids:
-            trial += ' <span class="seed" title="seed of a refine stage">seed</span>'
+        if row[0] in data.anchor_ids:
+            trial += ' <span class="seed" title="anchor of a refine stage">anchor</span>'
         cells = [_Raw(trial)] + [_or_none(v) if c in dashed else v
                                  for (_, c), v in zip(cols[1:], row[1:])]
         out.append(([i] if numbered else []) + cells)
@@ -494,8 +496,9 @@ def _boxes_table(boxes: Sequence[Mapping[str, Any]]) -> str:
         cats = box.get("categories") or {}
         region = [f"{k} in [{fmt(v[0])}, {fmt(v[1])}]" for k, v in bounds.items()]
         region += [f"{k} in {{{', '.join(cat_label(x) for x in v)}}}" for k, v in cats.items()]
-        rows.append([box.get("stage"), box.get("seed"), "; ".join(region) or DASH])
-    return "<h3>Refine boxes</h3>\n" + _table(["stage", "seed", "region"], rows, "boxes")
+        anchor = box.get("anchor", box.get("seed"))
+        rows.append([box.get("stage"), anchor, "; ".join(region) or DASH])
+    return "<h3>Refine boxes</h3>\n" + _table(["stage", "anchor", "region"], rows, "boxes")
 
 
 # --------------------------------------------------------------------------- figure sections
@@ -511,9 +514,9 @@ def _scatter_sections(page: _Page, data: ReportData, opts: _Options) -> None:
     if not data.params:
         page.add("<p>No parameter varies in this sweep.</p>")
         return
-    sample = sample_rows(data.ranked, opts.max_points, TOP_KEPT, data.seed_ids)
+    sample = sample_rows(data.ranked, opts.max_points, TOP_KEPT, data.anchor_ids)
     page.add("<p>Ranked trials only, coloured by stage; shaded bands are the refine "
-             "stages' boxes and stars mark their seed trials."
+             "stages' boxes and stars mark their anchor trials."
              + (f" {esc(sample.caption())}." if sample.sampled else "") + "</p>")
     page.add('<div class="plots">')
     for i, param in enumerate(data.params):
@@ -540,7 +543,7 @@ def _parcoords_section(page: _Page, data: ReportData, opts: _Options) -> None:
     if data.metric is None:
         sample = sample_rows(data.df, opts.max_points, keep_top=0)
     else:
-        sample = sample_rows(data.ranked, opts.max_points, TOP_KEPT, data.seed_ids)
+        sample = sample_rows(data.ranked, opts.max_points, TOP_KEPT, data.anchor_ids)
     fig = parcoords_figure(page.go, data, sample)
     if fig is None:
         return
@@ -667,9 +670,9 @@ def build_report(
         scales: each parameter's name (no prefix) to ``linear``, ``log``, ``categorical``
             or ``constant``; constants are not plotted. Parameters missing here are
             inferred from their column (bool/str: categorical, numbers: linear).
-        boxes: the refine stages' regions, e.g. ``[{"stage": 1, "seed": "t3",
+        boxes: the refine stages' regions, e.g. ``[{"stage": 1, "anchor": "t3",
             "bounds": {"lr": [1e-3, 1e-2]}, "categories": {"opt": ["adam"]}}]`` in raw
-            parameter units; each is shaded on the parameter plots and its seed is marked.
+            parameter units; each is shaded on the parameter plots and its anchor is marked.
         title: the document's title (escaped).
         curves: the curves table (``sweep, stage, trial_id, step, time, metrics.<name>``,
             one row per intermediate report); None or empty: no learning-curves section.

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from .plans import Grid, Plan, Truncated, sampler
-from .refine import Refine, SeedRule
+from .refine import AnchorRule, Refine
 from .spec import Spec
 from .stages import Stage
 
@@ -31,7 +31,7 @@ def make_plan(spec: Spec, stage: Stage) -> Plan:
         return Bayes(space, stage.trials or 0, stage.seed, metric=spec.metric.name,
                      goal=spec.metric.goal, n_initial=stage.initial, stage=stage.index,
                      sources=list(range(stage.index)))
-    rule = SeedRule(spec.metric.name, spec.metric.goal, stage.refine_top_k, stage.sources,
+    rule = AnchorRule(spec.metric.name, spec.metric.goal, stage.refine_top_k, stage.sources,
                     stage.index)
     if stage.region == "adaptive":
         from .adaptive import AdaptiveRefine

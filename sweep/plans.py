@@ -105,7 +105,7 @@ class Plan:
         that chooses from the history, such as refine, chooses here)."""
 
     def describe(self) -> dict[str, Any] | None:
-        """What the plan decided that a user may want to see (seeds, boxes), JSON-friendly."""
+        """What the plan decided that a user may want to see (anchors, boxes), JSON-friendly."""
         return None
 
     def __len__(self) -> int:

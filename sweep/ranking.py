@@ -1,5 +1,5 @@
 """Ranking trials by the sweep's metric: the one rule that top-k tables, refine
-seeds and reports share.
+anchors and reports share.
 
 Only trials with status ``ok`` and a finite metric are ranked; ties are broken
 by trial id, so the order is the same on every run.

@@ -1,14 +1,14 @@
 """Refine: boxes around the best trials of earlier stages, sampled densely.
 
 A refine plan is told the finished trials of the stages it refines (the driver
-tells it the stored ones before its first ask); its seeds are their top-k, ranked
+tells it the stored ones before its first ask); its anchors are their top-k, ranked
 by the one rule of ``sweep.ranking``. Boxes live in the unit cube, so a log axis
 narrows in decades and an integer axis stays integer. No Ray, no store.
 
 Example:
     >>> from sweep.space import Space, LogUniform
     >>> space = Space({"lr": LogUniform(1e-4, 1.0)})
-    >>> plan = Refine(space, [Seed("t1", {"lr": 0.01})], trials=4, region="each",
+    >>> plan = Refine(space, [Anchor("t1", {"lr": 0.01})], trials=4, region="each",
     ...               shrink=0.25, seed=0)
     >>> plan.boxes[0].bounds["lr"]
     [0.00316227766017, 0.0316227766017]
@@ -30,7 +30,7 @@ from .space import Distribution, Space
 REGIONS = ("each", "hull")
 
 
-class Seed(NamedTuple):
+class Anchor(NamedTuple):
     """A trial that a refine stage narrows the space around (best first)."""
 
     trial_id: str
@@ -41,7 +41,7 @@ class Seed(NamedTuple):
 class Box:
     """One region of a refine stage: a narrowed space and its share of the budget."""
 
-    seed: str
+    anchor: str
     space: Space
     trials: int
     bounds: dict[str, list[Any]] = field(default_factory=dict)
@@ -49,13 +49,13 @@ class Box:
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly form (for logs, the report and stored stage metadata)."""
-        return {"seed": self.seed, "trials": self.trials, "bounds": self.bounds,
+        return {"anchor": self.anchor, "trials": self.trials, "bounds": self.bounds,
                 "categories": self.categories}
 
 
 @dataclass
-class SeedRule:
-    """Where a refine stage takes its seeds: the top ``k`` of the told trials of
+class AnchorRule:
+    """Where a refine stage takes its anchors: the top ``k`` of the told trials of
     ``sources`` (stage numbers), ranked by ``metric`` and ``goal``."""
 
     metric: str
@@ -73,14 +73,14 @@ class SeedRule:
 class Refine(FixedPlan):
     """Boxes around the best trials of earlier stages, sampled densely.
 
-    ``region='hull'``: one box, the bounding box of the seeds in unit space,
+    ``region='hull'``: one box, the bounding box of the anchors in unit space,
     widened by ``margin`` (a fraction of its width per side) and never narrower
-    than ``min_width``; categorical axes keep the values seen among the seeds.
-    ``region='each'``: one box per seed, ``shrink`` wide per axis, the budget split
-    evenly (remainder to the best); categorical axes keep the seed's value
-    (``categorical='keep'``) or the values among the seeds (``'narrow'``).
+    than ``min_width``; categorical axes keep the values seen among the anchors.
+    ``region='each'``: one box per anchor, ``shrink`` wide per axis, the budget split
+    evenly (remainder to the best); categorical axes keep the anchor's value
+    (``categorical='keep'``) or the values among the anchors (``'narrow'``).
 
-    Seeds are given (``seeds``) or taken from what the plan is told (``rule``).
+    Anchors are given (``anchors``) or taken from what the plan is told (``rule``).
     """
 
     learns = True
@@ -88,7 +88,7 @@ class Refine(FixedPlan):
     def __init__(
         self,
         space: Space,
-        seeds: Sequence[Seed] | None = None,
+        anchors: Sequence[Anchor] | None = None,
         *,
         trials: int | None,
         region: str = "each",
@@ -99,12 +99,12 @@ class Refine(FixedPlan):
         sample: str = "random",
         points: int | Mapping[str, int] | None = None,
         seed: int | Sequence[int] = 0,
-        rule: SeedRule | None = None,
+        rule: AnchorRule | None = None,
     ):
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}: expected hull or each")
-        if seeds is None and rule is None:
-            raise ValueError("a refine plan needs seeds or a rule to choose them")
+        if anchors is None and rule is None:
+            raise ValueError("a refine plan needs anchors or a rule to choose them")
         super().__init__(space, trials)
         self.trials = trials
         self.region, self.shrink, self.margin = region, shrink, margin
@@ -113,7 +113,7 @@ class Refine(FixedPlan):
         self.rule = rule
         self.notes: list[str] = []
         self._told: list[TrialRecord] = []
-        self._seeds = list(seeds) if seeds is not None else None
+        self._anchors = list(anchors) if anchors is not None else None
         self._boxes: list[Box] | None = None
 
     # ----------------------------------------------------------- learning
@@ -125,12 +125,12 @@ class Refine(FixedPlan):
                               and r.finite(self.rule.metric))
 
     @property
-    def seeds(self) -> list[Seed]:
-        if self._seeds is None:
-            self._seeds = self._seeds_from_told()
-        return self._seeds
+    def anchors(self) -> list[Anchor]:
+        if self._anchors is None:
+            self._anchors = self._anchors_from_told()
+        return self._anchors
 
-    def _seeds_from_told(self) -> list[Seed]:
+    def _anchors_from_told(self) -> list[Anchor]:
         rule = self.rule
         assert rule is not None
         ranked = rank_records(self._told, rule.metric, rule.goal)
@@ -144,7 +144,7 @@ class Refine(FixedPlan):
             self.notes.append(f"stage {rule.stage}: only {len(ranked)} trials of "
                               f"{rule.where()} succeeded; refining around those "
                               f"(top_k={rule.k})")
-        return [Seed(r.trial_id, dict(r.params)) for r in ranked[: rule.k]]
+        return [Anchor(r.trial_id, dict(r.params)) for r in ranked[: rule.k]]
 
     @property
     def boxes(self) -> list[Box]:
@@ -158,7 +158,7 @@ class Refine(FixedPlan):
 
     def describe(self) -> dict[str, Any]:
         return {"region": self.region,
-                "seeds": [{"trial_id": s.trial_id, "params": s.params} for s in self.seeds],
+                "anchors": [{"trial_id": s.trial_id, "params": s.params} for s in self.anchors],
                 "boxes": [b.describe() for b in self.boxes]}
 
     def __len__(self) -> int:
@@ -168,9 +168,9 @@ class Refine(FixedPlan):
     # ------------------------------------------------------------- boxes
 
     def _build_boxes(self) -> list[Box]:
-        if not self.seeds:
-            raise ValueError("a refine stage needs at least one seed trial")
-        self._seed_units = {s.trial_id: self._unit(s.params) for s in self.seeds}
+        if not self.anchors:
+            raise ValueError("a refine stage needs at least one anchor trial")
+        self._anchor_units = {s.trial_id: self._unit(s.params) for s in self.anchors}
         n = self.trials if self.trials is not None else 0
         boxes = self._hull_boxes(n) if self.region == "hull" else self._each_boxes(n)
         if self.trials is None or self.sample == "grid":
@@ -193,14 +193,14 @@ class Refine(FixedPlan):
         return dist.subset(values)  # type: ignore[attr-defined]
 
     def _seen_values(self, name: str) -> list[Any]:
-        return [s.params[name] for s in self.seeds if name in s.params]
+        return [s.params[name] for s in self.anchors if name in s.params]
 
     def _hull_boxes(self, trials: int) -> list[Box]:
         replaced: dict[str, Distribution] = {}
         bounds: dict[str, list[Any]] = {}
         categories: dict[str, list[Any]] = {}
         for name in self.space.numeric_dims:
-            us = [u[name] for u in self._seed_units.values() if name in u]
+            us = [u[name] for u in self._anchor_units.values() if name in u]
             lo, hi = min(us), max(us)
             pad = self.margin * (hi - lo)
             lo, hi = lo - pad, hi + pad
@@ -211,17 +211,17 @@ class Refine(FixedPlan):
         for name in self.space.categorical_dims:
             replaced[name] = self._restricted(name, self._seen_values(name))
             categories[name] = replaced[name].support()
-        return [Box(self.seeds[0].trial_id, self.space.replace(**replaced), trials, bounds,
+        return [Box(self.anchors[0].trial_id, self.space.replace(**replaced), trials, bounds,
                     categories)]
 
     def _each_boxes(self, trials: int) -> list[Box]:
-        share, extra = divmod(trials, len(self.seeds))
+        share, extra = divmod(trials, len(self.anchors))
         boxes = []
-        for i, s in enumerate(self.seeds):
+        for i, s in enumerate(self.anchors):
             replaced: dict[str, Distribution] = {}
             bounds: dict[str, list[Any]] = {}
             categories: dict[str, list[Any]] = {}
-            units = self._seed_units[s.trial_id]
+            units = self._anchor_units[s.trial_id]
             for name in self.space.numeric_dims:
                 u = units[name]
                 replaced[name], bounds[name] = self._narrowed(
@@ -237,16 +237,16 @@ class Refine(FixedPlan):
 
     def _parent_of(self, box: Box, params: Config) -> str:
         if self.region == "each":
-            return box.seed
+            return box.anchor
         point = self._unit(params)
         cats = self.space.categorical_dims
 
-        def distance(seed: Seed) -> float:
-            su = self._seed_units[seed.trial_id]
+        def distance(anchor: Anchor) -> float:
+            su = self._anchor_units[anchor.trial_id]
             d = sum((point[n] - su[n]) ** 2 for n in point if n in su)
-            return d + sum(params.get(n) != seed.params.get(n) for n in cats)
+            return d + sum(params.get(n) != anchor.params.get(n) for n in cats)
 
-        return min(self.seeds, key=distance).trial_id
+        return min(self.anchors, key=distance).trial_id
 
     # ------------------------------------------------------------ proposing
 
@@ -264,4 +264,4 @@ class Refine(FixedPlan):
                 yield Candidate(params, self._parent_of(box, params))
 
 
-__all__ = ["REGIONS", "Box", "Refine", "Seed", "SeedRule"]
+__all__ = ["REGIONS", "Anchor", "AnchorRule", "Box", "Refine"]

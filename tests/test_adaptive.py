@@ -10,7 +10,7 @@ import pytest
 from sweep.adaptive import AdaptiveRefine
 from sweep.errors import SweepError
 from sweep.record import TrialRecord
-from sweep.refine import Seed, SeedRule
+from sweep.refine import Anchor, AnchorRule
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 
 SPACE = Space({"x": Uniform(0.0, 1.0), "lr": LogUniform(1e-4, 1.0),
@@ -31,7 +31,7 @@ def coarse():
 
 
 def plan_of(trials=20, k=2, **kw):
-    rule = SeedRule(metric="loss", goal="minimize", k=k, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=k, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, trials, rule=rule, seed=0, **kw)
     plan.tell(coarse())
     plan.start()
@@ -45,9 +45,9 @@ def inside(box, params):
     return all(params[n] in v for n, v in box["categories"].items())
 
 
-def test_seeds_are_the_top_k_of_the_coarse_stage_and_boxes_start_at_shrink():
+def test_anchors_are_the_top_k_of_the_coarse_stage_and_boxes_start_at_shrink():
     plan = plan_of(shrink=0.5, min_width=0.05)
-    assert [s.trial_id for s in plan.seeds] == ["a", "b"]
+    assert [s.trial_id for s in plan.anchors] == ["a", "b"]
     assert plan.width == pytest.approx(0.5)
     box = plan.describe()["boxes"][0]
     lo, hi = box["bounds"]["lr"]
@@ -55,9 +55,9 @@ def test_seeds_are_the_top_k_of_the_coarse_stage_and_boxes_start_at_shrink():
     assert box["categories"]["opt"] == ["adam"]
 
 
-def test_candidates_fall_in_their_seed_box_and_the_best_seed_gets_most():
+def test_candidates_fall_in_their_anchor_box_and_the_best_anchor_gets_most():
     plan = plan_of(trials=12)
-    boxes = {b["seed"]: b for b in plan.describe()["boxes"]}
+    boxes = {b["anchor"]: b for b in plan.describe()["boxes"]}
     got = plan.ask(6)
     assert len(got) == 6
     for c in got:
@@ -72,27 +72,27 @@ def test_boxes_shrink_as_the_budget_is_spent():
     for i in range(20):
         widths.append(plan.width)
         (c,) = plan.ask(1)
-        plan.tell([rec(f"f{i}", c.params, 5.0, stage=1)])  # worse than every seed
+        plan.tell([rec(f"f{i}", c.params, 5.0, stage=1)])  # worse than every anchor
     assert widths == sorted(widths, reverse=True)
     assert widths[0] == pytest.approx(0.5) and widths[-1] < 0.06
     assert plan.finished and plan.ask(1) == []
 
 
-def test_a_better_trial_becomes_the_first_seed_and_draws_the_next_proposals():
+def test_a_better_trial_becomes_the_first_anchor_and_draws_the_next_proposals():
     plan = plan_of(trials=20)
     plan.ask(1)
     better = {"x": 0.9, "lr": 0.5, "opt": "adamw"}
     plan.tell([rec("new", better, 0.1, stage=1)])
-    assert plan.seeds[0].trial_id == "new" and [s.trial_id for s in plan.seeds] == ["new", "a"]
+    assert plan.anchors[0].trial_id == "new" and [s.trial_id for s in plan.anchors] == ["new", "a"]
     box = plan.describe()["boxes"][0]
-    assert box["seed"] == "new" and box["categories"]["opt"] == ["adamw"]
+    assert box["anchor"] == "new" and box["categories"]["opt"] == ["adamw"]
     nxt = plan.ask(3)
     assert nxt[0].parent == "new" and all(inside(box, c.params) for c in nxt
                                           if c.parent == "new")
 
 
 def test_resumed_stage_counts_stored_records_against_the_budget():
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, 10, rule=rule, seed=0)
     stored = [rec(f"s{i}", {"x": 0.3 + 0.01 * i, "lr": 1e-2, "opt": "adam"}, 1.5, stage=1)
               for i in range(4)]
@@ -104,7 +104,7 @@ def test_resumed_stage_counts_stored_records_against_the_budget():
 
 def test_a_discrete_space_gets_no_duplicates_and_finishes_when_exhausted():
     space = Space({"n": RandInt(0, 3), "c": Choice(["a", "b"])})  # 8 configs
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(space, 20, rule=rule, seed=1, shrink=0.25, min_width=0.05)
     plan.tell([rec("a", {"n": 1, "c": "a"}, 1.0), rec("b", {"n": 2, "c": "b"}, 2.0)])
     plan.start()
@@ -120,26 +120,26 @@ def test_a_discrete_space_gets_no_duplicates_and_finishes_when_exhausted():
 
 
 def test_no_successful_coarse_trial_is_an_error():
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, 10, rule=rule)
     plan.tell([rec("d", {"x": 0.1, "lr": 1e-4, "opt": "sgd"}, None, status="failed")])
     with pytest.raises(SweepError, match="nothing to refine"):
         plan.start()
 
 
-def test_given_seeds_and_narrow_categories():
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
-    seeds = [Seed("p", {"x": 0.5, "lr": 1e-2, "opt": "sgd"}),
-             Seed("q", {"x": 0.4, "lr": 1e-2, "opt": "adamw"})]
-    plan = AdaptiveRefine(SPACE, 8, rule=rule, seeds=seeds, categorical="narrow")
+def test_given_anchors_and_narrow_categories():
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    anchors = [Anchor("p", {"x": 0.5, "lr": 1e-2, "opt": "sgd"}),
+             Anchor("q", {"x": 0.4, "lr": 1e-2, "opt": "adamw"})]
+    plan = AdaptiveRefine(SPACE, 8, rule=rule, anchors=anchors, categorical="narrow")
     plan.start()
-    assert [s.trial_id for s in plan.seeds] == ["p", "q"]
+    assert [s.trial_id for s in plan.anchors] == ["p", "q"]
     assert plan.describe()["boxes"][0]["categories"]["opt"] == ["sgd", "adamw"]
     assert {c.params["opt"] for c in plan.ask(8)} <= {"sgd", "adamw"}
 
 
 def test_bad_arguments():
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="categorical"):
         AdaptiveRefine(SPACE, 8, rule=rule, categorical="any")
     with pytest.raises(ValueError, match="min_width"):
@@ -166,7 +166,7 @@ def quadratic(p):
 
 
 @pytest.mark.parametrize("sample", ["thompson", "model", "random"])
-def test_every_sampler_is_reproducible_and_improves_on_the_seeds(sample):
+def test_every_sampler_is_reproducible_and_improves_on_the_anchors(sample):
     runs = []
     for _ in range(2):
         plan = plan_of(trials=16, sample=sample)
@@ -178,7 +178,7 @@ def test_every_sampler_is_reproducible_and_improves_on_the_seeds(sample):
 
 def test_a_batch_asked_at_once_is_distinct_and_inside_the_boxes():
     plan = plan_of(trials=16)
-    boxes = {b["seed"]: b for b in plan.describe()["boxes"]}
+    boxes = {b["anchor"]: b for b in plan.describe()["boxes"]}
     batch = plan.ask(8)
     assert len(batch) == 8
     assert len({(c.params["x"], c.params["lr"]) for c in batch}) == 8
@@ -187,6 +187,6 @@ def test_a_batch_asked_at_once_is_distinct_and_inside_the_boxes():
 
 
 def test_unknown_sampler():
-    rule = SeedRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="sample"):
         AdaptiveRefine(SPACE, 8, rule=rule, sample="grid")

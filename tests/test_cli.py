@@ -32,7 +32,7 @@ def test_readme_run_command_on_a_short_spec(tmp_path):
     assert "stage 0:" in out and "stage 1:" in out
     assert f"results: {results}" in out
     assert "Traceback" not in proc.stderr
-    assert "stage 1 (refine" in proc.stderr  # the log line naming the seeds and boxes
+    assert "stage 1 (refine" in proc.stderr  # the log line naming the anchors and boxes
     df = pd.read_parquet(os.path.join(results, "mlp-digits-quick", "trials"))
     assert len(df) == 12 and df["trial_id"].is_unique
     assert set(df["status"]) == {"ok"}

@@ -194,7 +194,7 @@ def test_any_completion_order_gives_the_same_table(results, lifo):
     drv.run()
     df = store.read()
     assert df.groupby("stage").size().to_dict() == {0: 16, 1: 8}
-    # Refine seeds come from the stored stage 0 (the same whatever the order).
+    # Refine anchors come from the stored stage 0 (the same whatever the order).
     best = df[df.stage == 0].sort_values(["metrics.loss", "trial_id"]).trial_id.iloc[0]
     assert best in set(df[df.stage == 1].parent_id)
 

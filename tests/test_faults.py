@@ -350,7 +350,7 @@ def test_node_death_mid_stage_loses_nothing_and_refines_once(results, tmp_path, 
     spec_path = write_spec(tmp_path / "node.yaml", marked(
         "nodes", markers, 0.6,
         [{"plan": "random", "trials": 8, "seed": 1},
-         {"plan": "refine", "trials": 4, "top_k": 2}]))
+         {"plan": "refine", "trials": 4, "top_k": 2, "region": "each"}]))
     proc = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT, spec_path, results,
                              str(markers)], cwd=REPO, env=sub_env(ray_tmp), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -382,7 +382,7 @@ def test_node_death_mid_stage_loses_nothing_and_refines_once(results, tmp_path, 
     # The fine stage was planned once, from stage 0's stored top 2, with its 4 trials.
     meta = json.loads((Path(results) / "nodes" / "stages" / "stage-1.json").read_text())
     top2 = raw[raw["stage"] == 0].sort_values(["metrics.loss", "trial_id"]).head(2)
-    assert [s["trial_id"] for s in meta["seeds"]] == list(top2["trial_id"])
+    assert [s["trial_id"] for s in meta["anchors"]] == list(top2["trial_id"])
     assert sum(b["trials"] for b in meta["boxes"]) == 4
     assert state["stages"][1] == {"stage": 1, "planned": 4, "ran": 4}
     # ... and enqueued once: each fine trial started once; only the victim's trials twice.

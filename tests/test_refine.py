@@ -13,7 +13,7 @@ import pytest
 
 import sweep
 from sweep.errors import SweepError
-from sweep.refine import Refine, Seed
+from sweep.refine import Anchor, Refine
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 
 LR = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}
@@ -46,7 +46,7 @@ def inside(row, box):
 
 def test_each_box_on_a_log_axis_is_shrink_wide_in_decades():
     space = Space({"lr": LogUniform(1e-4, 1.0)})
-    plan = Refine(space, [Seed("s", {"lr": 1e-2})], trials=8, region="each", shrink=0.25,
+    plan = Refine(space, [Anchor("s", {"lr": 1e-2})], trials=8, region="each", shrink=0.25,
                   seed=0)
     lo, hi = plan.boxes[0].bounds["lr"]
     assert math.log10(lo) == pytest.approx(-2.5)
@@ -57,7 +57,7 @@ def test_each_box_on_a_log_axis_is_shrink_wide_in_decades():
 
 def test_boxes_are_clipped_to_the_space_and_integers_stay_integers():
     space = Space({"lr": LogUniform(1e-4, 1.0), "n": RandInt(1, 100)})
-    plan = Refine(space, [Seed("s", {"lr": 1.0, "n": 1})], trials=20, region="each",
+    plan = Refine(space, [Anchor("s", {"lr": 1.0, "n": 1})], trials=20, region="each",
                   shrink=0.5, seed=1)
     (lo, hi), (nlo, nhi) = plan.boxes[0].bounds["lr"], plan.boxes[0].bounds["n"]
     assert hi == 1.0 and math.log10(lo) == pytest.approx(-1.0)
@@ -69,41 +69,41 @@ def test_boxes_are_clipped_to_the_space_and_integers_stay_integers():
 
 def test_each_splits_the_budget_with_the_remainder_to_the_best():
     space = Space({"x": Uniform(0, 1)})
-    seeds = [Seed(f"s{i}", {"x": 0.2 * i}) for i in range(3)]
-    plan = Refine(space, seeds, trials=11, region="each", shrink=0.1, seed=0)
+    anchors = [Anchor(f"s{i}", {"x": 0.2 * i}) for i in range(3)]
+    plan = Refine(space, anchors, trials=11, region="each", shrink=0.1, seed=0)
     assert [b.trials for b in plan.boxes] == [5, 3, 3]
     parents = [parent for _, parent in plan.candidates()]
     assert parents.count("s0") == 5 and parents.count("s1") == 3
 
 
-def test_hull_box_spans_the_seeds_with_margin_and_min_width():
+def test_hull_box_spans_the_anchors_with_margin_and_min_width():
     space = Space({"x": Uniform(0, 1), "y": Uniform(0, 1), "c": Choice(["a", "b", "c"])})
-    seeds = [Seed("s0", {"x": 0.4, "y": 0.5, "c": "a"}), Seed("s1", {"x": 0.6, "y": 0.5,
+    anchors = [Anchor("s0", {"x": 0.4, "y": 0.5, "c": "a"}), Anchor("s1", {"x": 0.6, "y": 0.5,
                                                                       "c": "b"})]
-    plan = Refine(space, seeds, trials=30, region="hull", margin=0.25, min_width=0.1, seed=2)
+    plan = Refine(space, anchors, trials=30, region="hull", margin=0.25, min_width=0.1, seed=2)
     box = plan.boxes[0]
     assert box.bounds["x"] == pytest.approx([0.35, 0.65])
     assert box.bounds["y"] == pytest.approx([0.45, 0.55])  # min_width around one value
     assert box.categories["c"] == ["a", "b"]
     for config, parent in plan.candidates():
         assert 0.35 <= config["x"] <= 0.65 and config["c"] in ("a", "b")
-        nearest = min(seeds, key=lambda s: (s.params["x"] - config["x"]) ** 2
+        nearest = min(anchors, key=lambda s: (s.params["x"] - config["x"]) ** 2
                       + (s.params["c"] != config["c"]))
         assert parent == nearest.trial_id
 
 
 def test_categorical_keep_and_narrow():
     space = Space({"x": Uniform(0, 1), "c": Choice(["a", "b", "c"])})
-    seeds = [Seed("s0", {"x": 0.1, "c": "a"}), Seed("s1", {"x": 0.9, "c": "b"})]
-    keep = Refine(space, seeds, trials=10, region="each", seed=0)
-    assert {b.seed: b.categories["c"] for b in keep.boxes} == {"s0": ["a"], "s1": ["b"]}
-    narrow = Refine(space, seeds, trials=10, region="each", categorical="narrow", seed=0)
+    anchors = [Anchor("s0", {"x": 0.1, "c": "a"}), Anchor("s1", {"x": 0.9, "c": "b"})]
+    keep = Refine(space, anchors, trials=10, region="each", seed=0)
+    assert {b.anchor: b.categories["c"] for b in keep.boxes} == {"s0": ["a"], "s1": ["b"]}
+    narrow = Refine(space, anchors, trials=10, region="each", categorical="narrow", seed=0)
     assert all(b.categories["c"] == ["a", "b"] for b in narrow.boxes)
 
 
 def test_refine_grid_sample_gives_the_textbook_values():
     space = Space({"lr": LogUniform(1e-4, 1.0)})
-    plan = Refine(space, [Seed("s", {"lr": 1e-2})], trials=None, region="each",
+    plan = Refine(space, [Anchor("s", {"lr": 1e-2})], trials=None, region="each",
                   shrink=0.5, sample="grid", points=3, seed=0)
     assert [c["lr"] for c in plan] == pytest.approx([1e-3, 1e-2, 1e-1])
 
@@ -122,10 +122,10 @@ def test_fine_stage_runs_by_itself_inside_its_boxes_and_beats_coarse(results, re
     coarse, fine = df[df.stage == 0], df[df.stage == 1]
     assert len(coarse) == 24 and len(fine) == 24
     meta = boxes_of(results, name)
-    seeds = [s["trial_id"] for s in meta["seeds"]]
-    assert seeds == list(coarse.sort_values(["metrics.loss", "trial_id"]).trial_id[:3])
-    boxes = {b["seed"]: b for b in meta["boxes"]}
-    assert set(fine["parent_id"]) <= set(seeds)
+    anchors = [s["trial_id"] for s in meta["anchors"]]
+    assert anchors == list(coarse.sort_values(["metrics.loss", "trial_id"]).trial_id[:3])
+    boxes = {b["anchor"]: b for b in meta["boxes"]}
+    assert set(fine["parent_id"]) <= set(anchors)
     for row in fine.to_dict("records"):
         box = boxes[row["parent_id"]] if region == "each" else meta["boxes"][0]
         assert inside(row, box), (row, box)
@@ -153,7 +153,7 @@ def test_per_stage_fixed_values_and_three_stages(results):
     assert best[2] < best[0]  # stage 1 also moves x, which stage 0 held at its optimum
     meta2 = boxes_of(results, "three", 2)
     first_two = df[df.stage < 2].sort_values(["metrics.loss", "trial_id"])
-    assert [s["trial_id"] for s in meta2["seeds"]] == [first_two.trial_id.iloc[0]]
+    assert [s["trial_id"] for s in meta2["anchors"]] == [first_two.trial_id.iloc[0]]
     lo, hi = meta2["boxes"][0]["bounds"]["lr"]
     assert math.log10(hi / lo) == pytest.approx(0.2)  # 0.05 of 4 decades
     assert set(df[df.stage == 2].parent_id) == {first_two.trial_id.iloc[0]}
@@ -191,7 +191,7 @@ def test_fewer_successes_than_top_k_and_none(results, tmp_path):
     ])
     df = sweep.run(d, results=results)
     assert len(df[df.stage == 1]) == 4
-    assert len(boxes_of(results, "few")["seeds"]) == 2
+    assert len(boxes_of(results, "few")["anchors"]) == 2
     failing = {"name": "none-ok", "objective": "tests.objectives:boom",
                "metric": {"name": "loss"}, "parameters": {"x": X},
                "stages": [{"plan": "random", "trials": 3},

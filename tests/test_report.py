@@ -95,7 +95,7 @@ def make_results() -> tuple[pd.DataFrame, list[dict]]:
         lo, hi = max(seed["params.lr"] / 4, 1e-4), min(seed["params.lr"] * 4, 1.0)
         hlo, hhi = seed["params.hidden"] / 2, seed["params.hidden"] * 2
         boxes.append({
-            "stage": 1, "seed": seed["trial_id"],
+            "stage": 1, "anchor": seed["trial_id"],
             "bounds": {"lr": [lo, hi], "hidden": [hlo, hhi]},
             "categories": {"optimizer": [seed["params.optimizer"]]},
         })
@@ -196,7 +196,7 @@ def test_every_param_has_a_plot_with_the_right_axis(report: str) -> None:
     assert 1 <= sections["optimizer"].count('"type":"rect"') <= 2
     assert sections["dropout"].count('"type":"rect"') == 0
     for body in sections.values():
-        assert "refine seeds" in body
+        assert "refine anchors" in body
         assert "stage 0" in body and "stage 1" in body
         for tid in [*FAILED_IDS, NAN_ID, "s0-inf"]:
             assert f'"{tid}"' not in body, f"{tid} must not be plotted"

@@ -102,7 +102,7 @@ from sweep.adaptive import AdaptiveRefine
 from sweep.bayes import Bayes
 from sweep.plans import Candidate, Plan, RandomPlan, SobolPlan
 from sweep.record import TrialRecord
-from sweep.refine import Refine, SeedRule
+from sweep.refine import AnchorRule, Refine
 from sweep.space import (
     Bernoulli,
     Choice,
@@ -891,7 +891,7 @@ def _fine_plan(kind: str, options: Mapping[str, str], space: Space, n_fine: int,
                seed: int) -> Plan:
     if kind == "c2f-adaptive":
         k = _opt(options, "top_k", 0) or default_top_k(n_fine)
-        rule = SeedRule(METRIC, "minimize", k, [0], 1)
+        rule = AnchorRule(METRIC, "minimize", k, [0], 1)
         extra: dict[str, Any] = {key: _opt(options, key, 0.0) for key in
                                  ("shrink", "min_width", "decay") if key in options}
         extra.update({key: options[key] for key in ("sample", "categorical") if key in options})
@@ -900,7 +900,7 @@ def _fine_plan(kind: str, options: Mapping[str, str], space: Space, n_fine: int,
         return _bayes(space, n_fine, (seed, 3), options, stage=1)
     region = "hull" if kind == "c2f-hull" else "each"
     k = _opt(options, "top_k", 0) or default_top_k(n_fine, region)
-    rule = SeedRule(METRIC, "minimize", k, [0], 1)
+    rule = AnchorRule(METRIC, "minimize", k, [0], 1)
     return Refine(space, trials=n_fine, region=region,
                   shrink=_opt(options, "shrink", DEFAULT_SHRINK),
                   margin=_opt(options, "margin", DEFAULT_MARGIN),
@@ -1209,7 +1209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="processes (default 1; results do not depend on it)")
     args = parser.parse_args(argv)
     budgets = tuple(int(b) for b in args.budgets.split(","))
-    seeds = args.seeds or (12 if args.quick else 60)
+    seeds = args.anchors or (12 if args.quick else 60)
     concurrencies = tuple(int(c) for c in (args.concurrency or
                                            ("1,8" if args.quick else "1,8,32")).split(","))
     families: list[str] = []
