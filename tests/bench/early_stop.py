@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rules' first rung: epoch {args.grace}")
     tools = args.tools.split(",")
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
-    for seed in range(args.anchors):
+    for seed in range(args.seeds):
         for tool in tools:
             result = fresh_process(tool, seed)
             rows[tool].append(result)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         if "sweep-full" in rows else CONFIGS * EPOCHS
     full_best = [r["best"] for r in rows.get("sweep-full", [])]
     spread = (min(full_best), max(full_best)) if full_best else (float("nan"),) * 2
-    print(f"\n{args.anchors} seeds x {CONFIGS} configs x up to {EPOCHS} epochs; full runs' best "
+    print(f"\n{args.seeds} seeds x {CONFIGS} configs x up to {EPOCHS} epochs; full runs' best "
           f"val_error over the seeds: {spread[0]:.4f} .. {spread[1]:.4f}")
     print(f"{'tool':<16} {'wall s':>8} {'epochs':>8} {'share':>7} {'best (mean)':>12}  "
           f"best per seed")

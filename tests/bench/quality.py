@@ -727,7 +727,6 @@ class OptunaPlan(Plan):
         out = []
         while len(out) < n and self._asked < (self.total or 0):
             trial = self.study.ask(self.dists)
-            unit = []
             params: Config = {}
             for name in self.space:
                 d = self.space[name]
@@ -737,7 +736,6 @@ class OptunaPlan(Plan):
                     params[name] = self._decode[name](trial.params[name])
                 else:
                     params[name] = trial.params[name]
-            del unit
             self._trials.setdefault(_key(params), []).append(trial)
             self._asked += 1
             out.append(Candidate(params))
@@ -1209,7 +1207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="processes (default 1; results do not depend on it)")
     args = parser.parse_args(argv)
     budgets = tuple(int(b) for b in args.budgets.split(","))
-    seeds = args.anchors or (12 if args.quick else 60)
+    seeds = args.seeds or (12 if args.quick else 60)
     concurrencies = tuple(int(c) for c in (args.concurrency or
                                            ("1,8" if args.quick else "1,8,32")).split(","))
     families: list[str] = []
