@@ -192,6 +192,10 @@ def _options(stage: Stage, raw: Mapping[str, Any], where: str) -> None:
     stage.categorical = one_of(f"{where}.categorical", raw.get("categorical", "keep"),
                                ("keep", "narrow"))
     samples = ADAPTIVE_SAMPLES if adaptive else SAMPLES
+    if adaptive and raw.get("sample") in ("grid", "sobol"):
+        raise SpecError(f"{where}.sample", raw["sample"], "thompson, model or random with "
+                        "region: adaptive (the default)",
+                        f"sample: {raw['sample']} fills fixed boxes: add region: each or hull")
     stage.sample = one_of(f"{where}.sample", raw.get("sample", samples[0]), samples)
     stage.source = one_of(f"{where}.from", raw.get("from", "previous"), ("previous", "all"))
 
