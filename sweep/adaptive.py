@@ -105,18 +105,7 @@ class AdaptiveRefine(Plan):
         sample: str = "thompson",
         candidates: int = 128,
     ):
-        if sample not in SAMPLES:
-            raise ValueError(f"unknown sample {sample!r}: expected one of {', '.join(SAMPLES)}")
-        if categorical not in CATEGORICAL:
-            raise ValueError(f"unknown categorical {categorical!r}: expected keep or narrow")
-        if not 0 < shrink <= 1:
-            raise ValueError("shrink must be in (0, 1]")
-        if not 0 <= min_width <= shrink:
-            raise ValueError("min_width must be in [0, shrink]")
-        if decay <= 0:
-            raise ValueError("decay must be > 0")
-        if trials is None or trials < 0:
-            raise ValueError("an adaptive refine needs a budget (trials >= 0)")
+        _check_options(trials, shrink, min_width, decay, sample, categorical)
         super().__init__(space, int(trials))
         self.trials = int(trials)
         self.rule = rule
@@ -294,7 +283,9 @@ class AdaptiveRefine(Plan):
         return list(w / w.sum())
 
     def describe(self) -> dict[str, Any]:
+        optimisations = self._model.optimisations if self._model is not None else 0
         return {"region": self.region, "sample": self.sample, "width": round(self.width, 6),
+                "optimisations": optimisations,
                 "progress": round(self.progress, 6), "used": self.used, "budget": self.total,
                 "anchors": [{"trial_id": s.trial_id, "params": s.params} for s in self.anchors],
                 "boxes": [b.describe() for b in self.boxes]}
@@ -422,6 +413,23 @@ class AdaptiveRefine(Plan):
         self._proposed += 1
         self._update_finished()
         return Candidate(params, self.anchors[0].trial_id)
+
+
+def _check_options(trials: int | None, shrink: float, min_width: float, decay: float,
+                   sample: str, categorical: str) -> None:
+    """ValueError for an option out of its range."""
+    if sample not in SAMPLES:
+        raise ValueError(f"unknown sample {sample!r}: expected one of {', '.join(SAMPLES)}")
+    if categorical not in CATEGORICAL:
+        raise ValueError(f"unknown categorical {categorical!r}: expected keep or narrow")
+    if not 0 < shrink <= 1:
+        raise ValueError("shrink must be in (0, 1]")
+    if not 0 <= min_width <= shrink:
+        raise ValueError("min_width must be in [0, shrink]")
+    if decay <= 0:
+        raise ValueError("decay must be > 0")
+    if trials is None or trials < 0:
+        raise ValueError("an adaptive refine needs a budget (trials >= 0)")
 
 
 def _key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:

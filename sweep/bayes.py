@@ -547,18 +547,7 @@ class Bayes(Plan):
         history: str = "joint",
         early_local: bool = True,
     ):
-        if goal not in GOALS:
-            raise ValueError(f"unknown goal {goal!r}: expected minimize or maximize")
-        if history not in HISTORY:
-            raise ValueError(f"unknown history {history!r}: expected one of "
-                             f"{', '.join(HISTORY)}")
-        if liar not in LIARS:
-            raise ValueError(f"unknown liar {liar!r}: expected one of {', '.join(LIARS)}")
-        if transform not in TRANSFORMS:
-            raise ValueError(f"unknown transform {transform!r}: expected one of "
-                             f"{', '.join(TRANSFORMS)}")
-        if trials is not None and trials < 0:
-            raise ValueError("trials must be >= 0")
+        _check_options(trials, goal=goal, history=history, liar=liar, transform=transform)
         super().__init__(space, trials)
         self.metric, self.goal, self.stage = metric, goal, int(stage)
         self.sources = None if sources is None else {int(s) for s in sources}
@@ -591,6 +580,7 @@ class Bayes(Plan):
         self._proposed = 0
         self._initial_asked = 0
         self._fitted_at = -1
+        self.optimisations = 0  # hyperparameter optimisations so far (see describe())
         self._dirty = True
         self._exhausted = False
         self._all: np.ndarray | None = None  # enumerated features of a small discrete space
@@ -799,6 +789,7 @@ class Bayes(Plan):
         self.gp.fit(X, y, optimise, ard=n >= self.ard_after)
         if optimise:
             self._fitted_at = n
+            self.optimisations += 1
         self._dirty = False
 
     def _propose_model(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -926,12 +917,24 @@ class Bayes(Plan):
             "budget": self.total,
             "used": self.used,
             "n_initial": self.n_initial,
+            "optimisations": self.optimisations,
             "incumbent": incumbent,
         }
         if self._fitted_at >= 0:
             out["lengthscales"] = {name: round(float(ls), 4) for name, ls in
                                    zip(self.enc.names, self.gp.lengthscales)}
         return out
+
+
+def _check_options(trials: int | None, **options: str) -> None:
+    """ValueError for an unknown goal, history, liar or target transform."""
+    allowed = {"goal": GOALS, "history": HISTORY, "liar": LIARS, "transform": TRANSFORMS}
+    for key, value in options.items():
+        if value not in allowed[key]:
+            raise ValueError(f"unknown {key} {value!r}: expected one of "
+                             f"{', '.join(allowed[key])}")
+    if trials is not None and trials < 0:
+        raise ValueError("trials must be >= 0")
 
 
 def _config_key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
