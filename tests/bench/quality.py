@@ -1267,10 +1267,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     budgets, concurrencies)
     report = [f for f in families if f in REPORT_FAMILIES]
     target_families = report or [f for f in families if f != "mlp"]
-    print(f"\nTargets, on the pooled {'report-only' if report else 'NON-report (tuning)'} "
-          f"families ({', '.join(target_families)}):")
-    for line in check_targets(results, target_families, methods, budgets, concurrencies):
-        print(f"  {line}")
+    if target_families:  # (none when only the MLP job ran)
+        print(f"\nTargets, on the pooled {'report-only' if report else 'NON-report (tuning)'} "
+              f"families ({', '.join(target_families)}):")
+        for line in check_targets(results, target_families, methods, budgets, concurrencies):
+            print(f"  {line}")
     print("\nCPU seconds per method (all families, seeds, budgets and concurrencies):")
     for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<44} {v:8.1f}")
