@@ -10,8 +10,10 @@ width per axis, in unit space) towards ``min_width`` as the stage's results come
 wide boxes explore around the coarse anchors, narrow ones polish the best trials.
 
 * The box width, once the results of a fraction p of the budget are in, is
-  ``shrink * (min_width / shrink) ** (p ** decay)``: proposals made while trials
-  run, before anything new is known, keep the width they had.
+  ``shrink * (min_width / shrink) ** (p ** decay)`` (with ``min_width`` 0,
+  ``shrink * (1 - p ** decay)``): proposals made while trials run, before anything new
+  is known, keep the width they had. When a discrete box has no config left, it widens
+  (up to the whole axis) before the plan falls back to any config not tried yet.
 * The anchors share the proposals by rank: the i-th best anchor (0-based) gets a share
   proportional to 1 / (i + 1), the best one most; an anchor that drops out of the top-k
   gets no more trials.
@@ -135,7 +137,8 @@ class AdaptiveRefine(Plan):
                                 history="joint")
         self._numeric = list(space.numeric_dims)
         self._cats = list(space.categorical_dims)
-        self._cardinality = space.cardinality() if space.dims else 1
+        # Configs with a positive prior (a zero-weight value is never proposed).
+        self._cardinality = space.possible_combinations() if space.dims else 1
         if self._cardinality is not None:
             self.total = min(self.total or 0, self._cardinality)
         if self._given is not None:
@@ -178,13 +181,20 @@ class AdaptiveRefine(Plan):
         self._update_finished()
 
     def _fits(self, params: Mapping[str, Any]) -> bool:
-        """Whether a told config lies in this stage's space (categorical values)."""
+        """Whether a told config lies in this stage's space (categorical values, numbers
+        on numeric axes)."""
         for name in self.space.dims:
             if name not in params:
                 return False
         for name in self._cats:
             keys = {value_key(v) for v in self.space[name].support()}
             if value_key(params[name]) not in keys:
+                return False
+        for name in self._numeric:
+            try:
+                if not math.isfinite(float(self.space[name].to_unit(params[name]))):
+                    return False
+            except (TypeError, ValueError, OverflowError):
                 return False
         return True
 
@@ -332,8 +342,9 @@ class AdaptiveRefine(Plan):
                     self._proposed += 1
                     self._counts[anchor.trial_id] = self._counts.get(anchor.trial_id, 0) + 1
                     self._update_finished()
+                    self._pend(params)
                     return Candidate(params, anchor.trial_id)
-                w = min(1.0, 2 * w)
+                w = min(2.0, 2 * w)  # 2: the whole axis, even around an anchor at its edge
             if not discrete:
                 break
         if discrete:
@@ -386,23 +397,31 @@ class AdaptiveRefine(Plan):
         for i in order[:64]:
             params = enc.decode(rows[i])
             if self._cardinality is None or _key(self.space, params) not in self._seen:
-                model.pend(params)
                 return params
         return None
 
     def _any_unseen(self, rng: np.random.Generator) -> Candidate | None:
-        """A config not seen yet anywhere in a discrete space (boxes exhausted)."""
+        """A config not seen yet anywhere in a discrete space (boxes exhausted), drawn
+        from the priors (so a zero-weight value never comes up), else the first such
+        config of the grid."""
         from .plans import Grid
 
         assert self._cardinality is not None
-        if self._cardinality > 100_000:
-            for _ in range(256):
-                params = self.space.from_unit(rng.random(len(self.space.dims)).tolist())
-                if _key(self.space, params) not in self._seen:
-                    return self._take(params)
-            return None
-        for params in Grid(self.space):
+        for _ in range(256):
+            params = self.space.from_unit(rng.random(len(self.space.dims)).tolist())
             if _key(self.space, params) not in self._seen:
+                return self._take(params)
+        if self._cardinality > 100_000:
+            return None
+        try:
+            grid = Grid(self.space)
+        except ValueError:  # an axis too long to enumerate
+            return None
+        probs = self.space.combination_probabilities()
+        if len(probs) != len(grid):  # not the plain product of the priors' supports
+            probs = np.ones(len(grid))
+        for params, p in zip(grid, probs):
+            if p > 0 and _key(self.space, params) not in self._seen:
                 return self._take(params)
         return None
 
@@ -412,7 +431,13 @@ class AdaptiveRefine(Plan):
         self._mine.add(key)
         self._proposed += 1
         self._update_finished()
+        self._pend(params)
         return Candidate(params, self.anchors[0].trial_id)
+
+    def _pend(self, params: Config) -> None:
+        """Tell the model (if any) that ``params`` is now in flight."""
+        if self._model is not None:
+            self._model.pend(params)
 
 
 def _check_options(trials: int | None, shrink: float, min_width: float, decay: float,

@@ -477,6 +477,8 @@ def transform(values: np.ndarray, kind: str) -> np.ndarray:
         v = np.minimum(v, np.median(v))
     elif kind == "q75":
         v = np.minimum(v, np.percentile(v, 75))
+    scale = float(np.max(np.abs(v)))  # so that np.std cannot overflow on huge values
+    v = v / scale if scale > 0 else v
     sd = float(np.std(v))
     return (v - np.mean(v)) / (sd if sd > 0 else 1.0)
 
@@ -586,7 +588,8 @@ class Bayes(Plan):
         self._all: np.ndarray | None = None  # enumerated features of a small discrete space
         self._all_keys: list[Any] | None = None
         self._sobol: Any = None
-        self._cardinality = space.cardinality()
+        # Configs with a positive prior (a zero-weight value is never proposed).
+        self._cardinality = space.possible_combinations()
         if not space.dims:
             self._cardinality = 1
         if self.total is not None and self._cardinality is not None:

@@ -105,7 +105,8 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="move earlier results of this sweep aside and start over")
     p.add_argument("--retry-failed", action="store_true",
-                   help="also rerun stored trials that failed or timed out")
+                   help="also rerun stored trials that failed or timed out (a bayes or refine "
+                        "stage spends their budget on new proposals instead)")
     p.add_argument("--max-concurrent", type=_positive_int, default=None, metavar="N",
                    help="at most N Ray tasks in flight (default: enough to fill the cluster)")
     p.add_argument("-k", "--top", type=_positive_int, default=5, metavar="K",

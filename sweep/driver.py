@@ -210,7 +210,11 @@ class Driver:
                                                              "stopped")
         stored = self.store.trial_ids(stage.index, done)
         if plan.learns:
-            plan.tell(self.store.records(range(stage.index + 1)))
+            history = self.store.records(range(stage.index + 1))
+            if self.retry_failed:  # the stage's failed trials give their budget back
+                history = [r for r in history
+                           if r.stage != stage.index or r.status in ("ok", "stopped")]
+            plan.tell(history)
         plan.start()
         for note in getattr(plan, "notes", []):
             self.progress.log(note)

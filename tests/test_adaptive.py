@@ -190,3 +190,42 @@ def test_unknown_sampler():
     rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="sample"):
         AdaptiveRefine(SPACE, 8, rule=rule, sample="grid")
+
+
+@pytest.mark.parametrize("sample", ["random", "thompson"])
+def test_an_exhausted_discrete_space_never_proposes_a_zero_weight_value(sample):
+    from sweep.space import Bernoulli
+
+    space = Space({"opt": Choice(["sgd", "adam", "bad"], weights=[1, 1, 0]),
+                   "n": RandInt(1, 2), "flag": Bernoulli(0.0)})
+    rule = AnchorRule("loss", "minimize", 1, [0], 1)
+    plan = AdaptiveRefine(space, 10, rule=rule, seed=0, sample=sample)
+    plan.tell([rec("a", {"opt": "sgd", "n": 1, "flag": False}, 1.0)])
+    plan.start()
+    assert plan.total == 4  # the configs with a positive prior
+    proposed = [c.params for c in plan.ask(10)]
+    assert len(proposed) == 3 and plan.finished  # the anchor's own config is not repeated
+    assert all(p["opt"] != "bad" and p["flag"] is False for p in proposed)
+
+
+def test_a_long_integer_axis_is_searched_without_enumerating_it():
+    from sweep.space import LogRandInt
+
+    space = Space({"n": LogRandInt(1, 20000)})
+    plan = AdaptiveRefine(space, 200, rule=AnchorRule("loss", "minimize", 1, [0], 1), seed=0,
+                          sample="random")
+    plan.tell([rec(f"c{v}", {"n": v}, float(v)) for v in (1, 300, 5000)])
+    plan.start()
+    seen = []
+    for i in range(200):  # the best anchor sits at the axis' edge (n=1): boxes run dry
+        (c,) = plan.ask(1)
+        seen.append(c.params["n"])
+        plan.tell([rec(f"f{i}", c.params, float(c.params["n"]), stage=1)])
+    assert len(set(seen)) == 200 and plan.finished
+
+
+def test_a_told_config_with_a_non_numeric_value_is_not_an_anchor():
+    plan = plan_of()
+    plan.tell([rec("z", {"x": "auto", "lr": 1e-2, "opt": "adam"}, 0.0)])
+    assert "z" not in [a.trial_id for a in plan.anchors]
+    assert len(plan.ask(4)) == 4

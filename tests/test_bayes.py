@@ -313,3 +313,8 @@ def test_options(options):
     assert len(done) == 8 and plan.finished
     with pytest.raises(ValueError):
         Bayes(space, 4, metric="loss", transform="log")
+
+
+def test_huge_metric_values_still_rank():
+    z = transform(np.array([1e160, 1e170, 1.0, 2.0]), "standard")
+    assert np.all(np.isfinite(z)) and z[1] > z[0] > z[3] >= z[2]

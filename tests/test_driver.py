@@ -257,3 +257,26 @@ def test_the_default_refine_is_adaptive_and_its_boxes_follow_new_results(results
     # Some proposals were drawn around trials of the fine stage itself.
     assert fine.parent_id.isin(set(fine.trial_id)).any()
     assert fine["metrics.loss"].min() < df[df.stage == 0]["metrics.loss"].min()
+
+
+@pytest.mark.parametrize("plan", [{"plan": "bayes", "trials": 8},
+                                  {"plan": "random", "trials": 8}])
+def test_retry_failed_reruns_the_failed_budget_of_any_plan(results, plan):
+    def flaky(config):
+        if config["x"] < 0.5:
+            raise ValueError("not yet")
+        return {"loss": config["x"]}
+
+    d = doc(f"retry-{plan['plan']}", [plan])
+    _, store, _, drv = make(d, results, fn=flaky)
+    first = drv.run()[0]
+    failed = (store.read().status == "failed").sum()
+    assert first.ran == 8 and failed > 0
+    spec = load_spec(d)
+    store2 = open_store(spec, results)
+    pool = FakePool(objective_of(quadratic), clock=FakeClock())
+    again = Driver(spec, store2, pool, progress=Progress(quiet=True), clock=pool.clock,
+                   retry_failed=True).run()[0]
+    assert again.ran == failed and again.ok == failed
+    latest = store2.read().drop_duplicates("trial_id", keep="last")
+    assert (latest.status == "ok").sum() == 8
