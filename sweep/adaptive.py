@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SweepError
-from .plans import Candidate, Config, Plan, make_rng, seed_tuple
+from .plans import Candidate, Config, ProposingPlan, make_rng, seed_tuple
 from .ranking import rank_records
 from .record import TrialRecord
 from .refine import Anchor, AnchorRule, Box
@@ -68,7 +68,7 @@ DEFAULT_MIN_WIDTH = 0.05
 DEFAULT_DECAY = 1.0
 
 
-class AdaptiveRefine(Plan):
+class AdaptiveRefine(ProposingPlan):
     """Refine whose boxes follow the best trials so far and shrink as the budget goes.
 
     Parameters:
@@ -305,15 +305,7 @@ class AdaptiveRefine(Plan):
     def ask(self, n: int) -> list[Candidate]:
         if not self._started:
             self.start()
-        out: list[Candidate] = []
-        while len(out) < n and not self.finished:
-            candidate = self._next()
-            if candidate is None:
-                self._exhausted = True
-                self._update_finished()
-                break
-            out.append(candidate)
-        return out
+        return super().ask(n)
 
     def _pick_anchor(self) -> tuple[int, Anchor]:
         """The anchor whose share of proposals is furthest behind (ties to the best)."""

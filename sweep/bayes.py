@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from .plans import Candidate, Config, Grid, Plan, make_rng, seed_tuple
+from .plans import Candidate, Config, Grid, ProposingPlan, make_rng, seed_tuple
 from .record import TrialRecord
 from .space import Space, value_key
 
@@ -498,7 +498,7 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
 # -------------------------------------------------------------------------- plan
 
 
-class Bayes(Plan):
+class Bayes(ProposingPlan):
     """Gaussian-process Bayesian optimisation (expected improvement) over the unit
     cube, with trials in flight taken into account.
 
@@ -527,8 +527,6 @@ class Bayes(Plan):
 
     Example: ``Bayes(space, trials=64, seed=(0, 1), metric="loss", stage=1)``
     """
-
-    learns = True
 
     def __init__(
         self,
@@ -651,17 +649,6 @@ class Bayes(Plan):
         self._update_finished()
 
     # --------------------------------------------------------------- proposing
-
-    def ask(self, n: int) -> list[Candidate]:
-        out: list[Candidate] = []
-        while len(out) < n and not self.finished:
-            candidate = self._next()
-            if candidate is None:
-                self._exhausted = True
-                self._update_finished()
-                break
-            out.append(candidate)
-        return out
 
     def _next(self) -> Candidate | None:
         index = self._proposed

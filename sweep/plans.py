@@ -127,6 +127,35 @@ class Plan:
             yield candidate.params
 
 
+class ProposingPlan(Plan):
+    """A learning plan that proposes one candidate at a time: ``ask(n)`` calls
+    ``_next()`` up to n times; None from it means nothing is left to propose (the plan
+    is then exhausted). Subclasses implement ``_next`` and ``_update_finished``.
+
+    Example: ``class Walk(ProposingPlan): ...`` with ``_next`` returning a Candidate.
+    """
+
+    learns = True
+    _exhausted = False
+
+    def ask(self, n: int) -> list[Candidate]:
+        out: list[Candidate] = []
+        while len(out) < n and not self.finished:
+            candidate = self._next()
+            if candidate is None:
+                self._exhausted = True
+                self._update_finished()
+                break
+            out.append(candidate)
+        return out
+
+    def _next(self) -> Candidate | None:
+        raise NotImplementedError
+
+    def _update_finished(self) -> None:
+        raise NotImplementedError
+
+
 class FixedPlan(Plan):
     """A plan decided in advance: a lazy stream of candidates that ignores ``tell``.
     Subclasses implement ``_stream()``."""
@@ -402,6 +431,7 @@ __all__ = [
     "Grid",
     "LatinHypercubePlan",
     "Plan",
+    "ProposingPlan",
     "RandomPlan",
     "SobolPlan",
     "Truncated",

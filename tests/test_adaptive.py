@@ -12,6 +12,7 @@ from sweep.errors import SweepError
 from sweep.record import TrialRecord
 from sweep.refine import Anchor, AnchorRule
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
+from tests import plan_loop
 
 SPACE = Space({"x": Uniform(0.0, 1.0), "lr": LogUniform(1e-4, 1.0),
                "opt": Choice(["sgd", "adam", "adamw"])})
@@ -147,18 +148,7 @@ def test_bad_arguments():
 
 
 def drive(plan, fn, concurrency=1):
-    plan.start()
-    flight, done, i = [], [], 0
-    while True:
-        if not plan.finished and len(flight) < concurrency:
-            for c in plan.ask(concurrency - len(flight)):
-                flight.append(rec(f"f{i}", c.params, fn(c.params), stage=1))
-                i += 1
-        if not flight:
-            return done
-        r = flight.pop(0)
-        plan.tell([r])
-        done.append(r)
+    return plan_loop.drive(plan, lambda i, p: rec(f"f{i}", p, fn(p), stage=1), concurrency)
 
 
 def quadratic(p):

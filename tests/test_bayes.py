@@ -26,6 +26,7 @@ from sweep.space import (
     Uniform,
     value_key,
 )
+from tests import plan_loop
 
 EVERY_PRIOR = Space({
     "u": Uniform(-1.0, 3.0),
@@ -60,19 +61,9 @@ def objective(p):
 
 def run(plan, fn, concurrency=1, stage=0):
     """Drive a plan like the driver: ``concurrency`` trials in flight, oldest told first."""
-    plan.start()
-    flight, done, i = [], [], 0
-    while True:
-        if not plan.finished and len(flight) < concurrency:
-            for c in plan.ask(concurrency - len(flight)):
-                flight.append(rec(c.params, fn(c.params), stage, tid=f"t{i}",
-                                  metric=getattr(plan, "metric", "loss")))
-                i += 1
-        if not flight:
-            return done
-        r = flight.pop(0)
-        plan.tell([r])
-        done.append(r)
+    metric = getattr(plan, "metric", "loss")
+    return plan_loop.drive(plan, lambda i, p: rec(p, fn(p), stage, tid=f"t{i}", metric=metric),
+                           concurrency)
 
 
 def inside(space, p):
