@@ -117,13 +117,8 @@ class AdaptiveRefine(ProposingPlan):
         self.notes: list[str] = []
         self._given = list(anchors) if anchors is not None else None
         self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
-        self._seen: set[Any] = set()
-        self._mine: set[Any] = set()
-        self._foreign: set[Any] = set()
         self._results: set[Any] = set()  # own-stage configs whose result is in
-        self._proposed = 0
         self._counts: dict[str, int] = {}
-        self._exhausted = False
         self._started = False
         self._anchors: list[Anchor] | None = None
         self.sample = sample
@@ -143,17 +138,8 @@ class AdaptiveRefine(ProposingPlan):
             self.total = min(self.total or 0, self._cardinality)
         if self._given is not None:
             for s in self._given:
-                self._seen.add(_key(space, s.params))
+                self._seen.add(space.key(s.params))
         self._update_finished()
-
-    # ---------------------------------------------------------------- budget
-
-    @property
-    def used(self) -> int:
-        return self._proposed + len(self._foreign)
-
-    def _update_finished(self) -> None:
-        self.finished = bool(self.used >= (self.total or 0) or self._exhausted)
 
     # ---------------------------------------------------------------- telling
 
@@ -166,12 +152,10 @@ class AdaptiveRefine(ProposingPlan):
             own = r.stage == rule.stage
             if not own and r.stage not in sources:
                 continue
-            key = _key(self.space, r.params)
+            key = self.space.key(r.params)
             if own:
                 self._results.add(key)
-                if key not in self._mine:
-                    self._foreign.add(key)
-            self._seen.add(key)
+            self._told(key, own)
             slot = (r.stage, key)
             if r.ok and r.finite(rule.metric) and self._fits(r.params):
                 self._pool[slot] = r
@@ -318,7 +302,7 @@ class AdaptiveRefine(ProposingPlan):
 
     def _next(self) -> Candidate | None:
         rng = make_rng((*self.seed, 23, self._proposed))
-        first, anchor = self._pick_anchor()
+        first, _ = self._pick_anchor()
         order = [first] + [i for i in range(len(self.anchors)) if i != first]
         width = self.width
         discrete = self._cardinality is not None
@@ -328,14 +312,8 @@ class AdaptiveRefine(ProposingPlan):
             for _ in range(8 if discrete else 1):
                 params = self._draw(rng, anchor, w, tries=16 if discrete else 1)
                 if params is not None:
-                    key = _key(self.space, params)
-                    self._seen.add(key)
-                    self._mine.add(key)
-                    self._proposed += 1
                     self._counts[anchor.trial_id] = self._counts.get(anchor.trial_id, 0) + 1
-                    self._update_finished()
-                    self._pend(params)
-                    return Candidate(params, anchor.trial_id)
+                    return self._take(params, anchor.trial_id)
                 w = min(2.0, 2 * w)  # 2: the whole axis, even around an anchor at its edge
             if not discrete:
                 break
@@ -361,7 +339,7 @@ class AdaptiveRefine(ProposingPlan):
                     pick = vals[int(rng.integers(len(vals)))] if len(vals) > 1 else vals[0]
                     unit.append(dist.to_unit(pick))
             params = self.space.from_unit(unit)
-            if self._cardinality is None or _key(self.space, params) not in self._seen:
+            if self._cardinality is None or self.space.key(params) not in self._seen:
                 return params
         return None
 
@@ -388,7 +366,7 @@ class AdaptiveRefine(ProposingPlan):
         order = np.argsort(-score, kind="stable")
         for i in order[:64]:
             params = enc.decode(rows[i])
-            if self._cardinality is None or _key(self.space, params) not in self._seen:
+            if self._cardinality is None or self.space.key(params) not in self._seen:
                 return params
         return None
 
@@ -401,8 +379,8 @@ class AdaptiveRefine(ProposingPlan):
         assert self._cardinality is not None
         for _ in range(256):
             params = self.space.from_unit(rng.random(len(self.space.dims)).tolist())
-            if _key(self.space, params) not in self._seen:
-                return self._take(params)
+            if self.space.key(params) not in self._seen:
+                return self._take(params, self.anchors[0].trial_id)
         if self._cardinality > 100_000:
             return None
         try:
@@ -413,23 +391,17 @@ class AdaptiveRefine(ProposingPlan):
         if len(probs) != len(grid):  # not the plain product of the priors' supports
             probs = np.ones(len(grid))
         for params, p in zip(grid, probs):
-            if p > 0 and _key(self.space, params) not in self._seen:
-                return self._take(params)
+            if p > 0 and self.space.key(params) not in self._seen:
+                return self._take(params, self.anchors[0].trial_id)
         return None
 
-    def _take(self, params: Config) -> Candidate:
-        key = _key(self.space, params)
-        self._seen.add(key)
-        self._mine.add(key)
-        self._proposed += 1
-        self._update_finished()
-        self._pend(params)
-        return Candidate(params, self.anchors[0].trial_id)
-
-    def _pend(self, params: Config) -> None:
-        """Tell the model (if any) that ``params`` is now in flight."""
+    def _take(self, params: Config, parent: str) -> Candidate:
+        """Propose ``params`` (drawn around anchor ``parent``); the model, if any, counts
+        it as in flight."""
+        self._proposing(self.space.key(params))
         if self._model is not None:
             self._model.pend(params)
+        return Candidate(params, parent)
 
 
 def _check_options(trials: int | None, shrink: float, min_width: float, decay: float,
@@ -447,10 +419,6 @@ def _check_options(trials: int | None, shrink: float, min_width: float, decay: f
         raise ValueError("decay must be > 0")
     if trials is None or trials < 0:
         raise ValueError("an adaptive refine needs a budget (trials >= 0)")
-
-
-def _key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple((name, value_key(params.get(name))) for name in space)
 
 
 __all__ = ["CATEGORICAL", "DEFAULT_DECAY", "DEFAULT_MIN_WIDTH", "DEFAULT_SHRINK",

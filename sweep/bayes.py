@@ -574,15 +574,10 @@ class Bayes(ProposingPlan):
         self._ids: list[str] = []
         self._params: list[Config] = []
         self._pending: dict[Any, np.ndarray] = {}
-        self._seen: set[Any] = set()  # keys proposed or told (own stage and history)
-        self._mine: set[Any] = set()  # keys proposed in this run
-        self._foreign: set[Any] = set()  # own-stage keys told but not proposed here
-        self._proposed = 0
         self._initial_asked = 0
         self._fitted_at = -1
         self.optimisations = 0  # hyperparameter optimisations so far (see describe())
         self._dirty = True
-        self._exhausted = False
         self._all: np.ndarray | None = None  # enumerated features of a small discrete space
         self._all_keys: list[Any] | None = None
         self._sobol: Any = None
@@ -594,18 +589,6 @@ class Bayes(ProposingPlan):
             self.total = min(self.total, self._cardinality)
         self._update_finished()
 
-    # ---------------------------------------------------------------- budget
-
-    @property
-    def used(self) -> int:
-        """Trials of the budget spent: proposed in this run, plus own-stage trials
-        told that this run did not propose (a resumed stage)."""
-        return self._proposed + len(self._foreign)
-
-    def _update_finished(self) -> None:
-        spent = self.total is not None and self.used >= self.total
-        self.finished = bool(spent or self._exhausted)
-
     # ---------------------------------------------------------------- telling
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
@@ -615,12 +598,10 @@ class Bayes(ProposingPlan):
             own = r.stage == self.stage
             if not own and self.sources is not None and r.stage not in self.sources:
                 continue
-            key = _config_key(self.space, r.params)
+            key = self.space.key(r.params)
             if own:
                 self._pending.pop(key, None)
-                if key not in self._mine:
-                    self._foreign.add(key)
-            self._seen.add(key)
+            self._told(key, own)
             row = self.enc.encode(r.params)
             if row is None:
                 continue
@@ -661,12 +642,9 @@ class Bayes(ProposingPlan):
         if row is None:
             return None
         params = self.enc.decode(row)
-        key = _config_key(self.space, params)
-        self._seen.add(key)
-        self._mine.add(key)
+        key = self.space.key(params)
         self._pending[key] = self.enc.encode(params)
-        self._proposed += 1
-        self._update_finished()
+        self._proposing(key)
         return Candidate(params, None)
 
     def _observed(self) -> int:
@@ -692,7 +670,7 @@ class Bayes(ProposingPlan):
         d = len(self.space.dims)
         if d == 0:
             params = self.space.from_unit([])
-            key = _config_key(self.space, params)
+            key = self.space.key(params)
             return None if key in self._seen else self.enc.encode(params)
         if self._sobol is None:
             self._sobol = qmc.Sobol(d, scramble=True, seed=make_rng((*self.seed, 11)))
@@ -702,7 +680,7 @@ class Bayes(ProposingPlan):
                 unit = self._sobol.random(1)[0]
             self._initial_asked += 1
             params = self.space.from_unit(unit.tolist())
-            key = _config_key(self.space, params)
+            key = self.space.key(params)
             if key not in self._seen:
                 return self.enc.encode(params)
         # A crowded discrete space: any config not seen yet, drawn from the priors.
@@ -714,7 +692,7 @@ class Bayes(ProposingPlan):
             order = np.arange(len(rows))
         for i in order:
             params = self.enc.decode(rows[i])
-            if _config_key(self.space, params) not in self._seen:
+            if self.space.key(params) not in self._seen:
                 return rows[i]
         return None
 
@@ -728,7 +706,7 @@ class Bayes(ProposingPlan):
                 row = self.enc.encode(params)
                 if row is not None:
                     rows.append(row)
-                    keys.append(_config_key(self.space, params))
+                    keys.append(self.space.key(params))
             self._all = np.asarray(rows).reshape(len(rows), self.enc.width)
             self._all_keys = keys
         assert self._all_keys is not None
@@ -848,7 +826,7 @@ class Bayes(ProposingPlan):
         """A config proposed elsewhere that is now in flight (a pending point)."""
         row = self.enc.encode(params)
         if row is not None:
-            self._pending[_config_key(self.space, params)] = row
+            self._pending[self.space.key(params)] = row
 
     def _allowed(self, C: np.ndarray) -> np.ndarray:
         keep = np.ones(len(C), dtype=bool)
@@ -925,11 +903,6 @@ def _check_options(trials: int | None, **options: str) -> None:
                              f"{', '.join(allowed[key])}")
     if trials is not None and trials < 0:
         raise ValueError("trials must be >= 0")
-
-
-def _config_key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A config's identity over the space's parameters (1, 1.0 and True apart)."""
-    return tuple((name, value_key(params.get(name))) for name in space)
 
 
 __all__ = ["ENUMERATE_LIMIT", "Bayes", "default_initial", "log_expected_improvement",

@@ -325,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(top_table(top, metric, k=args.top, title=True, total=int(counts["n"].sum())))
     print()
-    for line in store_stage_lines(store, metric):
+    for line in store_stage_lines(store, metric, counts):
         print(line)
     trials = store.location("trials")
     print()
@@ -395,10 +395,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .summary import store_stage_lines
 
     spec, store = _open_results(args.path)
+    counts = store.counts()
     print(f"sweep {spec.name!r} at {store.location()}")
-    print(f"{int(store.counts()['n'].sum())} trials stored; stages planned: "
-          f"{len(spec.stages)}")
-    for line in store_stage_lines(store, spec.metric):
+    print(f"{int(counts['n'].sum())} trials stored; stages planned: {len(spec.stages)}")
+    for line in store_stage_lines(store, spec.metric, counts):
         print(f"  {line}")
     holder, problem = store.lock.holder(), store.lock.problem()
     alive = store.lock.alive()

@@ -288,15 +288,14 @@ class Driver:
             return POLL_S
         return max(0.0, min(POLL_S, deadline - self.clock()))
 
-    def _cap(self, run: StageRun | None = None) -> int:
+    def _cap(self, run: StageRun) -> int:
         if self.max_concurrent:
             return self.max_concurrent
         # Timed or stoppable trials start the moment they are submitted: no queue; nor
         # for a learning plan (a queued trial is proposed without the running ones'
         # results).
         timed = self.timeout is not None or self.spec.early_terminate is not None
-        learns = run is not None and run.plan.learns
-        return self.slots if timed or learns else 2 * self.slots
+        return self.slots if timed or run.plan.learns else 2 * self.slots
 
     def _fill(self, run: StageRun) -> None:
         empty_asks = 0

@@ -49,8 +49,11 @@ BATCH_ROWS = 64 * 1024
 COMPACT_AT = 8
 BIG_FILE_BYTES = 256 * 1024 * 1024
 READ_ATTEMPTS = 5
-# Filtered reads keep few rows: decode column chunks as they are read, none ahead.
+# Filtered reads keep few rows: decode column chunks as they are read and read little
+# ahead, so that memory holds a batch or two of every column rather than the table.
 LEAN_SCAN = ds.ParquetFragmentScanOptions(pre_buffer=False)
+LEAN_READ = {"batch_size": 65_536, "batch_readahead": 1, "fragment_readahead": 1,
+             "fragment_scan_options": LEAN_SCAN}
 
 log = logging.getLogger("sweep")
 
@@ -249,35 +252,17 @@ class PartSet:
               stages: Sequence[int] | None = None, where: ds.Expression | None = None,
               with_stage: bool = True) -> pa.Table | None:
         """Every row of the valid part files (the ``stage`` column from the folders), or
-        None when there are none. Files that vanish while being read (a concurrent
-        rewrite or compaction) are listed again."""
-        for attempt in range(READ_ATTEMPTS):
-            files = self.files(stages)
-            if not files:
-                return None
-            schema = unify([self._schemas[p] for p in files])
-            if "stage" not in schema.names:
-                schema = schema.append(pa.field("stage", pa.int64()))
-            try:
-                dataset = ds.dataset(files, schema=schema, filesystem=self.fs,
-                                     format="parquet", partitioning=PARTITIONING,
-                                     partition_base_dir=self.directory)
-                wanted = None if columns is None else list(dict.fromkeys(
-                    [c for c in columns if c in dataset.schema.names]
-                    + (["stage"] if with_stage else [])))
-                if where is None:
-                    return dataset.to_table(columns=wanted)
-                # A filtered read keeps few rows: read little ahead, so that memory holds a
-                # batch or two of every column rather than the table.
-                return dataset.to_table(columns=wanted, filter=where, batch_size=65_536,
-                                        batch_readahead=1, fragment_readahead=1,
-                                        fragment_scan_options=LEAN_SCAN)
-            except FileNotFoundError:
-                self._forget_missing(files)
-            except (OSError, pa.ArrowException) as exc:
-                if attempt == READ_ATTEMPTS - 1 or not self._forget_missing(files):
-                    raise OSError(f"could not read {self.directory}: {exc}") from exc
-        return None
+        None when there are none."""
+
+        def read(dataset: ds.Dataset) -> pa.Table:
+            wanted = None if columns is None else list(dict.fromkeys(
+                [c for c in columns if c in dataset.schema.names]
+                + (["stage"] if with_stage else [])))
+            if where is None:
+                return dataset.to_table(columns=wanted)
+            return dataset.to_table(columns=wanted, filter=where, **LEAN_READ)
+
+        return self._read(stages, read)
 
     def smallest(self, k: int, sort_keys: Sequence[tuple[str, str]],
                  stages: Sequence[int] | None = None, where: ds.Expression | None = None
@@ -288,25 +273,44 @@ class PartSet:
         Example: ``parts.smallest(5, [("metrics.loss", "ascending"), ("trial_id",
         "ascending")])``
         """
-        files = self.files(stages)
-        if not files:
-            return None
-        schema = unify([self._schemas[p] for p in files])
-        columns = [name for name, _ in sort_keys if name in schema.names]
-        dataset = ds.dataset(files, schema=schema, filesystem=self.fs, format="parquet",
-                             partitioning=PARTITIONING, partition_base_dir=self.directory)
-        best: pa.Table | None = None
-        for batch in dataset.to_batches(columns=columns, filter=where, batch_size=65_536,
-                                        batch_readahead=1, fragment_readahead=1,
-                                        fragment_scan_options=LEAN_SCAN):
-            if batch.num_rows == 0:
-                continue
-            table = pa.Table.from_batches([batch])
-            if best is not None:
-                table = pa.concat_tables([best, table])
-            best = table.take(pc.select_k_unstable(table, k=min(k, table.num_rows),
-                                                   sort_keys=list(sort_keys)))
-        return None if best is None else best.sort_by(list(sort_keys))
+
+        def read(dataset: ds.Dataset) -> pa.Table | None:
+            columns = [name for name, _ in sort_keys if name in dataset.schema.names]
+            best: pa.Table | None = None
+            for batch in dataset.to_batches(columns=columns, filter=where, **LEAN_READ):
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch])
+                if best is not None:
+                    table = pa.concat_tables([best, table])
+                best = table.take(pc.select_k_unstable(table, k=min(k, table.num_rows),
+                                                       sort_keys=list(sort_keys)))
+            return None if best is None else best.sort_by(list(sort_keys))
+
+        return self._read(stages, read)
+
+    def _read(self, stages: Sequence[int] | None,
+              read: Callable[[ds.Dataset], pa.Table | None]) -> pa.Table | None:
+        """``read`` over a dataset of the valid part files of ``stages`` (None when there
+        are none). Files that vanish while being read (a concurrent rewrite or
+        compaction) are listed again."""
+        for attempt in range(READ_ATTEMPTS):
+            files = self.files(stages)
+            if not files:
+                return None
+            schema = unify([self._schemas[p] for p in files])
+            if "stage" not in schema.names:
+                schema = schema.append(pa.field("stage", pa.int64()))
+            try:
+                return read(ds.dataset(files, schema=schema, filesystem=self.fs,
+                                       format="parquet", partitioning=PARTITIONING,
+                                       partition_base_dir=self.directory))
+            except FileNotFoundError:
+                self._forget_missing(files)
+            except (OSError, pa.ArrowException) as exc:
+                if attempt == READ_ATTEMPTS - 1 or not self._forget_missing(files):
+                    raise OSError(f"could not read {self.directory}: {exc}") from exc
+        return None
 
     def _forget_missing(self, files: Sequence[str]) -> bool:
         """Drop cached schemas of files that are gone; True when any was."""

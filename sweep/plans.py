@@ -130,13 +130,46 @@ class Plan:
 class ProposingPlan(Plan):
     """A learning plan that proposes one candidate at a time: ``ask(n)`` calls
     ``_next()`` up to n times; None from it means nothing is left to propose (the plan
-    is then exhausted). Subclasses implement ``_next`` and ``_update_finished``.
+    is then exhausted). It keeps the budget: ``used`` counts this run's proposals and
+    the stage's told trials it did not propose (a resumed stage). Subclasses implement
+    ``_next`` (calling ``_proposing``) and call ``_told`` for what they are told.
 
     Example: ``class Walk(ProposingPlan): ...`` with ``_next`` returning a Candidate.
     """
 
     learns = True
-    _exhausted = False
+
+    def __init__(self, space: Space, total: int | None):
+        super().__init__(space, total)
+        self._seen: set[Any] = set()  # config keys proposed or told
+        self._mine: set[Any] = set()  # keys proposed in this run
+        self._foreign: set[Any] = set()  # own-stage keys told but not proposed here
+        self._proposed = 0
+        self._exhausted = False
+
+    @property
+    def used(self) -> int:
+        """Trials of the budget spent: proposed in this run, plus own-stage trials told
+        that this run did not propose (a resumed stage)."""
+        return self._proposed + len(self._foreign)
+
+    def _update_finished(self) -> None:
+        spent = self.total is not None and self.used >= self.total
+        self.finished = bool(spent or self._exhausted)
+
+    def _told(self, key: Any, own: bool) -> None:
+        """A told trial's config: seen; one of this stage not proposed here counts
+        against the budget."""
+        if own and key not in self._mine:
+            self._foreign.add(key)
+        self._seen.add(key)
+
+    def _proposing(self, key: Any) -> None:
+        """A config about to be proposed."""
+        self._seen.add(key)
+        self._mine.add(key)
+        self._proposed += 1
+        self._update_finished()
 
     def ask(self, n: int) -> list[Candidate]:
         out: list[Candidate] = []
@@ -150,9 +183,6 @@ class ProposingPlan(Plan):
         return out
 
     def _next(self) -> Candidate | None:
-        raise NotImplementedError
-
-    def _update_finished(self) -> None:
         raise NotImplementedError
 
 

@@ -38,6 +38,19 @@ def rank(df: pd.DataFrame, metric: str, goal: str, k: int | None = None) -> pd.D
     return ranked if k is None else ranked.head(k)
 
 
+def ordered(df: pd.DataFrame, metric: str | None, goal: str = "minimize",
+            k: int | None = None) -> pd.DataFrame:
+    """``rank`` by the metric, or every trial in finishing order when there is none.
+
+    Example: ``ordered(df, None, k=5)`` (the first five to finish)
+    """
+    if metric is not None:
+        return rank(df, metric, goal, k)
+    out = df.sort_values([c for c in ("finished_at", "trial_id") if c in df.columns],
+                         kind="stable")
+    return out if k is None else out.head(k)
+
+
 def unranked(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Trials with status ok whose metric is NaN or infinite (they rank last)."""
     column = f"metrics.{metric}"

@@ -115,6 +115,14 @@ class Space(Mapping[str, Distribution]):
         """True when every dimension has finitely many values."""
         return all(self._params[n].cardinality is not None for n in self.dims)
 
+    def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A config's identity over this space's parameters (1, 1.0 and True apart): what
+        a plan compares to never propose a config twice.
+
+        Example: ``space.key({"x": 1}) != space.key({"x": 1.0})``
+        """
+        return tuple((name, value_key(params.get(name))) for name in self)
+
     def cardinality(self) -> int | None:
         """Number of distinct configs, or None when some axis is continuous."""
         if not self.is_discrete:

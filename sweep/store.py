@@ -52,6 +52,7 @@ from .errors import SweepError
 from .journal import Journal, leftovers, parse_lines
 from .lock import DriverLock
 from .partset import REPEATED, ROWS_KEY, UNIQUE, PartSet
+from .ranking import ordered
 from .record import RECORD_FIELDS, Report, TrialRecord
 
 log = logging.getLogger("sweep")
@@ -481,11 +482,7 @@ class Store:
         self.flush()
         column = f"metrics.{metric}" if metric else None
         if self.trials.repeats_possible(stages):
-            df = self.read(stages=stages)
-            from .summary import ordered
-
-            picked = ordered(df, _Metric(metric, goal) if metric else None, k)
-            return picked.reset_index(drop=True)
+            return ordered(self.read(stages=stages), metric, goal, k).reset_index(drop=True)
         key = column or "finished_at"
         order = "descending" if column and goal == "maximize" else "ascending"
         slim = self.trials.table(columns=["status", key], stages=stages, with_stage=False)
@@ -594,13 +591,6 @@ def _latest_attempts(table: pa.Table) -> pa.Table:
     df = table.to_pandas().sort_values(["finished_at", "trial_id"], kind="stable")
     df = df.drop_duplicates("trial_id", keep="last")
     return pa.Table.from_pandas(df, schema=table.schema, preserve_index=False)
-
-
-class _Metric:
-    """A metric's name and goal (the shape ``sweep.summary.ordered`` reads)."""
-
-    def __init__(self, name: str, goal: str):
-        self.name, self.goal = name, goal
 
 
 def _ordered_columns(df: pd.DataFrame) -> pd.DataFrame:

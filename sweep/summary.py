@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from .ranking import rank, unranked
+from .ranking import ordered
 from .record import STATUSES
 
 FIELDS = ("rank", "stage", "trial_id", "status")
@@ -40,14 +40,11 @@ def _short_names(columns: list[str]) -> dict[str, str]:
     return out
 
 
-def ordered(df: pd.DataFrame, metric: Any, k: int | None = None) -> pd.DataFrame:
-    """The best trials first (by the metric), or every trial in finishing order when the
-    sweep has no metric."""
-    if metric is not None:
-        return rank(df, metric.name, metric.goal, k)
-    out = df.sort_values([c for c in ("finished_at", "trial_id") if c in df.columns],
-                         kind="stable")
-    return out if k is None else out.head(k)
+def _ordered(df: pd.DataFrame, metric: Any, k: int) -> pd.DataFrame:
+    """``sweep.ranking.ordered`` for the spec's metric (an object with name and goal)."""
+    if metric is None:
+        return ordered(df, None, k=k)
+    return ordered(df, metric.name, metric.goal, k)
 
 
 def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None
@@ -55,7 +52,7 @@ def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = No
     """The best ``k`` trials as a frame: rank, stage, trial_id, the metric, the params."""
     if stage is not None:
         df = df[df["stage"] == stage]
-    picked = ordered(df, metric, k)
+    picked = _ordered(df, metric, k)
     params = [c for c in df.columns if c.startswith("params.")]
     shown = _varying(df, params) if len(df) > 1 else params
     head = ["stage", "trial_id"] + ([f"metrics.{metric.name}"] if metric else ["status"])
@@ -89,7 +86,7 @@ def top_records(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = 
     and params as mappings of their own (a parameter named like a field never hides it)."""
     if stage is not None:
         df = df[df["stage"] == stage]
-    picked = ordered(df, metric, k)
+    picked = _ordered(df, metric, k)
     out = []
     for i, row in enumerate(picked.to_dict("records"), start=1):
         out.append({
@@ -117,36 +114,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stage_lines(df: pd.DataFrame, metric: Any) -> list[str]:
-    """One line per stage: trials by status and the stage's best."""
-    lines = []
-    if df.empty:
-        return ["no trials stored yet"]
-    for stage, part in df.groupby("stage", sort=True):
-        counts = part["status"].value_counts()
-        status = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-        if metric is None:
-            lines.append(f"stage {stage}: {len(part)} trials ({status}); no metric to rank by")
-            continue
-        best = rank(part, metric.name, metric.goal, 1)
-        nan = len(unranked(part, metric.name))
-        extra = f", {nan} with NaN/inf {metric.name}" if nan else ""
-        if best.empty:
-            lines.append(f"stage {stage}: {len(part)} trials ({status}{extra}); no ranked trial")
-            continue
-        row = best.iloc[0]
-        value = row[f"metrics.{metric.name}"]
-        params = {c[7:]: row[c] for c in part.columns if c.startswith("params.")}
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-        lines.append(f"stage {stage}: {len(part)} trials ({status}{extra}); best "
-                     f"{metric.name}={_fmt(value)} [{row['trial_id']}] {shown}")
-    return lines
+def store_stage_lines(store: Any, metric: Any, counts: pd.DataFrame | None = None
+                      ) -> list[str]:
+    """One line per stage: trials by status and the stage's best, read from a store
+    without loading its table (``Store.counts``, or ``counts`` when the caller has them;
+    ``Store.best``).
 
-
-def store_stage_lines(store: Any, metric: Any) -> list[str]:
-    """``stage_lines`` read from a store without loading its table: counts by status, the
-    best trial of each stage (``Store.counts``, ``Store.best``)."""
-    counts = store.counts()
+    Example: ``for line in store_stage_lines(store, spec.metric): print(line)``
+    """
+    counts = store.counts() if counts is None else counts
     if counts.empty:
         return ["no trials stored yet"]
     unranked_n = store.unranked_counts(metric.name) if metric is not None else {}
@@ -178,5 +154,4 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
-__all__ = ["ordered", "stage_lines", "store_stage_lines", "top_frame", "top_records",
-           "top_table"]
+__all__ = ["store_stage_lines", "top_frame", "top_records", "top_table"]

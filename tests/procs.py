@@ -9,6 +9,7 @@ starts) and it stops exactly those processes and their children, by pid.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -153,3 +154,16 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
             time.sleep(0.2)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Whole lines of a JSON-lines file (a line cut by a kill is left out)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 import sweep
-from tests.bench.chaos import _with_env, read_jsonl, run_one
+from tests.bench.chaos import _with_env, run_one
+from tests.procs import read_jsonl
 from tests.test_faults import final_table
 
 TRIALS = 300

@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 import sweep
+from tests.procs import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
@@ -101,19 +102,6 @@ def wait_for(predicate, what: str, proc: subprocess.Popen | None = None,
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}\n" + (output_of(logs) if logs else ""))
         time.sleep(0.05)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Whole lines of a JSON-lines file (a line cut by a kill is left out)."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
 
 
 def journal_rows(results: str, name: str) -> list[dict]:

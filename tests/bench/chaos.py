@@ -45,6 +45,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.procs import read_jsonl  # noqa: E402  (after the path is set)
+
 NAME = "chaos"
 # Node death is noticed within about 2 s (the GCS's health checks), as in tests/test_faults.
 SYSTEM_CONFIG = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
@@ -229,18 +231,6 @@ def child(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------- the parent
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Whole lines of a JSON-lines file (a line cut by a kill is left out)."""
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
 
 
 def check(results: str, markers: Path, trials: int) -> dict[str, Any]:
