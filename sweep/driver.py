@@ -41,7 +41,14 @@ from .store import Store
 from .trial import trial_id
 
 POLL_S = 0.5
-TARGET_TASK_S = 0.05
+# Ray spends 1.5-3 ms between two tasks on a worker: a task of short trials lasts
+# about this long, so that the gaps cost about 1%.
+TARGET_TASK_S = 0.2
+# The queue holds one task per slot, so a task takes at most 1/(2 * slots) of the trials
+# left to hand out.
+TAIL_SHARE = 2
+# ... but never less than this long: each task costs a gap.
+MIN_TASK_S = 0.02
 MAX_BATCH = 1000
 SLOTS_REFRESH_S = 30.0
 # Learning plans that propose only what is stored already are asked again at most this
@@ -103,7 +110,12 @@ class StageResult:
 
 class Batcher:
     """How many trials go in one Ray task: 1 until trial times are known, then enough
-    that a task lasts about TARGET_TASK_S, without starving any slot at the end."""
+    that a task lasts about TARGET_TASK_S, and fewer as the stage nears its end so that
+    every slot finishes at about the same time (guided self-scheduling: a task takes at
+    most 1/(TAIL_SHARE * slots) of the trials not yet handed out).
+
+    Example: ``b = Batcher(None); b.observe([0.001]); b.size(10_000, 2) == 200``
+    """
 
     def __init__(self, fixed: int | None):
         self.fixed = fixed
@@ -115,14 +127,18 @@ class Batcher:
         batch_mean = sum(durations) / len(durations)
         self.mean = batch_mean if self.mean is None else 0.7 * self.mean + 0.3 * batch_mean
 
-    def size(self, remaining: int, slots: int) -> int:
+    def size(self, unassigned: int, slots: int) -> int:
+        """Trials for the next task, ``unassigned`` trials of the stage not yet handed
+        out to any task."""
         if self.fixed is not None:
             return self.fixed
         if self.mean is None:
             return 1
-        by_time = int(TARGET_TASK_S / max(self.mean, 1e-7) + 1e-9)
-        fair = max(1, math.ceil(remaining / max(slots, 1)))
-        return max(1, min(by_time, MAX_BATCH, fair))
+        mean = max(self.mean, 1e-7)
+        by_time = int(TARGET_TASK_S / mean + 1e-9)
+        tail = max(int(MIN_TASK_S / mean + 1e-9),
+                   math.ceil(unassigned / (TAIL_SHARE * max(slots, 1))))
+        return max(1, min(by_time, MAX_BATCH, tail, unassigned))
 
 
 @dataclass
@@ -293,9 +309,11 @@ class Driver:
             return self.max_concurrent
         # Timed or stoppable trials start the moment they are submitted: no queue; nor
         # for a learning plan (a queued trial is proposed without the running ones'
-        # results).
+        # results), nor while trial times are unknown (a queue of one-trial probes costs
+        # a task's overhead each, and the first result sizes the batches).
         timed = self.timeout is not None or self.spec.early_terminate is not None
-        return self.slots if timed or run.plan.learns else 2 * self.slots
+        probing = self.batcher.mean is None and self.batcher.fixed is None
+        return self.slots if timed or probing or run.plan.learns else 2 * self.slots
 
     def _fill(self, run: StageRun) -> None:
         empty_asks = 0
@@ -306,7 +324,7 @@ class Driver:
             if run.exhausted or run.plan.finished:
                 return
             left = max((run.plan.total or 0) - run.done, 1)
-            size = self.batcher.size(left, self.slots)
+            size = self.batcher.size(max(left - len(run.running), 1), self.slots)
             if run.plan.learns:
                 size = min(size, max(1, left // (LEARNING_ROUNDS * max(self.slots, 1))))
             candidates = run.plan.ask(size)

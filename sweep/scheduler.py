@@ -27,7 +27,7 @@ import pandas as pd
 from .columns import Codec
 from .driver import TERMINATING, Driver, StageResult, Terminated
 from .errors import SpecError, SweepError
-from .memory import release_memory
+from .memory import release_memory, steady_allocator
 from .progress import Progress
 from .spec import Spec, load_spec, resume_problem
 from .store import Store
@@ -247,6 +247,7 @@ def _steady_memory() -> None:
 
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
+    steady_allocator()
 
 
 def _install_sigterm() -> Any:

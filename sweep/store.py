@@ -474,8 +474,8 @@ class Store:
              stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The ``k`` best trials as full rows, best first (``sweep.ranking``'s rule: ok, a
         finite metric, ties by trial id); without a metric, the first ``k`` to finish.
-        Only the columns that rank are read for every trial, then the rows that can be
-        among the best: a million stored trials cost two columns, not the table.
+        The columns that rank are streamed batch by batch, then the rows that can be
+        among the best are read: a million stored trials cost a batch, not the table.
 
         Example: ``store.best("val_error", "minimize", k=5)``
         """
@@ -485,22 +485,13 @@ class Store:
             return ordered(self.read(stages=stages), metric, goal, k).reset_index(drop=True)
         key = column or "finished_at"
         order = "descending" if column and goal == "maximize" else "ascending"
-        slim = self.trials.table(columns=["status", key], stages=stages, with_stage=False)
-        if slim is None or key not in slim.column_names:
+        kth = self._kth(key, ranked=column is not None, order=order, k=k, stages=stages)
+        if kth is None:
             return self.read(stages=stages).head(0)
-        values = slim.column(key)
         where = pc.is_valid(pc.field(key))
         if column is not None:
-            values = values.filter(pc.and_(pc.equal(slim.column("status"), "ok"),
-                                           pc.fill_null(pc.is_finite(values), False)))
             where = (pc.field("status") == "ok") & pc.is_finite(pc.field(key))
-        if len(values) == 0:
-            return self.read(stages=stages).head(0)
-        # The k-th best value: every row at least as good is read in full (ties included).
-        kth = values.take(pc.array_sort_indices(values, order=order)[min(k, len(values)) - 1:
-                                                                   min(k, len(values))])[0]
         good = pc.field(key) >= kth if order == "descending" else pc.field(key) <= kth
-        del slim, values
         # The k best by (value, id) among the rows as good as the k-th value (ties can be
         # many: they are streamed), then those k rows in full.
         keys = [(key, order), ("trial_id", "ascending")]
@@ -512,36 +503,76 @@ class Store:
         df["stage"] = df["stage"].astype("int64")
         return _ordered_columns(df).reset_index(drop=True)
 
+    def _kth(self, key: str, *, ranked: bool, order: str, k: int,
+             stages: Sequence[int] | None) -> Any:
+        """The ``k``-th best value of ``key`` (or the worst when fewer), among ok trials
+        with a finite value when ``ranked``, else rows with a value; None when none.
+        Streamed: memory holds k values and a batch."""
+
+        def step(best: pa.Array | None, batch: pa.RecordBatch) -> pa.Array | None:
+            if key not in batch.schema.names:
+                return best
+            values = batch.column(key)
+            keep = (pc.and_(pc.equal(batch.column("status"), "ok"),
+                            pc.fill_null(pc.is_finite(values), False)) if ranked
+                    else pc.is_valid(values))
+            values = values.filter(keep)
+            if best is not None:
+                values = pa.concat_arrays([best, values.cast(best.type)])
+            if len(values) == 0:
+                return best
+            return values.take(pc.select_k_unstable(values, k=min(k, len(values)),
+                                                    sort_keys=[(key, order)]))
+
+        best = self.trials.fold(["status", key], lambda: None, step, stages=stages)
+        if best is None or len(best) == 0:
+            return None
+        ranked_values = best.take(pc.array_sort_indices(best, order=order))
+        return ranked_values[len(ranked_values) - 1]
+
     def counts(self) -> pd.DataFrame:
         """Trials by stage and status (last attempts): columns stage, status, n."""
         self.flush()
-        repeats = self.trials.repeats_possible()
-        columns = ["trial_id", "status", "finished_at", "started_at"] if repeats else ["status"]
-        slim = self.trials.table(columns=columns)
-        if slim is None or slim.num_rows == 0:
+        if self.trials.repeats_possible():
+            slim = self.trials.table(columns=["trial_id", "status", "finished_at",
+                                              "started_at"])
+            if slim is None or slim.num_rows == 0:
+                return pd.DataFrame({"stage": [], "status": [], "n": []})
+            grouped = _latest_attempts(slim).group_by(["stage", "status"]).aggregate(
+                [([], "count_all")])
+            tally = {(int(a), str(b)): int(n) for a, b, n in zip(*grouped.columns)}
+        else:
+            tally = self.trials.fold(["status"], dict, _tally_status)
+        if not tally:
             return pd.DataFrame({"stage": [], "status": [], "n": []})
-        if repeats:
-            slim = _latest_attempts(slim)
-        grouped = slim.group_by(["stage", "status"]).aggregate([([], "count_all")])
-        df = grouped.to_pandas().rename(columns={"count_all": "n"})
+        df = pd.DataFrame([(stage, status, n) for (stage, status), n in tally.items()],
+                          columns=["stage", "status", "n"])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["stage", "status"]).reset_index(drop=True)
 
     def unranked_counts(self, metric: str) -> dict[int, int]:
         """Per stage, the ok trials whose metric is NaN or infinite (they rank last)."""
         column = f"metrics.{metric}"
-        repeats = self.trials.repeats_possible()
-        columns = ["trial_id", "status", "finished_at", "started_at", column] if repeats \
-            else ["status", column]
-        slim = self.trials.table(columns=columns)
+
+        def unranked(table: pa.Table | pa.RecordBatch) -> pa.Array:
+            if column not in table.schema.names:
+                return pa.array([], pa.int64())
+            bad = pc.and_(pc.equal(table.column("status"), "ok"),
+                          pc.invert(pc.fill_null(pc.is_finite(table.column(column)), True)))
+            return table.column("stage").filter(bad)
+
+        def step(acc: dict[int, int], batch: pa.RecordBatch) -> dict[int, int]:
+            for stage in unranked(batch).to_pylist():
+                acc[int(stage)] = acc.get(int(stage), 0) + 1
+            return acc
+
+        if not self.trials.repeats_possible():
+            return self.trials.fold(["status", column], dict, step)
+        slim = self.trials.table(columns=["trial_id", "status", "finished_at", "started_at",
+                                          column])
         if slim is None or column not in slim.column_names:
             return {}
-        if repeats:
-            slim = _latest_attempts(slim)
-        bad = pc.and_(pc.equal(slim.column("status"), "ok"),
-                      pc.invert(pc.fill_null(pc.is_finite(slim.column(column)), True)))
-        stages = slim.filter(bad).column("stage").to_pylist()
-        return {int(s): stages.count(s) for s in set(stages)}
+        return step({}, _latest_attempts(slim))
 
     def records(self, stages: Iterable[int]) -> list[TrialRecord]:
         """The stored trials of ``stages`` as records (last attempt of each), ordered by
@@ -580,6 +611,16 @@ class Store:
         df = df.drop_duplicates(["trial_id", "step", "time"])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def _tally_status(acc: dict[tuple[int, str], int], batch: pa.RecordBatch
+                  ) -> dict[tuple[int, str], int]:
+    """Add a batch's rows to counts by (stage, status)."""
+    grouped = pa.Table.from_batches([batch]).group_by(["stage", "status"]).aggregate(
+        [([], "count_all")])
+    for stage, status, n in zip(*(c.to_pylist() for c in grouped.columns)):
+        acc[(int(stage), str(status))] = acc.get((int(stage), str(status)), 0) + n
+    return acc
 
 
 def _latest_attempts(table: pa.Table) -> pa.Table:

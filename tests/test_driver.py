@@ -52,18 +52,23 @@ def test_every_trial_runs_once_and_short_trials_are_batched(results):
     df = store.read()
     assert len(df) == 300 and df["trial_id"].is_unique
     sizes = [len(t.items) for t in pool.submitted]
-    assert sizes[0] == 1  # nothing measured yet
-    assert max(sizes) > 1  # then ~50 ms worth of 2 ms trials per task
+    assert sizes[:2] == [1, 1]  # one probe per slot while trial times are unknown
+    assert max(sizes) > 1  # then a task's worth of 2 ms trials
     assert sum(sizes) == 300
     assert pool.max_in_flight <= 2 * pool.slots()  # a queue of one task per slot at most
+    # The last tasks are smaller than the largest: the slots finish together.
+    assert sizes[-1] < max(sizes) and sizes[-3:] == sorted(sizes[-3:], reverse=True)
 
 
 def test_batcher_rule():
     b = Batcher(None)
     assert b.size(100, 2) == 1
     b.observe([0.001] * 10)
-    assert b.size(1000, 2) == 50  # 50 ms of 1 ms trials
-    assert b.size(10, 2) == 5  # never starve a slot at the end
+    assert b.size(10_000, 2) == 200  # 200 ms of 1 ms trials
+    assert b.size(400, 2) == 100  # at most a quarter of what is left: 2 slots, 2 deep
+    assert b.size(60, 2) == 20  # but at least 20 ms of trials (a task costs a gap)
+    assert b.size(7, 2) == 7  # never more than is left
+    assert b.size(0, 2) == 1
     assert Batcher(7).size(3, 2) == 7
 
 

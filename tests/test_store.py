@@ -250,3 +250,45 @@ def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monk
     df = pd.read_parquet(os.path.join(store.dir, "trials"))
     assert len(df) == 90 and df["trial_id"].is_unique
     assert not [f for f in os.listdir(folder) if f.startswith(".")]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streamed_summaries_equal_the_whole_table(tmp_path, monkeypatch, seed):
+    """best, counts and unranked_counts read the part files batch by batch (a million rows
+    never in memory at once): with batches of 3 rows over several files and two stages
+    they agree with the same figures computed on the whole table."""
+    import random
+
+    from sweep import partset
+    from sweep.ranking import ordered
+
+    monkeypatch.setattr(partset, "LEAN_READ", {**partset.LEAN_READ, "batch_size": 3})
+    rng = random.Random(seed)
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    for part in range(4):
+        rows = []
+        for j in range(rng.randint(5, 25)):
+            i = part * 100 + j
+            status = rng.choice(["ok", "ok", "ok", "failed", "timeout", "stopped"])
+            loss = rng.choice([rng.random(), round(rng.random(), 1), math.nan, math.inf,
+                               -math.inf])  # ties, NaN and infinities
+            rows.append(record(i, stage=rng.randint(0, 1))._replace(
+                status=status, metrics={} if status == "failed" else {"loss": loss}))
+        store.add(rows)
+        store.flush()
+    whole = store.read()
+    for goal in ("minimize", "maximize"):
+        for k in (1, 5, 200):
+            for stages in (None, [0], [1]):
+                table = whole if stages is None else whole[whole.stage.isin(stages)]
+                want = ordered(table, "loss", goal, k)["trial_id"].tolist()
+                got = store.best("loss", goal, k, stages=stages)["trial_id"].tolist()
+                assert got == want, (goal, k, stages)
+    first = ordered(whole, None, None, 4)["trial_id"].tolist()
+    assert store.best(None, k=4)["trial_id"].tolist() == first
+    want_counts = whole.groupby(["stage", "status"]).size().reset_index(name="n")
+    got_counts = store.counts()
+    assert got_counts.values.tolist() == want_counts.values.tolist()
+    ok = whole[whole.status == "ok"]
+    bad = ok[~ok["metrics.loss"].map(math.isfinite)]
+    assert store.unranked_counts("loss") == bad.groupby("stage").size().to_dict()
