@@ -46,7 +46,7 @@ def child(n: int, results: str) -> None:
     from sweep.summary import store_stage_lines, top_table
 
     class Timeline(Progress):
-        """Records (seconds, trials done) about every second."""
+        """Records (seconds, trials done) about every 0.1 s."""
 
         def __init__(self) -> None:
             super().__init__(quiet=True)
@@ -55,7 +55,7 @@ def child(n: int, results: str) -> None:
 
         def update(self, *, done: int, **kwargs: object) -> None:
             now = time.perf_counter() - self.t0
-            if not self.points or now - self.points[-1][0] >= 1.0:
+            if not self.points or now - self.points[-1][0] >= 0.1:
                 self.points.append((now, done))
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
