@@ -109,7 +109,8 @@ class RayPool:
 
     def submit(self, task: Task, timeout_s: float | None = None) -> None:
         """Start ``task``; ``timeout_s`` sets its backstop deadline from now."""
-        payload = [(i.trial_id, i.params, i.nested) for i in task.items]
+        # Lists, not tuples: Ray packs lists with msgpack and pickles each tuple apart.
+        payload = [[i.trial_id, i.params, i.nested] for i in task.items]
         self._submitted += 1
         task.marks = (f"{self._marks}:{self._submitted}"
                       if len(task.items) <= MARK_MAX_TRIALS else None)

@@ -419,10 +419,10 @@ MARKS = "sweep-started"
 
 
 def run_batch(objective: Objective,
-              trials: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]],
+              trials: Sequence[Sequence[Any]],
               marks: str | None = None) -> BatchResult:
     """Run several trials one after another in this worker (the Ray task body). Each
-    trial is (id, flat params, nested params or None when they are the same). With
+    trial is [id, flat params, nested params or None when they are the same]. With
     ``marks``, trial i's start (just before its objective runs) is recorded as
     ``<marks>:<i>`` (``mark_started``).
 
