@@ -6,10 +6,14 @@ stays few, whole and readable while it changes. No Ray.
   old one), so a reader sees each file whole or not at all.
 - All files share one schema: when a column appears (a new metric), older files are
   rewritten with it as nulls (``conform``).
-- Compaction: when a stage holds more than ``COMPACT_AT`` files, the files smaller
-  than ``BIG_FILE_BYTES`` are merged into one, so a week of trials is a handful of
-  files per stage. Merging streams record batches: memory stays bounded whatever the
-  size of the files.
+- Compaction, size-tiered: files fall in tiers of row counts a factor ``FANIN`` apart
+  (rows, not bytes: a merged file compresses better, and by bytes a growing file stayed
+  in its tier and was merged again and again); when a tier holds ``FANIN`` files they
+  are merged into one of the next tier, and a stage never holds more than ``MAX_FILES``
+  mergeable files (then its two smallest are merged). Each row is rewritten about once
+  per tier it climbs, and a week of trials is a handful of files per stage; files of
+  ``BIG_FILE_BYTES`` are never merged again. Merging streams record batches: memory
+  stays bounded whatever the size of the files.
 - A rewrite or a merge writes its output under a temporary name, then a small manifest
   (``.replacing-*.json``: the output and its inputs), renames the output into place,
   deletes the inputs, then the manifest. Readers skip the inputs of a manifest whose
@@ -51,7 +55,8 @@ UNIQUE, REPEATED = b"one-per-trial", b"repeated"
 # 450,000-row files took 120 MiB of the driver's memory; this way 50.
 BATCH_ROWS = 16 * 1024
 MERGE_READ = {"buffer_size": 1 << 20, "pre_buffer": False}
-COMPACT_AT = 8
+FANIN = 4
+MAX_FILES = 16
 BIG_FILE_BYTES = 256 * 1024 * 1024
 READ_ATTEMPTS = 5
 # Filtered reads keep few rows: decode column chunks as they are read and read little
@@ -77,6 +82,7 @@ class PartSet:
         self.directory = directory
         self.warn = warn or log.warning
         self._schemas: dict[str, pa.Schema] = {}
+        self._rows: dict[str, int] = {}
         self._bad: set[str] = set()
 
     # --------------------------------------------------------------- listing
@@ -135,6 +141,12 @@ class PartSet:
         self._schemas[path] = schema
         return schema
 
+    def rows_of(self, path: str) -> int:
+        """A part file's row count (from its footer, read once)."""
+        if path not in self._rows:
+            self._rows[path] = pq.read_metadata(path, filesystem=self.fs).num_rows
+        return self._rows[path]
+
     def repeats_possible(self, stages: Sequence[int] | None = None) -> bool:
         """True unless every part file says it holds one row per trial (files written
         before sweep said so are assumed to repeat: they are checked, not trusted)."""
@@ -158,9 +170,8 @@ class PartSet:
         """Write ``table`` as a new part file of ``stage`` (whole, then renamed), and
         compact the stage when it holds too many files."""
         path = self._put(stage, table)
-        stage_files = self._infos([stage])
-        if len(stage_files) > COMPACT_AT:
-            self.compact(stage)
+        while self.compact(stage):
+            pass
         return path
 
     def _put(self, stage: int, table: pa.Table) -> str:
@@ -172,6 +183,7 @@ class PartSet:
         self.fs.move(tmp, f"{folder}/{name}")
         path = f"{folder}/{name}"
         self._schemas[path] = table.schema
+        self._rows[path] = table.num_rows
         return path
 
     def conform(self, schema: pa.Schema) -> None:
@@ -181,23 +193,30 @@ class PartSet:
                 self._replace(_stage_of(path), [path], schema)
 
     def compact(self, stage: int) -> int:
-        """Merge the stage's smallest part files into one; returns how many were merged.
+        """One merge, if the stage needs one; returns how many files were merged (0: none).
 
-        Files fall in size tiers (a factor of 8 apart): the files of the two lowest tiers
-        present are merged, so the output usually lands in a higher tier and a big file is
-        rewritten only once the small ones have grown to its tier (a log-structured
-        merge: each row is rewritten a few times in all, never at every flush)."""
-        infos = [i for i in self._infos([stage])
+        The lowest tier holding ``FANIN`` files is merged (its output usually climbs a
+        tier); otherwise, past ``MAX_FILES`` mergeable files, the two smallest. The
+        previous rule (merge the two lowest tiers by bytes whenever there were 8 files)
+        rewrote a growing file at every eighth flush: 19 rewrites per row over 300 small
+        flushes, and more the longer the sweep.
+
+        Example: ``while parts.compact(0): pass``
+        """
+        small = [i for i in self._infos([stage])
                  if i.size is not None and i.size < BIG_FILE_BYTES and self.schema_of(i.path)]
-        if len(infos) < 2:
+        tiers: dict[int, list[str]] = {}
+        for info in small:
+            tiers.setdefault(_tier(self.rows_of(info.path)), []).append(info.path)
+        full = [tier for tier, paths in tiers.items() if len(paths) >= FANIN]
+        if full:
+            chosen = tiers[min(full)]
+        elif len(small) > MAX_FILES:
+            chosen = sorted((i.path for i in small), key=self.rows_of)[:2]
+        else:
             return 0
-        tiers = {i.path: _tier(i.size) for i in infos}
-        lowest = min(tiers.values())
-        small = [p for p, t in tiers.items() if t <= lowest + 1]
-        if len(small) < 2:
-            small = sorted(tiers, key=lambda p: tiers[p])[:2]
-        self._replace(stage, small, unify([self._schemas[p] for p in small]))
-        return len(small)
+        self._replace(stage, chosen, unify([self._schemas[p] for p in chosen]))
+        return len(chosen)
 
     def _replace(self, stage: int, inputs: Sequence[str], schema: pa.Schema) -> str:
         """Write ``inputs`` (streamed, batch by batch) as one new part file of ``schema``,
@@ -206,17 +225,20 @@ class PartSet:
         folder = f"{self.directory}/stage={stage}"
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = f"{folder}/.tmp-{name}"
+        rows = 0
         with pq.ParquetWriter(tmp, schema, filesystem=self.fs) as writer:
             for path in inputs:
                 reader = pq.ParquetFile(self.fs.open_input_file(path), **MERGE_READ)
                 for batch in reader.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
                     writer.write_table(_conformed(pa.Table.from_batches([batch]), schema))
+                    rows += batch.num_rows
         manifest = f"{folder}/{MANIFEST}{uuid.uuid4().hex[:8]}.json"
         with self.fs.open_output_stream(manifest) as f:
             f.write(json.dumps({"output": name,
                                 "inputs": [p.rpartition("/")[2] for p in inputs]}).encode())
         self.fs.move(tmp, f"{folder}/{name}")
         self._schemas[f"{folder}/{name}"] = schema
+        self._rows[f"{folder}/{name}"] = rows
         for path in inputs:
             self._delete(path)
         self._delete(manifest)
@@ -251,6 +273,7 @@ class PartSet:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(path)
         self._schemas.pop(path, None)
+        self._rows.pop(path, None)
 
     # --------------------------------------------------------------- reading
 
@@ -350,11 +373,11 @@ class PartSet:
         return bool(gone)
 
 
-def _tier(size: int) -> int:
-    """A part file's size tier: 0 below 256 KiB, then one more per factor of 8."""
-    tier, limit = 0, 256 * 1024
-    while size >= limit:
-        tier, limit = tier + 1, limit * 8
+def _tier(rows: int) -> int:
+    """A part file's tier: 0 below FANIN rows, then one more per factor FANIN."""
+    tier, limit = 0, FANIN
+    while rows >= limit:
+        tier, limit = tier + 1, limit * FANIN
     return tier
 
 
@@ -381,4 +404,5 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-__all__ = ["COMPACT_AT", "PARTITIONING", "REPEATED", "ROWS_KEY", "UNIQUE", "PartSet", "unify"]
+__all__ = ["FANIN", "MAX_FILES", "PARTITIONING", "REPEATED", "ROWS_KEY", "UNIQUE", "PartSet",
+           "unify"]

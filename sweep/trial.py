@@ -432,7 +432,13 @@ def run_batch(objective: Objective,
     state = _ProcessState()
     records: list[TrialRecord] = []
     reports: list[Report] = []
+    parent = os.getppid()
     for index, (tid, flat, nested) in enumerate(trials):
+        if index and marks is not None and os.getppid() != parent:
+            # The node's raylet (this worker's parent) died: the driver retries this task
+            # anyway. Starting the next trial would record a start that, if this process
+            # is killed before the objective runs, charges an attempt that never ran.
+            break
         mark = None if marks is None else f"{marks}:{index}"
         try:
             record, pending = run_trial(objective, tid, flat,

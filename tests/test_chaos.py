@@ -1,8 +1,9 @@
 """Nodes dying at random, at a CI scale (``tests/bench/chaos.py`` runs it at full size).
 
 A ``ray.cluster_utils.Cluster`` (a 0-CPU head, 4 worker nodes of 1 CPU) runs in a
-subprocess with a private RAY_TMPDIR and RAY_AUTH_MODE=token; ``sweep.run`` runs 300
-trials of 20-50 ms there while the main thread of that process kills a worker node
+subprocess with a private RAY_TMPDIR and RAY_AUTH_MODE=token; ``sweep.run`` runs 400
+trials of 40-80 ms there (long enough that 3 kills, each taking ~2 s to add a fresh node
+on 2 cores, fall inside the run) while the main thread of that process kills a worker node
 (``remove_node(allow_graceful=False)``, the victim drawn among the nodes running a trial)
 and adds a fresh one every 1.5 s, and sooner when the sweep's progress, read from the
 objective's own log, passes the marks that guarantee 3 kills. The objective
@@ -27,14 +28,14 @@ from tests.bench.chaos import _with_env, run_one
 from tests.procs import read_jsonl
 from tests.test_faults import final_table
 
-TRIALS = 300
+TRIALS = 400
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_nodes_dying_at_random_lose_nothing_and_count_attempts(tmp_path):
     r = run_one(tmp_path, trials=TRIALS, nodes=4, kill_every=1.5, seed=7, min_kills=3,
-                retries=10, timeout=150)
+                retries=10, timeout=150, sleep=(0.04, 0.08))
     tail = r["stderr_tail"][-4000:]
     assert r["returncode"] == 0 and not r["timed_out"] and "wall_s" in r, tail
     assert "error" not in r and r["killer_error"] is None, (r.get("error"), r["killer_error"])
@@ -73,7 +74,8 @@ def test_nodes_dying_at_random_lose_nothing_and_count_attempts(tmp_path):
             surplus[tid] = extra
     # attempts is exact: a task lost with its node before the trial started is not
     # charged (the trials record their starts in Ray's key-value store).
-    assert not surplus, (surplus, dict(lost_before_start))
+    assert not surplus, (surplus, dict(lost_before_start),
+                         [t for t in crashed if set(t["trials"]) & set(surplus)])
     print(f"chaos: {len(kills)} kills, {TRIALS} trials ok once each, attempts "
           f"{dict(sorted(c['attempts'].items()))}, {c['starts']} starts, wall "
           f"{r['wall_s']:.1f} s; {sum(lost_before_start.values())} task(s) lost before "

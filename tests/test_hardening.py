@@ -413,3 +413,32 @@ def test_json_report_lines_of_a_command_job_are_reports_and_the_last_is_the_resu
 
 def test_sweep_report_is_a_no_op_outside_a_sweep():
     assert sweep.report(step=1, loss=0.5) is None
+
+
+def test_a_batch_whose_raylet_died_starts_no_further_trial(monkeypatch):
+    """A worker whose node's raylet (its parent process) died goes on running Python until
+    it is killed: it must not record the start of another trial of its batch, or the
+    driver charges an attempt to a trial whose objective never ran (the node-killing
+    test saw this when the worker died between the mark and the objective)."""
+    import sweep.trial as trial_module
+
+    ran: list[str] = []
+    marked: list[str] = []
+
+    def objective(config):
+        ran.append(config["name"])
+        if config["name"] == "a":  # the raylet dies while the first trial runs
+            parents.append(1)
+        return 0.0
+
+    parents = [4242]
+    monkeypatch.setattr(trial_module.os, "getppid", lambda: parents[-1])
+    monkeypatch.setattr(trial_module, "mark_started", marked.append)
+    obj = Objective("loss", target=objective)
+    trials = [(n, {"name": n}, None) for n in "abc"]
+    records = run_batch(obj, trials, marks="m").records
+    assert ran == ["a"] and marked == ["m:0"] and [r.trial_id for r in records] == ["a"]
+    # Without start marks no start is recorded, so nothing is charged wrongly: all run.
+    parents[:] = [4242]
+    ran.clear()
+    assert len(run_batch(obj, trials).records) == 3 and ran == ["a", "b", "c"]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import sweep
 from sweep.columns import Codec, column_type
 from sweep.errors import SweepError
-from sweep.partset import COMPACT_AT
+from sweep.partset import FANIN, MAX_FILES
 from sweep.record import Report, TrialRecord
 from sweep.space import Space
 from sweep.store import Store
@@ -113,9 +113,44 @@ def test_compaction_keeps_files_few_and_loses_nothing(tmp_path):
     for batch in range(40):
         store.add([record(batch * 10 + i) for i in range(10)])
         store.flush()
-    assert len(store.trials.files([0])) <= COMPACT_AT
+    # 40 files of 10 rows merged tier by tier: 160 + 160 + 40 + 40 rows.
+    assert len(store.trials.files([0])) <= FANIN
     df = store.read()
     assert len(df) == 400 and df["trial_id"].is_unique
+
+
+def test_a_long_sweep_rewrites_each_row_a_few_times_and_keeps_files_few(tmp_path,
+                                                                         monkeypatch):
+    """300 small flushes (a long sweep flushing every 30 s): never more than MAX_FILES part
+    files, and each row rewritten by merges a few times in all (about once per tier it
+    climbs; the previous rule rewrote a growing file at every eighth flush: 19 times per
+    row here, and more the longer the sweep)."""
+    from sweep.partset import PartSet
+
+    flushed, merged = [], []
+    real_replace, real_put = PartSet._replace, PartSet._put
+
+    def put(self, stage, table):
+        flushed.append(table.num_rows)
+        return real_put(self, stage, table)
+
+    def replace(self, stage, inputs, schema):
+        path = real_replace(self, stage, inputs, schema)
+        merged.append(pq.read_metadata(path).num_rows)
+        return path
+
+    monkeypatch.setattr(PartSet, "_put", put)
+    monkeypatch.setattr(PartSet, "_replace", replace)
+    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    most = 0
+    for batch in range(300):
+        store.add([record(batch * 10 + i) for i in range(10)])
+        store.flush()
+        most = max(most, len(store.trials.files([0])))
+    assert most <= MAX_FILES
+    assert sum(merged) / sum(flushed) < 5, sum(merged) / sum(flushed)
+    df = store.read()
+    assert len(df) == 3000 and df["trial_id"].is_unique
 
 
 def test_new_metric_columns_reach_every_file(tmp_path):
@@ -220,7 +255,7 @@ def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monk
     from sweep.partset import PartSet
 
     store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    for batch in range(COMPACT_AT):
+    for batch in range(FANIN - 1):
         store.add([record(batch * 10 + i) for i in range(10)])
         store.flush()
     real_delete = PartSet._delete
@@ -235,20 +270,21 @@ def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monk
     monkeypatch.setattr(PartSet, "_delete", crash_after_two)
     store.add([record(1000 + i) for i in range(10)])
     with pytest.raises(KeyboardInterrupt):
-        store.flush()  # the 9th file triggers a compaction, killed after 2 deletes
+        store.flush()  # the FANIN-th small file triggers a merge, killed after 2 deletes
     monkeypatch.undo()
     folder = os.path.join(store.dir, "trials", "stage=0")
     on_disk = [f for f in os.listdir(folder) if f.startswith("part-")]
     assert len(on_disk) > 2  # the merged file and most of its inputs are all there
     # A reader sees every row exactly once, without dropping duplicates itself.
     table = Store(str(tmp_path), "demo").trials.table()
-    assert table.num_rows == 90 and len(set(table.column("trial_id").to_pylist())) == 90
+    rows = FANIN * 10
+    assert table.num_rows == rows and len(set(table.column("trial_id").to_pylist())) == rows
     # The next driver finishes the job: then even a plain pandas read is exact.
     Store(str(tmp_path), "demo", codec=Codec.of(SPACE)).recover()
     import pandas as pd
 
     df = pd.read_parquet(os.path.join(store.dir, "trials"))
-    assert len(df) == 90 and df["trial_id"].is_unique
+    assert len(df) == rows and df["trial_id"].is_unique
     assert not [f for f in os.listdir(folder) if f.startswith(".")]
 
 

@@ -173,6 +173,8 @@ def _log_crashes(path: Path) -> None:
                                "attempt": task.attempt,
                                "trials": [i.trial_id for i in task.items],
                                "x": [i.params.get("x") for i in task.items],
+                               "started": None if done.started is None
+                               else sorted(done.started),
                                "error": (done.error or "")[:600]})
             with open(path, "a") as f:
                 f.write(line + "\n")
