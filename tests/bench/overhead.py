@@ -18,8 +18,8 @@ opt a choice of 3), the wall time of:
 One ``ray.init(num_cpus=<cores>)`` serves every measurement (its start-up time is
 printed, never counted). Each measurement is repeated (``--repeats``, raw and
 sweep alternating) and the best wall time of each is kept; ratios are of those
-best times, measured in the same run. Ns: 2,000 and 10,000 trivial trials, 400
-of 5 ms, 20 of 1 s.
+best times, measured in the same run. Ns: 1,000 and 10,000 trivial trials, 400 of
+5 ms, 20 of 1 s.
 
 ``rss`` runs ``sweep.run`` on 1,000 and on 100,000 trivial trials, each in a
 fresh subprocess (its own ``ray.init`` and a small warm-up sweep first), and
@@ -321,7 +321,7 @@ def bench_rss(ns: Sequence[int], cores: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smaller Ns (trivial 500/2,000, 5ms 100, 1s 6, rss 1k/10k), "
+                        help="smaller Ns (trivial 500/1,000, 5ms 100, 1s 6, rss 1k/10k), "
                              "2 repeats")
     parser.add_argument("--only", action="append", choices=KINDS,
                         help="run only these parts (repeatable)")
@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = args.only or list(KINDS)
     repeats = args.repeats or (2 if args.quick else 3)
     ns = {
-        "trivial": [500, 2_000] if args.quick else [2_000, 10_000],
+        "trivial": [500, 1_000] if args.quick else [1_000, 10_000],
         "5ms": [100] if args.quick else [400],
         "1s": [6] if args.quick else [20],
         "rss": [1_000, 10_000] if args.quick else [1_000, 100_000],
