@@ -376,7 +376,7 @@ class Driver:
         name, index, attempt = self.spec.name, run.stage.index, task.attempt
         running = run.running
         for rec in outcome.result.records:
-            item = items.get(rec.trial_id)
+            item = items.pop(rec.trial_id, None)
             if item is None or running.pop(rec.trial_id, None) is None:
                 continue  # stopped by the rule meanwhile: its row is written already
             # Positional, in TrialRecord's field order (the hot path of short trials).
@@ -385,6 +385,14 @@ class Driver:
                 rec.error, attempt, rec.started_at, rec.finished_at, rec.duration_s,
                 rec.node, rec.gpu_ids, rec.step))
         self._store_reports(run, outcome.result.reports)
+        unrun = [i for i in items.values() if i.trial_id in running]
+        if unrun:
+            # The worker saw its node's raylet die and started no more of its batch: those
+            # trials are a crash's batch-mates that never started (no attempt charged).
+            rest = Task(unrun, task.attempt, task.submitted, lost=task.lost)
+            records.extend(self._crashed(run, Done(
+                rest, error="its node died before they started", crashed=True,
+                started=frozenset())))
         return records
 
     def _crashed(self, run: StageRun, outcome: Done) -> list[TrialRecord]:

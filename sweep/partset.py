@@ -370,6 +370,7 @@ class PartSet:
         gone = [i.path for i in infos if i.type == pafs.FileType.NotFound]
         for path in gone:
             self._schemas.pop(path, None)
+            self._rows.pop(path, None)
         return bool(gone)
 
 

@@ -60,6 +60,32 @@ def test_every_trial_runs_once_and_short_trials_are_batched(results):
     assert sizes[-1] < max(sizes) and sizes[-3:] == sorted(sizes[-3:], reverse=True)
 
 
+def test_trials_a_task_returns_without_running_go_again_uncharged(results):
+    """A worker whose node's raylet died starts no more of its batch and may still return
+    what it ran (its reply does not go through the raylet): the trials it left out run
+    again at the same attempt, none is lost."""
+    _, store, pool, drv = make(doc("cut", [{"plan": "random", "trials": 300}]), results,
+                               fn=slow)
+    real_wait, cut = pool.wait, []
+
+    def wait(timeout_s):
+        done, reports = real_wait(timeout_s)
+        for i, outcome in enumerate(done):
+            if not cut and outcome.result is not None and len(outcome.result.records) > 2:
+                kept = outcome.result.records[:1]
+                cut.extend(r.trial_id for r in outcome.result.records[1:])
+                done[i] = outcome._replace(result=outcome.result._replace(records=kept))
+        return done, reports
+
+    pool.wait = wait
+    drv.run()
+    df = store.read()
+    assert cut and len(df) == 300 and df["trial_id"].is_unique
+    assert set(df["status"]) == {"ok"} and set(df["attempts"]) == {1}
+    again = [t for t in pool.submitted if len(t.items) == 1 and t.items[0].trial_id in cut]
+    assert len(again) == len(cut) and all(t.lost == 1 for t in again)
+
+
 def test_batcher_rule():
     b = Batcher(None)
     assert b.size(100, 2) == 1
