@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -69,16 +70,12 @@ class Done(NamedTuple):
     started: frozenset[str] | None = None
 
 
-_BATCH_TASK: list[Any] = []
-
-
+@functools.cache
 def _batch_task(ray: Any) -> Any:
     """``run_batch`` as one Ray remote function for the process: Ray exports a remote
     function once per job (again after a new ``ray.init``) and each worker loads an
     export before running it, which made every ``sweep.run`` in a loop pay a few ms."""
-    if not _BATCH_TASK:
-        _BATCH_TASK.append(ray.remote(run_batch))
-    return _BATCH_TASK[0]
+    return ray.remote(run_batch)
 
 
 class RayPool:

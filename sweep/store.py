@@ -474,8 +474,9 @@ class Store:
              stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The ``k`` best trials as full rows, best first (``sweep.ranking``'s rule: ok, a
         finite metric, ties by trial id); without a metric, the first ``k`` to finish.
-        The columns that rank are streamed batch by batch, then the rows that can be
-        among the best are read: a million stored trials cost a batch, not the table.
+        The columns that rank are streamed batch by batch (``PartSet.smallest`` keeps k
+        rows and a batch), then those k rows are read in full: a million stored trials
+        cost a batch, not the table.
 
         Example: ``store.best("val_error", "minimize", k=5)``
         """
@@ -485,50 +486,20 @@ class Store:
             return ordered(self.read(stages=stages), metric, goal, k).reset_index(drop=True)
         key = column or "finished_at"
         order = "descending" if column and goal == "maximize" else "ascending"
-        kth = self._kth(key, ranked=column is not None, order=order, k=k, stages=stages)
-        if kth is None:
-            return self.read(stages=stages).head(0)
         where = pc.is_valid(pc.field(key))
         if column is not None:
             where = (pc.field("status") == "ok") & pc.is_finite(pc.field(key))
-        good = pc.field(key) >= kth if order == "descending" else pc.field(key) <= kth
-        # The k best by (value, id) among the rows as good as the k-th value (ties can be
-        # many: they are streamed), then those k rows in full.
         keys = [(key, order), ("trial_id", "ascending")]
-        top = self.trials.smallest(k, keys, stages=stages, where=where & good)
-        ids = top.column("trial_id") if top is not None else pa.array([], pa.string())
-        rows = self.trials.table(stages=stages, where=pc.field("trial_id").isin(ids))
-        table = rows.sort_by([(key, order), ("trial_id", "ascending")]).slice(0, k)
-        df = table.to_pandas()
+        ranked = metric is None or metric in self.trials.metric_names()
+        top = self.trials.smallest(k, keys, stages=stages, where=where) \
+            if ranked and k > 0 else None
+        if top is None or top.num_rows == 0:
+            return self.read(stages=stages).head(0)
+        rows = self.trials.table(stages=stages,
+                                 where=pc.field("trial_id").isin(top.column("trial_id")))
+        df = rows.sort_by(keys).slice(0, k).to_pandas()
         df["stage"] = df["stage"].astype("int64")
         return _ordered_columns(df).reset_index(drop=True)
-
-    def _kth(self, key: str, *, ranked: bool, order: str, k: int,
-             stages: Sequence[int] | None) -> Any:
-        """The ``k``-th best value of ``key`` (or the worst when fewer), among ok trials
-        with a finite value when ``ranked``, else rows with a value; None when none.
-        Streamed: memory holds k values and a batch."""
-
-        def step(best: pa.Array | None, batch: pa.RecordBatch) -> pa.Array | None:
-            if key not in batch.schema.names:
-                return best
-            values = batch.column(key)
-            keep = (pc.and_(pc.equal(batch.column("status"), "ok"),
-                            pc.fill_null(pc.is_finite(values), False)) if ranked
-                    else pc.is_valid(values))
-            values = values.filter(keep)
-            if best is not None:
-                values = pa.concat_arrays([best, values.cast(best.type)])
-            if len(values) == 0:
-                return best
-            return values.take(pc.select_k_unstable(values, k=min(k, len(values)),
-                                                    sort_keys=[(key, order)]))
-
-        best = self.trials.fold(["status", key], lambda: None, step, stages=stages)
-        if best is None or len(best) == 0:
-            return None
-        ranked_values = best.take(pc.array_sort_indices(best, order=order))
-        return ranked_values[len(ranked_values) - 1]
 
     def counts(self) -> pd.DataFrame:
         """Trials by stage and status (last attempts): columns stage, status, n."""
