@@ -12,10 +12,9 @@ Example:
 
 from typing import Any
 
-from .errors import SpecError, SweepError
-from .record import Report, TrialRecord
-from .reporting import TrialStopped, report
-from .space import (
+from .core.errors import SpecError, SweepError
+from .core.records import Report, TrialRecord
+from .space.search_space import (
     Space,
     bernoulli,
     choice,
@@ -29,12 +28,14 @@ from .space import (
     randint,
     uniform,
 )
+from .worker.trial_reports import TrialStopped, report
 
 __version__ = "0.1.0"
 
-# Loaded on first use: Ray workers import sweep.trial, and with it this package; they
+# Loaded on first use: Ray workers import sweep.worker.wrapper, and with it this package; they
 # should not pay for pandas, pyarrow and the scheduler they never use.
-_LAZY = {"run": "scheduler", "execute": "scheduler", "Spec": "spec", "load_spec": "spec"}
+_LAZY = {"run": "engine.runner", "execute": "engine.runner", "Spec": "spec.sweep_file",
+         "load_spec": "spec.sweep_file"}
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import SpecError, SweepError
+from .core.errors import SpecError, SweepError
 
 EXIT_OK, EXIT_ALL_FAILED, EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
@@ -201,13 +201,13 @@ def _warning(message: Any, category: Any, filename: str, lineno: int, file: Any 
 
 
 def _load(path: str) -> Any:
-    from .spec import load_spec
+    from .spec.sweep_file import load_spec
 
     return load_spec(path)
 
 
 def _stage_line(spec: Any, stage: Any) -> str:
-    from .plans import Grid
+    from .plans.fixed import Grid
 
     space = stage.space(spec.space)
     if stage.plan == "grid":
@@ -247,7 +247,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for stage in spec.stages:
         print(_stage_line(spec, stage))
     if spec.early_terminate is not None:
-        from .stopping import parse_rule
+        from .stopping.rules import parse_rule
 
         assert spec.metric is not None
         rule = parse_rule(spec.early_terminate, goal=spec.metric.goal)
@@ -260,7 +260,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .trial import canonical_json, trial_id
+    from .worker.wrapper import canonical_json, trial_id
 
     spec = _load(args.spec)
     if not 0 <= args.stage < len(spec.stages):
@@ -280,8 +280,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _plan_of(spec: Any, stage: Any, results: str) -> Any:
     """A stage's plan, told what is stored (a refine stage needs the stages before it)."""
-    from .planner import make_plan
-    from .scheduler import open_store
+    from .engine.planning import make_plan
+    from .engine.runner import open_store
 
     plan = make_plan(spec, stage)
     if plan.learns:
@@ -295,9 +295,9 @@ def _plan_of(spec: Any, stage: Any, results: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .progress import Progress
-    from .scheduler import Terminated, execute
-    from .summary import store_stage_lines, top_table
+    from .engine.progress import Progress
+    from .engine.runner import Terminated, execute
+    from .views.tables import store_stage_lines, top_table
 
     spec = _load(args.spec)
     if args.objective is not None:
@@ -376,9 +376,9 @@ def resolve_path(path: str) -> tuple[str, str]:
 
 def _open_results(path: str) -> tuple[Any, Any]:
     """The stored spec and the store of the folder given (not the name inside it)."""
-    from .scheduler import open_store
-    from .spec import loads_spec
-    from .store import Store
+    from .engine.runner import open_store
+    from .spec.sweep_file import loads_spec
+    from .store.results_store import Store
 
     root, folder = resolve_path(path)
     text = Store(root, folder).read_text("spec.yaml")
@@ -391,8 +391,8 @@ def _open_results(path: str) -> tuple[Any, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .journal import pending_count
-    from .summary import store_stage_lines
+    from .store.journal import pending_count
+    from .views.tables import store_stage_lines
 
     spec, store = _open_results(args.path)
     counts = store.counts()
@@ -420,7 +420,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from .summary import top_frame, top_records, top_table
+    from .views.tables import top_frame, top_records, top_table
 
     spec, store = _open_results(args.path)
     metric = spec.metric
@@ -443,7 +443,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SweepError(f"-o {output}: is a folder; give a file name such as "
                          f"{os.path.join(output, spec.folder + '-report.html')}")
     try:
-        from .html_report import build_report, write_report
+        from .views.html import build_report, write_report
     except ImportError as exc:
         raise SweepError(f"sweep report needs plotly: pip install 'sweep[report]' ({exc})"
                          ) from None
@@ -473,7 +473,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .submit import submit
+    from .engine.ray_jobs import submit
 
     _load(args.spec)  # fail here, not on the cluster
     return submit(args.spec, address=args.address, results=args.results, follow=args.follow,

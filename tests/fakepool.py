@@ -1,7 +1,7 @@
-"""A pool of tasks with no Ray, for driving ``sweep.driver.Driver`` in unit tests.
+"""A pool of tasks with no Ray, for driving ``sweep.engine.driver.Driver`` in unit tests.
 
 Tasks run in this process, one per ``wait``, through the real worker wrapper
-(``sweep.trial.run_batch``), in the order they were submitted (or the reverse, to
+(``sweep.worker.wrapper.run_batch``), in the order they were submitted (or the reverse, to
 shuffle completions). Scripted faults: a trial whose worker "dies" the first n
 times, a trial that hangs until its deadline (a fake clock moves on), intermediate
 reports that arrive before a trial ends.
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sweep.pool import Done, Task
-from sweep.record import Report
-from sweep.trial import BatchResult, Objective, run_batch
+from sweep.core.records import Report
+from sweep.engine.ray_pool import Done, Task
+from sweep.worker.wrapper import BatchResult, Objective, run_batch
 
 
 class FakeClock:

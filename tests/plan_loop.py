@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sweep.core.records import TrialRecord
 from sweep.plans import Plan
-from sweep.record import TrialRecord
 
 
 def drive(plan: Plan, record: Callable[[int, dict[str, Any]], TrialRecord],

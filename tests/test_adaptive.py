@@ -1,4 +1,4 @@
-"""The adaptive refine (sweep.adaptive): boxes that follow the best trials so far and
+"""The adaptive refine (sweep.plans.adaptive_refine): boxes that follow the best trials so far and
 shrink as the budget is spent. No Ray."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from sweep.adaptive import AdaptiveRefine
-from sweep.errors import SweepError
-from sweep.record import TrialRecord
-from sweep.refine import Anchor, AnchorRule
+from sweep.core.errors import SweepError
+from sweep.core.records import TrialRecord
+from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.refine import Anchor, AnchorRule
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 from tests import plan_loop
 

@@ -1,4 +1,4 @@
-"""The bayes plan (sweep.bayes): proposals inside every prior, reproducibility, trials in
+"""The bayes plan (sweep.plans.bayes): proposals inside every prior, reproducibility, trials in
 flight, budget and resume, failures, and that it learns. No Ray."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from sweep.bayes import Bayes, normal_scores, transform
+from sweep.core.records import TrialRecord
 from sweep.plans import RandomPlan
-from sweep.record import TrialRecord
+from sweep.plans.bayes import Bayes, normal_scores, transform
 from sweep.space import (
     Bernoulli,
     Choice,

@@ -10,12 +10,12 @@ from typing import ClassVar
 import pytest
 
 import sweep
-from sweep import driver as driver_module
-from sweep.driver import Batcher, Driver
+from sweep.engine import driver as driver_module
+from sweep.engine.driver import Batcher, Driver
+from sweep.engine.progress import Progress
+from sweep.engine.runner import open_store
 from sweep.plans import Candidate, Plan
-from sweep.progress import Progress
-from sweep.scheduler import open_store
-from sweep.spec import load_spec
+from sweep.spec.sweep_file import load_spec
 from tests.fakepool import FakeClock, FakePool, objective_of
 
 
@@ -102,9 +102,9 @@ def test_worker_deaths_are_retried_with_exact_attempts(results):
     spec, store, pool, drv = make(doc("retry", [{"plan": "grid", "values": {"x": [0.1, 0.2]}}],
                                       retries=2), results)
     ids = {}
-    for cand in __import__("sweep.planner", fromlist=["make_plan"]).make_plan(
+    for cand in __import__("sweep.engine.planning", fromlist=["make_plan"]).make_plan(
             spec, spec.stages[0]).candidates():
-        ids[cand.params["x"]] = sweep.trial.trial_id("retry", 0, cand.params)
+        ids[cand.params["x"]] = sweep.worker.wrapper.trial_id("retry", 0, cand.params)
     pool.crashes = {ids[0.1]: 2, ids[0.2]: 3}
     drv.run()
     df = store.read().set_index("params.x")
@@ -117,7 +117,7 @@ def test_a_trial_past_its_backstop_deadline_is_a_timeout_and_frees_its_slot(resu
     _spec, store, pool, drv = make(doc("hang", [{"plan": "grid", "values": {"x": [0.1, 0.2,
                                                                                 0.3]}}],
                                       timeout_s=5), results)
-    hung = sweep.trial.trial_id("hang", 0, {"x": 0.2})
+    hung = sweep.worker.wrapper.trial_id("hang", 0, {"x": 0.2})
     pool.hangs = {hung}
     drv.run()
     df = store.read().set_index("trial_id")
@@ -194,7 +194,7 @@ def test_early_stopping_stops_bad_trials_and_frees_their_slots(results):
     d = doc("stop", [{"plan": "grid", "values": {"x": [0.1, 0.2, 0.3, 0.4]}}],
             early_terminate={"type": "median", "grace_period": 1, "min_samples": 2})
     _spec, store, pool, drv = make(d, results, slots=4)
-    ids = {x: sweep.trial.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
+    ids = {x: sweep.worker.wrapper.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
     # Curves: lower is better; the trial at x=0.4 is worst at every step.
     pool.scripted_reports = {ids[x]: [(s, x * 10 / (s + 1)) for s in range(4)]
                              for x in (0.1, 0.2, 0.3, 0.4)}

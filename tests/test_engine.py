@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweep
-from sweep.errors import SweepError
-from sweep.store import Store
+from sweep.core.errors import SweepError
+from sweep.store.results_store import Store
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -82,7 +82,7 @@ def test_missing_metric_names_it(results):
 
 
 def test_nan_metric_is_stored_and_ranks_last(results):
-    from sweep.ranking import rank
+    from sweep.core.ranking import rank
 
     df = sweep.run(spec("nan", "tests.objectives:nan_metric", X,
                         [{"plan": "random", "trials": 20, "seed": 3}]), results=results)

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import sweep
 from sweep.cli import main
-from sweep.errors import SpecError, SweepError
-from sweep.trial import Objective, run_batch
+from sweep.core.errors import SpecError, SweepError
+from sweep.worker.wrapper import Objective, run_batch
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -144,8 +144,8 @@ def test_the_metric_is_kept_whatever_its_place_and_dropped_extras_are_said():
 
 def stored_sweep(root: Path, name: str, params: dict, rows: list[dict]) -> Path:
     """A results folder written through the store (no Ray)."""
-    from sweep.record import TrialRecord
-    from sweep.scheduler import open_store
+    from sweep.core.records import TrialRecord
+    from sweep.engine.runner import open_store
 
     spec = sweep.load_spec(doc(name, "m:f", params, [{"plan": "random", "trials": 4}]))
     store = open_store(spec, str(root))
@@ -420,7 +420,7 @@ def test_a_batch_whose_raylet_died_starts_no_further_trial(monkeypatch):
     it is killed: it must not record the start of another trial of its batch, or the
     driver charges an attempt to a trial whose objective never ran (the node-killing
     test saw this when the worker died between the mark and the objective)."""
-    import sweep.trial as trial_module
+    import sweep.worker.wrapper as trial_module
 
     ran: list[str] = []
     marked: list[str] = []

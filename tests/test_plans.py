@@ -1,4 +1,4 @@
-"""Unit tests for sweep.plans (grid order and indexing, seeded random / Sobol / Latin
+"""Unit tests for sweep.plans.fixed (grid order and indexing, seeded random / Sobol / Latin
 hypercube plans, sampling without replacement) and for trial ids.
 
 No Ray. Every random check runs on a fixed seed.
@@ -22,7 +22,7 @@ import pytest
 import sweep
 from sweep.plans import Grid, LatinHypercubePlan, RandomPlan, SobolPlan, make_rng, sampler
 from sweep.space import Space
-from sweep.trial import trial_id
+from sweep.worker.wrapper import trial_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,7 +181,7 @@ def test_plans_reproducible_across_processes():
             "lhs": list(LatinHypercubePlan(mixed_space(), n=16, seed=5)),
             "rng": make_rng((0, 1)).random(3).tolist(),
         }
-        import sweep.spec
+        import sweep.spec.sweep_file
         out["ray"] = "ray" in sys.modules  # space, plans and spec import no Ray
         print(json.dumps(out, sort_keys=True))
     """)

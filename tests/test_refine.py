@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweep
-from sweep.errors import SweepError
-from sweep.refine import Anchor, Refine
+from sweep.core.errors import SweepError
+from sweep.plans.refine import Anchor, Refine
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 
 LR = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.html_report import build_report, write_report
+from sweep.views.html import build_report, write_report
 
 SCALES = {
     "lr": "log",

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from sweep import cli
-from sweep.store import Store
+from sweep.store.results_store import Store
 from tests.procs import REPO, free_port, kill_marked, sweep_cli, wait_port
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -247,9 +247,9 @@ def test_unreachable_results_root_fails_before_any_trial(s3, tmp_path):
 def test_a_head_pod_that_restarts_loses_at_most_the_last_seconds(s3, tmp_path):
     """The journal on the driver's disk goes with a restarted head pod: what was shipped
     to the bucket (every ``ship_seconds``) is recovered by the next driver."""
-    from sweep.columns import Codec
-    from sweep.record import TrialRecord
+    from sweep.core.records import TrialRecord
     from sweep.space import Space, Uniform
+    from sweep.store.codec import Codec
 
     root = results_root(s3, "headpod", "pod")
     codec = Codec.of(Space({"x": Uniform(0, 1)}))

@@ -1,4 +1,4 @@
-"""Unit and property tests for sweep.space: the unit-cube map of every distribution.
+"""Unit and property tests for sweep.space.search_space: the unit-cube map of every distribution.
 
 Checks: value -> to_unit -> from_unit gives the value back; from_unit stays inside the
 prior's support for every u in [0, 1]; ends of integer and quantised axes are reachable;
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 import sweep
-from sweep.errors import SpecError
+from sweep.core.errors import SpecError
 from sweep.plans import RandomPlan
 from sweep.space import (
     Bernoulli,
@@ -508,7 +508,7 @@ def test_narrowed_keeps_the_prior_shape():
     (lambda: sweep.choice([1, 2], [1]), "choice.weights"),
     (lambda: sweep.choice([1, 2], [-1, 2]), "choice.weights"),
     (lambda: sweep.choice([{1, 2}, 2]), "choice.values[0]"),
-    (lambda: sweep.space.Uniform(1, 0), "max"),  # the class checks its own arguments
+    (lambda: sweep.space.search_space.Uniform(1, 0), "max"),  # the class checks its own arguments
     (lambda: sweep.bernoulli(1.5), "bernoulli.p"),
     (lambda: sweep.normal(0, 0), "normal.sigma"),
     (lambda: sweep.lognormal(0, -1), "lognormal.sigma"),

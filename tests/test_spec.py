@@ -36,7 +36,7 @@ from sweep.space import (
     RandInt,
     Uniform,
 )
-from sweep.spec import Spec, Stage, load_spec, loads_spec
+from sweep.spec.sweep_file import Spec, Stage, load_spec, loads_spec
 
 WANDB = Path(__file__).parent / "data" / "wandb"
 # FUZZ_N=3000 for a longer hunt (about 10 minutes); the default keeps the file fast.

@@ -1,4 +1,4 @@
-"""Tests for sweep.stopping: the early stopping rules of ``early_terminate:``.
+"""Tests for sweep.stopping.rules: the early stopping rules of ``early_terminate:``.
 
 Where the expected stops come from:
 
@@ -28,8 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweep.errors import SpecError
-from sweep.stopping import (
+from sweep.core.errors import SpecError
+from sweep.stopping.rules import (
     AshaRule,
     HyperbandRule,
     MedianRule,

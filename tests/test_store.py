@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sweep
-from sweep.columns import Codec, column_type
-from sweep.errors import SweepError
-from sweep.partset import FANIN, MAX_FILES
-from sweep.record import Report, TrialRecord
+from sweep.core.errors import SweepError
+from sweep.core.records import Report, TrialRecord
 from sweep.space import Space
-from sweep.store import Store
+from sweep.store.codec import Codec, column_type
+from sweep.store.parts import FANIN, MAX_FILES
+from sweep.store.results_store import Store
 
 SPACE = Space({
     "lr": sweep.loguniform(1e-4, 1), "n": sweep.randint(1, 9), "flag": sweep.bernoulli(0.5),
@@ -125,7 +125,7 @@ def test_a_long_sweep_rewrites_each_row_a_few_times_and_keeps_files_few(tmp_path
     files, and each row rewritten by merges a few times in all (about once per tier it
     climbs; the previous rule rewrote a growing file at every eighth flush: 19 times per
     row here, and more the longer the sweep)."""
-    from sweep.partset import PartSet
+    from sweep.store.parts import PartSet
 
     flushed, merged = [], []
     real_replace, real_put = PartSet._replace, PartSet._put
@@ -208,7 +208,7 @@ def test_write_failure_names_the_folder_and_keeps_the_journal(tmp_path, monkeypa
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("sweep.partset.pq.write_table", disk_full)
+    monkeypatch.setattr("sweep.store.parts.pq.write_table", disk_full)
     store.add([record(1)])
     with pytest.raises(SweepError) as info:
         store.flush()
@@ -252,7 +252,7 @@ def test_timestamps_and_types_survive(tmp_path):
 
 
 def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monkeypatch):
-    from sweep.partset import PartSet
+    from sweep.store.parts import PartSet
 
     store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
     for batch in range(FANIN - 1):
@@ -295,8 +295,8 @@ def test_streamed_summaries_equal_the_whole_table(tmp_path, monkeypatch, seed):
     they agree with the same figures computed on the whole table."""
     import random
 
-    from sweep import partset
-    from sweep.ranking import ordered
+    from sweep.core.ranking import ordered
+    from sweep.store import parts as partset
 
     monkeypatch.setattr(partset, "LEAN_READ", {**partset.LEAN_READ, "batch_size": 3})
     rng = random.Random(seed)

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - a missing dev dependency
     pytest.fail("these tests need the wandb package: python -m pip install wandb "
                 "(or install the project's dev extras)", pytrace=False)
 
-from sweep import wandb_runs
+from sweep.worker import wandb_offline as wandb_runs
 
 SCRIPT = Path(__file__).parent / "data" / "wandb_scripts" / "train.py"
 PARAMS = {"lr": 0.05, "layers": 3, "epochs": 5, "optimizer": {"name": "adam", "momentum": 0.5}}

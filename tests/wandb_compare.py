@@ -1,7 +1,7 @@
 """sweep's reading of a W&B sweep file beside W&B's own verdict on it.
 
 ``compare(path, oracle_result)`` loads the file with sweep (``sweep.load_spec`` and, for a
-grid, every grid point through ``sweep.planner.make_plan``) and sets the outcome beside
+grid, every grid point through ``sweep.engine.planning.make_plan``) and sets the outcome beside
 W&B's (``oracle_result`` is what ``tests.oracle_env.run_oracle`` gives for the file, or its
 entry in an ``oracle.json``). The answer is a ``Verdict``: both outcomes, whether they agree,
 which KNOWN differences explain it when they do not, and for a grid both accept whether
@@ -181,7 +181,7 @@ KNOWN: dict[str, Known] = {
         "string bounds: sweep reads '1e-5' as the number; W&B's schema refuses strings",
         "wandb", _string_bounds),
     "whole float bounds": Known(
-        "int_uniform min: 2.0: sweep reads a whole float as the integer (sweep.checks."
+        "int_uniform min: 2.0: sweep reads a whole float as the integer (sweep.core.values."
         "integer); W&B's schema wants integers", "wandb", _whole_float_bounds),
     "deprecated log_uniform": Known(
         "deprecated log_uniform: W&B flags it deprecated, sweep accepts it with a warning",
@@ -219,7 +219,7 @@ class SweepOutcome:
 def sweep_outcome(path: str | Path) -> SweepOutcome:
     """Load ``path`` with sweep; for a grid, take its points as a stage's plan gives them."""
     import sweep
-    from sweep.planner import make_plan
+    from sweep.engine.planning import make_plan
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -21,11 +21,11 @@ import time
 
 import _threads  # noqa: F401  (one BLAS thread; before numpy)
 
-from sweep.adaptive import AdaptiveRefine
-from sweep.bayes import Bayes
+from sweep.core.records import TrialRecord
 from sweep.plans import RandomPlan
-from sweep.record import TrialRecord
-from sweep.refine import AnchorRule
+from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.bayes import Bayes
+from sweep.plans.refine import AnchorRule
 from sweep.space import Choice, RandInt, Space, Uniform
 
 SPACE = Space({**{f"x{i}": Uniform(0.0, 1.0) for i in range(6)},

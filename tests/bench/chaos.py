@@ -162,7 +162,7 @@ class Killer:
 def _log_crashes(path: Path) -> None:
     """Observe, without changing it, what the pool tells the driver about each task whose
     worker or node died: one line per crashed task (its trials, attempt, Ray's error)."""
-    from sweep import pool as sweep_pool
+    from sweep.engine import ray_pool as sweep_pool
 
     outcome = sweep_pool.RayPool._outcome
 

@@ -66,8 +66,8 @@ def space_doc() -> dict[str, Any]:
 
 def configs(seed: int) -> list[dict[str, Any]]:
     """The seed's 32 configs: exactly those of sweep's random stage of that seed."""
-    from sweep.planner import make_plan
-    from sweep.spec import load_spec
+    from sweep.engine.planning import make_plan
+    from sweep.spec.sweep_file import load_spec
 
     spec = load_spec(sweep_doc("configs", seed, None))
     return [c.params for c in make_plan(spec, spec.stages[0]).candidates()]

@@ -36,9 +36,9 @@ Methods
 -------
 ``random`` (the baseline), ``random x2`` (twice the budget), ``sobol``; coarse-to-fine
 with the README's split (a random coarse stage of half the budget, the same random
-stream as the baseline) into ``adaptive`` (``sweep.adaptive.AdaptiveRefine``, the
-DEFAULT), ``each`` and ``hull`` (``sweep.refine.Refine``) and ``bayes``; ``bayes``
-alone (``sweep.bayes.Bayes``); Optuna's TPE driven through the same ask/tell loop:
+stream as the baseline) into ``adaptive`` (``sweep.plans.adaptive_refine.AdaptiveRefine``, the
+DEFAULT), ``each`` and ``hull`` (``sweep.plans.refine.Refine``) and ``bayes``; ``bayes``
+alone (``sweep.plans.bayes.Bayes``); Optuna's TPE driven through the same ask/tell loop:
 ``tpe`` sequential (one trial at a time, whatever the table's concurrency: the
 reference) and ``tpe liar`` (TPE with ``constant_liar=True`` at the table's
 concurrency). Any method takes options: ``bayes:liar=worst``,
@@ -98,11 +98,11 @@ from typing import Any
 import _threads  # noqa: F401  (one BLAS thread; before numpy)
 import numpy as np
 
-from sweep.adaptive import AdaptiveRefine
-from sweep.bayes import Bayes
+from sweep.core.records import TrialRecord
 from sweep.plans import Candidate, Plan, RandomPlan, SobolPlan
-from sweep.record import TrialRecord
-from sweep.refine import AnchorRule, Refine
+from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.bayes import Bayes
+from sweep.plans.refine import AnchorRule, Refine
 from sweep.space import (
     Bernoulli,
     Choice,
@@ -116,10 +116,10 @@ from sweep.space import (
     value_key,
 )
 
-try:  # the refine defaults (sweep.stages; sweep.spec before the driver's rewrite)
-    from sweep.stages import DEFAULT_MARGIN, DEFAULT_MIN_WIDTH, DEFAULT_SHRINK, default_top_k
+try:  # the refine defaults (sweep.spec.stages; sweep.spec.sweep_file before the driver's rewrite)
+    from sweep.spec.stages import DEFAULT_MARGIN, DEFAULT_MIN_WIDTH, DEFAULT_SHRINK, default_top_k
 except ImportError:
-    from sweep.spec import (  # type: ignore[no-redef]
+    from sweep.spec.sweep_file import (  # type: ignore[no-redef]
         DEFAULT_MARGIN,
         DEFAULT_MIN_WIDTH,
         DEFAULT_SHRINK,
@@ -491,7 +491,7 @@ def mlp_val_error(c: Mapping[str, Any]) -> float:
 
 
 def _mlp_space() -> Space:
-    from sweep.spec import load_spec
+    from sweep.spec.sweep_file import load_spec
 
     space = load_spec(ROOT / "jobs" / "mlp.yaml").space
     return space.replace(epochs=Constant(2), seed=Constant(0))
@@ -762,7 +762,7 @@ class OptunaPlan(Plan):
 class SklearnGP:
     """scikit-learn's ``GaussianProcessRegressor`` (Matern-5/2 with one length scale per
     feature column, a constant and a white-noise kernel, maximum likelihood with two
-    restarts) in place of ``sweep.bayes``'s own model: the same candidates, acquisition
+    restarts) in place of ``sweep.plans.bayes``'s own model: the same candidates, acquisition
     and pending points. Measured to choose between them; needs ``scikit-learn``."""
 
     def __init__(self, width: int):

@@ -42,8 +42,8 @@ def child(n: int, results: str) -> None:
     import ray
 
     import sweep
-    from sweep.progress import Progress
-    from sweep.summary import store_stage_lines, top_table
+    from sweep.engine.progress import Progress
+    from sweep.views.tables import store_stage_lines, top_table
 
     class Timeline(Progress):
         """Records (seconds, trials done) about every 0.1 s."""

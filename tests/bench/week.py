@@ -1,8 +1,8 @@
 """A week-long sweep's part files: one-second trials, flushed every 30 s, for 7 days.
 
 A week is 20,160 flushes of 30 s; with ``--slots`` trials finishing every second that is
-``30 * slots`` rows a flush. The flushes go through ``sweep.store.Store`` exactly as the
-driver makes them (``add`` then ``flush``; the store merges small part files as it goes),
+``30 * slots`` rows a flush. The flushes go through ``sweep.store.Store`` exactly as the driver
+makes them (``add`` then ``flush``; the store merges small part files as it goes),
 without Ray and without waiting: the clock is simulated, the files are real. Printed at
 the end of each simulated day: part files on disk, rows, the bytes of the dataset, the
 bytes written so far (flushes and merges), the rows merges rewrote per row flushed (the
@@ -44,11 +44,11 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     import sweep
-    from sweep.columns import Codec
-    from sweep.partset import PartSet
-    from sweep.record import TrialRecord
+    from sweep.core.records import TrialRecord
     from sweep.space import Space
-    from sweep.store import Store
+    from sweep.store.codec import Codec
+    from sweep.store.parts import PartSet
+    from sweep.store.results_store import Store
 
     space = Space({"lr": sweep.loguniform(1e-4, 1), "x": sweep.uniform(0, 1),
                    "opt": sweep.choice(["sgd", "adam", "rmsprop"])})

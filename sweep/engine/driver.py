@@ -1,0 +1,530 @@
+"""The driver's policy: stages in order, plans asked and told, batches, retries,
+timeouts, early stopping, progress. No Ray: it drives any pool with the verbs of
+``sweep.engine.ray_pool.RayPool`` (the tests drive a fake one).
+
+One stage is a short loop::
+
+    tell the plan the stored history; start it
+    while the plan has more, or tasks are in flight:
+        fill free slots: ask the plan, skip stored ids, batch, submit
+        wait for finished tasks and reports
+        reports -> curves table, plan, stopping rule (a stop frees the slot at once)
+        finished trials (retries for dead workers, timeouts) -> store, then plan.tell
+
+Example:
+    >>> driver = Driver(spec, store, pool, progress=Progress(quiet=True))  # doctest: +SKIP
+    >>> results = driver.run()
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..core.records import Report, TrialRecord
+from ..plans.fixed import Plan
+from ..spec.stages import Stage
+from ..spec.sweep_file import Spec
+from ..store.results_store import Store
+from ..worker.returned import truncate
+from ..worker.wrapper import trial_id
+from .memory import release_memory
+from .planning import make_plan
+from .progress import Progress
+from .ray_pool import Done, Item, Task
+
+POLL_S = 0.5
+# Ray spends 1.5-3 ms between two tasks on a worker: a task of short trials lasts
+# about this long, so that the gaps cost about 1%.
+TARGET_TASK_S = 0.2
+# The queue holds one task per slot, so a task takes at most 1/(2 * slots) of the trials
+# left to hand out.
+TAIL_SHARE = 2
+# ... but never less than this long: each task costs a gap.
+MIN_TASK_S = 0.02
+MAX_BATCH = 1000
+SLOTS_REFRESH_S = 30.0
+# Learning plans that propose only what is stored already are asked again at most this
+# often in a row before the driver waits for results.
+MAX_EMPTY_ASKS = 64
+# A learning plan is asked in at least this many rounds per slot, so that most of its
+# proposals are made knowing earlier results (batching would otherwise ask the whole
+# budget of a stage of short trials at once).
+LEARNING_ROUNDS = 4
+# A task lost before any of its trials started (its node died first) is resubmitted
+# without charging an attempt, at most this many times.
+MAX_LOST = 20
+# Trials between two hand-backs of freed memory to the OS (see sweep.engine.memory).
+RELEASE_EVERY = 20_000
+
+
+class Terminated(BaseException):
+    """Raised in the driver when it receives SIGTERM."""
+
+
+TERMINATING = threading.Event()
+
+
+class Pool(Protocol):
+    """What the driver needs of a pool of tasks (``sweep.engine.ray_pool.RayPool``)."""
+
+    def __len__(self) -> int: ...
+    def submit(self, task: Task, timeout_s: float | None = None) -> None: ...
+    def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]: ...
+    def next_deadline(self) -> float | None: ...
+    def expire(self, now: float) -> list[Task]: ...
+    def stop(self, trial_ids: list[str]) -> None: ...
+    def forget_marks(self) -> None: ...
+    def settle(self, timeout_s: float = 5.0) -> None: ...
+    def cancel_all(self) -> None: ...
+    def slots(self) -> int: ...
+
+
+@dataclass
+class StageResult:
+    """What a stage did in this run."""
+
+    stage: int
+    planned: int
+    skipped: int = 0
+    ran: int = 0
+    ok: int = 0
+    failed: int = 0
+    timeout: int = 0
+    stopped: int = 0
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, status: str, n: int = 1) -> None:
+        """Count ``n`` finished trials of ``status``."""
+        self.ran += n
+        if status in ("ok", "failed", "timeout", "stopped"):
+            setattr(self, status, getattr(self, status) + n)
+
+
+class Batcher:
+    """How many trials go in one Ray task: 1 until trial times are known, then enough
+    that a task lasts about TARGET_TASK_S, and fewer as the stage nears its end so that
+    every slot finishes at about the same time (guided self-scheduling: a task takes at
+    most 1/(TAIL_SHARE * slots) of the trials not yet handed out).
+
+    Example: ``b = Batcher(None); b.observe([0.001]); b.size(10_000, 2) == 200``
+    """
+
+    def __init__(self, fixed: int | None):
+        self.fixed = fixed
+        self.mean: float | None = None
+
+    def observe(self, durations: Sequence[float]) -> None:
+        if not durations:
+            return
+        batch_mean = sum(durations) / len(durations)
+        self.mean = batch_mean if self.mean is None else 0.7 * self.mean + 0.3 * batch_mean
+
+    def size(self, unassigned: int, slots: int) -> int:
+        """Trials for the next task, ``unassigned`` trials of the stage not yet handed
+        out to any task."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.mean is None:
+            return 1
+        mean = max(self.mean, 1e-7)
+        by_time = int(TARGET_TASK_S / mean + 1e-9)
+        tail = max(int(MIN_TASK_S / mean + 1e-9),
+                   math.ceil(unassigned / (TAIL_SHARE * max(slots, 1))))
+        return max(1, min(by_time, MAX_BATCH, tail, unassigned))
+
+
+@dataclass
+class StageRun:
+    """The state of one stage while it runs."""
+
+    stage: Stage
+    plan: Plan
+    result: StageResult
+    stored: set[str]
+    seen: set[str] | None
+    rule: Any = None
+    retry: deque[Task] = field(default_factory=deque)
+    running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
+    # Trials of this stage that ended in this run: their late reports still count.
+    ended: set[str] = field(default_factory=set)
+    judged: dict[str, int] = field(default_factory=dict)  # last step the rule saw
+    last_report: dict[str, Report] = field(default_factory=dict)
+    done: int = 0
+    best: float | None = None
+    best_params: dict[str, Any] | None = None
+    exhausted: bool = False
+
+
+class Driver:
+    """Runs one sweep on a pool: stage after stage, resuming what the store holds."""
+
+    def __init__(self, spec: Spec, store: Store, pool: Pool, *, progress: Progress,
+                 max_concurrent: int | None = None, retry_failed: bool = False,
+                 clock: Callable[[], float] = time.time):
+        self.spec = spec
+        self.store = store
+        self.pool = pool
+        self.progress = progress
+        self.max_concurrent = max_concurrent or spec.max_concurrent
+        self.retry_failed = retry_failed
+        # Rerun failed trials add a second row of a stored trial: the files say so.
+        store.repeats = store.repeats or retry_failed
+        self.clock = clock
+        self.timeout = spec.timeout_s
+        # The worker times each trial from its own start; this deadline, counted from
+        # submission, is only the backstop for code that never returns to Python.
+        self.backstop = None if spec.timeout_s is None else spec.timeout_s + max(
+            10.0, spec.timeout_s)
+        fixed = None if spec.batch == "auto" else int(spec.batch)
+        if spec.timeout_s is not None or spec.early_terminate is not None:
+            fixed = 1  # each such trial is timed or stopped on its own
+        self.batcher = Batcher(fixed)
+        self.slots = pool.slots()
+        self._slots_at = time.monotonic()
+        self.nested = any(len(p) > 1 for p in spec.paths.values())
+        self.results: list[StageResult] = []
+
+    # ------------------------------------------------------------------ stages
+
+    def run(self) -> list[StageResult]:
+        # What exists now (Ray, pandas, the spec) lives as long as the driver: keep it out
+        # of the garbage collector's full passes, which otherwise cost tens of milliseconds
+        # each, many times a second with short trials.
+        gc.freeze()
+        for stage in self.spec.stages:
+            self.results.append(self.run_stage(stage))
+        self.store.flush()
+        self.pool.settle()
+        return self.results
+
+    def run_stage(self, stage: Stage) -> StageResult:
+        run = self._begin(stage)
+        try:
+            while self._step(run):
+                pass
+        except BaseException:
+            # Flush before cancelling: a cancel can race inside Ray and abort the process.
+            self.store.flush()
+            self.pool.cancel_all()
+            raise
+        self.store.flush()
+        self._describe(run, log=False)
+        self.progress.finish_stage()
+        return run.result
+
+    def _begin(self, stage: Stage) -> StageRun:
+        plan = make_plan(self.spec, stage)
+        done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
+                                                             "stopped")
+        stored = self.store.trial_ids(stage.index, done)
+        if plan.learns:
+            history = self.store.records(range(stage.index + 1))
+            if self.retry_failed:  # the stage's failed trials give their budget back
+                history = [r for r in history
+                           if r.stage != stage.index or r.status in ("ok", "stopped")]
+            plan.tell(history)
+        plan.start()
+        for note in getattr(plan, "notes", []):
+            self.progress.log(note)
+        space = stage.space(self.spec.space)
+        seen = set() if (space.is_discrete or plan.learns) else None
+        total = plan.total if plan.total is not None else 0
+        run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
+                       rule=self._rule(stage))
+        run.done = len(stored)
+        if plan.learns:  # told the stored trials: it proposes none of them again
+            run.result.skipped = len(stored)
+        self._describe(run, log=True)
+        self.progress.start_stage(stage.index, stage.plan, total, skipped=len(stored))
+        return run
+
+    def _rule(self, stage: Stage) -> Any:
+        """The stage's stopping rule, its rungs rebuilt from the stored curves."""
+        if self.spec.early_terminate is None or self.spec.metric is None:
+            return None
+        from ..stopping.rules import parse_rule, replay
+
+        rule = parse_rule(self.spec.early_terminate, goal=self.spec.metric.goal)
+        curves = self.store.read_curves(stages=[stage.index])
+        column = f"metrics.{self.spec.metric.name}"
+        if not curves.empty and column in curves.columns:
+            curves = curves.sort_values(["time", "trial_id", "step"], kind="stable")
+            replay(rule, ((str(t), int(s), float(v)) for t, s, v in
+                          zip(curves["trial_id"], curves["step"], curves[column])
+                          if v == v))
+        return rule
+
+    def _describe(self, run: StageRun, *, log: bool) -> None:
+        """Store what the stage's plan decided and its stopping rule's rungs
+        (``stages/stage-<s>.json``, which the report draws)."""
+        meta = run.plan.describe() or {}
+        rungs = run.rule.rungs() if run.rule is not None else []
+        if not meta and not rungs:
+            return
+        run.result.boxes = [dict(b, stage=run.stage.index) for b in meta.get("boxes", [])]
+        meta = {"stage": run.stage.index, "plan": run.stage.plan, **meta,
+                "boxes": run.result.boxes, "rungs": rungs}
+        self.store.write_text(f"stages/stage-{run.stage.index}.json",
+                              json.dumps(meta, indent=2, default=str))
+        if log and run.result.boxes:
+            self.progress.log(_boxes_text(run.stage, meta))
+
+    # -------------------------------------------------------------------- loop
+
+    def _step(self, run: StageRun) -> bool:
+        """One turn of the loop; False when the stage is over."""
+        if time.monotonic() - self._slots_at > SLOTS_REFRESH_S:
+            self.slots, self._slots_at = self.pool.slots(), time.monotonic()
+        self._fill(run)
+        if not len(self.pool):
+            return False
+        done, reports = self.pool.wait(self._wait_s())
+        if TERMINATING.is_set():
+            raise Terminated()
+        records = self._on_reports(run, reports)
+        for outcome in done:
+            records.extend(self._on_done(run, outcome))
+        for task in self.pool.expire(self.clock()):
+            records.extend(self._failed(run, task, "timeout",
+                                        f"trial ran past timeout_s={self.timeout:g}"))
+        self._record(run, records)
+        return True
+
+    def _wait_s(self) -> float:
+        deadline = self.pool.next_deadline()
+        if deadline is None:
+            return POLL_S
+        return max(0.0, min(POLL_S, deadline - self.clock()))
+
+    def _cap(self, run: StageRun) -> int:
+        if self.max_concurrent:
+            return self.max_concurrent
+        # Timed or stoppable trials start the moment they are submitted: no queue; nor
+        # for a learning plan (a queued trial is proposed without the running ones'
+        # results), nor while trial times are unknown (a queue of one-trial probes costs
+        # a task's overhead each, and the first result sizes the batches).
+        timed = self.timeout is not None or self.spec.early_terminate is not None
+        probing = self.batcher.mean is None and self.batcher.fixed is None
+        return self.slots if timed or probing or run.plan.learns else 2 * self.slots
+
+    def _fill(self, run: StageRun) -> None:
+        empty_asks = 0
+        while len(self.pool) < self._cap(run):
+            if run.retry:
+                self._submit(run, run.retry.popleft())
+                continue
+            if run.exhausted or run.plan.finished:
+                return
+            left = max((run.plan.total or 0) - run.done, 1)
+            size = self.batcher.size(max(left - len(run.running), 1), self.slots)
+            if run.plan.learns:
+                size = min(size, max(1, left // (LEARNING_ROUNDS * max(self.slots, 1))))
+            candidates = run.plan.ask(size)
+            if not candidates:
+                run.exhausted = run.plan.finished or not len(self.pool)
+                return
+            items = self._new_items(run, candidates)
+            if items:
+                empty_asks = 0
+                self._submit(run, Task(items, attempt=1))
+            elif run.plan.learns:
+                empty_asks += 1
+                if empty_asks >= MAX_EMPTY_ASKS:
+                    run.exhausted = not len(self.pool)
+                    return
+
+    def _new_items(self, run: StageRun, candidates: Iterable[Any]) -> list[Item]:
+        items = []
+        name, index = self.spec.name, run.stage.index
+        for cand in candidates:
+            tid = trial_id(name, index, cand.params)
+            if run.seen is not None:
+                if tid in run.seen:
+                    continue
+                run.seen.add(tid)
+            if tid in run.stored:
+                if not run.plan.learns:
+                    run.result.skipped += 1
+                continue
+            nested = self.spec.nest(cand.params) if self.nested else None
+            items.append(Item(tid, cand.params, nested, cand.parent))
+        return items
+
+    def _submit(self, run: StageRun, task: Task) -> None:
+        self.pool.submit(task, self.backstop)
+        for item in task.items:
+            run.running[item.trial_id] = (task, item)
+
+    # ----------------------------------------------------------------- results
+
+    def _on_done(self, run: StageRun, outcome: Done) -> list[TrialRecord]:
+        task = outcome.task
+        if outcome.crashed:
+            return self._crashed(run, outcome)
+        if outcome.result is None:
+            return self._failed(run, task, "failed", outcome.error or "the task failed")
+        items = {i.trial_id: i for i in task.items}
+        records = []
+        name, index, attempt = self.spec.name, run.stage.index, task.attempt
+        running = run.running
+        for rec in outcome.result.records:
+            item = items.pop(rec.trial_id, None)
+            if item is None or running.pop(rec.trial_id, None) is None:
+                continue  # stopped by the rule meanwhile: its row is written already
+            # Positional, in TrialRecord's field order (the hot path of short trials).
+            records.append(TrialRecord(
+                name, index, rec.trial_id, item.parent, rec.status, item.params, rec.metrics,
+                rec.error, attempt, rec.started_at, rec.finished_at, rec.duration_s,
+                rec.node, rec.gpu_ids, rec.step))
+        self._store_reports(run, outcome.result.reports)
+        unrun = [i for i in items.values() if i.trial_id in running]
+        if unrun:
+            # The worker saw its node's raylet die and started no more of its batch: those
+            # trials are a crash's batch-mates that never started (no attempt charged).
+            rest = Task(unrun, task.attempt, task.submitted, lost=task.lost)
+            records.extend(self._crashed(run, Done(
+                rest, error="its node died before they started", crashed=True,
+                started=frozenset())))
+        return records
+
+    def _crashed(self, run: StageRun, outcome: Done) -> list[TrialRecord]:
+        """A task whose worker or node died: each trial that had started is charged the
+        attempt and retried while ``retries`` allow; one that had not (a batch-mate, a
+        task lost before it ran) goes again at the same attempt (at most MAX_LOST times)."""
+        task, failed = outcome.task, []
+        for item in task.items:
+            started = outcome.started is None or item.trial_id in outcome.started
+            if not started and task.lost < MAX_LOST:
+                again = Task([item], attempt=task.attempt, lost=task.lost + 1)
+            elif task.attempt <= self.spec.retries:
+                again = Task([item], attempt=task.attempt + 1)
+            else:
+                failed.append(item)
+                continue
+            run.retry.append(again)
+            run.running.pop(item.trial_id, None)
+        if not failed:
+            return []
+        return self._failed(run, Task(failed, task.attempt, task.submitted), "failed",
+                            f"worker died on all {task.attempt} attempts: {outcome.error}")
+
+    def _failed(self, run: StageRun, task: Task, status: str, error: str
+                ) -> list[TrialRecord]:
+        now = self.clock()
+        out = []
+        for item in task.items:
+            if run.running.pop(item.trial_id, None) is None:
+                continue
+            last = run.last_report.get(item.trial_id)
+            out.append(TrialRecord(
+                sweep=self.spec.name, stage=run.stage.index, trial_id=item.trial_id,
+                parent_id=item.parent, status=status, params=item.params, metrics={},
+                error=truncate(error), attempts=task.attempt, started_at=task.submitted,
+                finished_at=now, duration_s=now - task.submitted,
+                step=None if last is None else last.step))
+        return out
+
+    def _on_reports(self, run: StageRun, reports: Sequence[Report]) -> list[TrialRecord]:
+        """Store reports, tell the plan, ask the rule; returns the rows of stopped trials."""
+        # The hub may hand over a trial's reports out of order (an async actor runs its
+        # calls concurrently): the worker's clock puts them back in order.
+        reports = sorted(reports, key=lambda r: (r.time, r.step))
+        self._store_reports(run, [r for r in reports if r.trial_id in run.running
+                                  or r.trial_id in run.ended])
+        live = [r for r in reports if r.trial_id in run.running]
+        stopped: list[TrialRecord] = []
+        metric = self.spec.metric.name if self.spec.metric else None
+        for report in live:
+            if report.trial_id not in run.running or run.rule is None or metric is None:
+                continue
+            if report.step < run.judged.get(report.trial_id, -1):
+                continue  # a straggler: stored above, but the rule has moved past it
+            run.judged[report.trial_id] = report.step
+            value = report.metrics.get(metric)
+            if value is not None and run.rule.report(report.trial_id, report.step, value):
+                stopped.append(self._stopped(run, report))
+        if stopped:
+            self.pool.stop([r.trial_id for r in stopped])
+        return stopped
+
+    def _store_reports(self, run: StageRun, reports: Sequence[Report]) -> None:
+        if not reports:
+            return
+        self.store.add_reports(self.spec.name, run.stage.index, reports)
+        for report in reports:
+            if report.trial_id in run.running:
+                run.last_report[report.trial_id] = report
+            run.plan.tell_report(report)
+
+    def _stopped(self, run: StageRun, report: Report) -> TrialRecord:
+        task, item = run.running.pop(report.trial_id)
+        now = self.clock()
+        return TrialRecord(
+            sweep=self.spec.name, stage=run.stage.index, trial_id=item.trial_id,
+            parent_id=item.parent, status="stopped", params=item.params,
+            metrics=dict(report.metrics), error=None, attempts=task.attempt,
+            started_at=task.submitted, finished_at=now, duration_s=now - task.submitted,
+            step=report.step)
+
+    def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
+        if records:
+            self.store.add(records)
+            self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
+            run.plan.tell(records)
+            for status, n in Counter(r.status for r in records).items():
+                run.result.add(status, n)
+            if run.last_report or run.rule is not None:
+                for r in records:
+                    run.last_report.pop(r.trial_id, None)
+                    if run.rule is not None:
+                        run.ended.add(r.trial_id)
+                        run.judged.pop(r.trial_id, None)
+                        run.rule.finished(r.trial_id)
+            self._track_best(run, records)
+            run.done += len(records)
+            if run.done // RELEASE_EVERY != (run.done - len(records)) // RELEASE_EVERY:
+                release_memory()
+        failed = run.result.failed + run.result.timeout
+        self.progress.update(done=run.done, running=min(len(self.pool), self.slots),
+                             failed=failed, best=run.best, best_params=run.best_params)
+
+    def _track_best(self, run: StageRun, records: Sequence[TrialRecord]) -> None:
+        metric = self.spec.metric
+        if metric is None:
+            return
+        name, sign = metric.name, (1.0 if metric.goal == "minimize" else -1.0)
+        best = None if run.best is None else sign * run.best
+        for r in records:
+            value = r.metrics.get(name)
+            if value is None or r.status != "ok" or not math.isfinite(value):
+                continue
+            if best is None or sign * value < best:
+                best, run.best, run.best_params = sign * value, value, dict(r.params)
+
+
+def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:
+    anchors = ", ".join(s["trial_id"] for s in meta.get("anchors", []))
+    lines = [f"stage {stage.index} ({stage.plan}, region={meta.get('region')}): "
+             f"anchors {anchors}"]
+    for box in meta.get("boxes", []):
+        ranges = ", ".join(f"{k}=[{_fmt(lo)}, {_fmt(hi)}]" for k, (lo, hi) in
+                           box.get("bounds", {}).items())
+        cats = ", ".join(f"{k}={v}" for k, v in box.get("categories", {}).items())
+        lines.append(f"  box around {box['anchor']}: {ranges}{'; ' + cats if cats else ''}"
+                     f" ({box['trials']} trials)")
+    return "\n".join(lines)
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+__all__ = ["TERMINATING", "Batcher", "Driver", "Pool", "StageResult", "Terminated"]
