@@ -260,7 +260,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .worker.wrapper import canonical_json, trial_id
+    from .worker.trial_ids import canonical_json, trial_id
 
     spec = _load(args.spec)
     if not 0 <= args.stage < len(spec.stages):
@@ -280,18 +280,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _plan_of(spec: Any, stage: Any, results: str) -> Any:
     """A stage's plan, told what is stored (a refine stage needs the stages before it)."""
-    from .engine.planning import make_plan
+    from .engine.planning import prepare_plan
     from .engine.runner import open_store
 
-    plan = make_plan(spec, stage)
-    if plan.learns:
+    def history() -> list[Any]:
         store = open_store(spec, results)
         if stage.plan == "refine" and not store.exists():
             raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} "
                              f"holds none: run the earlier stages first (sweep run)")
-        plan.tell(store.records(range(stage.index + 1)))
-    plan.start()
-    return plan
+        return store.records(range(stage.index + 1))
+
+    return prepare_plan(spec, stage, history)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """A pool of tasks with no Ray, for driving ``sweep.engine.driver.Driver`` in unit tests.
 
 Tasks run in this process, one per ``wait``, through the real worker wrapper
-(``sweep.worker.wrapper.run_batch``), in the order they were submitted (or the reverse, to
+(``sweep.worker.entry.run_batch``), in the order they were submitted (or the reverse, to
 shuffle completions). Scripted faults: a trial whose worker "dies" the first n
 times, a trial that hangs until its deadline (a fake clock moves on), intermediate
 reports that arrive before a trial ends.
@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.core.records import Report
-from sweep.engine.ray_pool import Done, Task
-from sweep.worker.wrapper import BatchResult, Objective, run_batch
+from sweep.engine.tasks import Done, Task
+from sweep.worker.entry import run_batch
+from sweep.worker.wrapper import BatchResult, Objective
 
 
 class FakeClock:
@@ -100,9 +101,6 @@ class FakePool:
         self.queue = [t for t in self.queue if not any(i.trial_id in trial_ids for i in t.items)]
 
     def settle(self, timeout_s: float = 5.0) -> None:
-        pass
-
-    def forget_marks(self) -> None:
         pass
 
     def cancel_all(self) -> None:

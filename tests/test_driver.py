@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 
 import sweep
-from sweep.engine import driver as driver_module
+from sweep.engine import planning as planning_module
 from sweep.engine.driver import Batcher, Driver
 from sweep.engine.progress import Progress
 from sweep.engine.runner import open_store
@@ -104,7 +104,7 @@ def test_worker_deaths_are_retried_with_exact_attempts(results):
     ids = {}
     for cand in __import__("sweep.engine.planning", fromlist=["make_plan"]).make_plan(
             spec, spec.stages[0]).candidates():
-        ids[cand.params["x"]] = sweep.worker.wrapper.trial_id("retry", 0, cand.params)
+        ids[cand.params["x"]] = sweep.worker.trial_ids.trial_id("retry", 0, cand.params)
     pool.crashes = {ids[0.1]: 2, ids[0.2]: 3}
     drv.run()
     df = store.read().set_index("params.x")
@@ -117,7 +117,7 @@ def test_a_trial_past_its_backstop_deadline_is_a_timeout_and_frees_its_slot(resu
     _spec, store, pool, drv = make(doc("hang", [{"plan": "grid", "values": {"x": [0.1, 0.2,
                                                                                 0.3]}}],
                                       timeout_s=5), results)
-    hung = sweep.worker.wrapper.trial_id("hang", 0, {"x": 0.2})
+    hung = sweep.worker.trial_ids.trial_id("hang", 0, {"x": 0.2})
     pool.hangs = {hung}
     drv.run()
     df = store.read().set_index("trial_id")
@@ -154,14 +154,14 @@ class Recording(Plan):
 
 def test_stage_order_and_what_a_learning_plan_is_told(results, monkeypatch):
     Recording.log = []
-    real = driver_module.make_plan
+    real = planning_module.make_plan
 
     def make_plan(spec, stage):
         if stage.index == 1:
             return Recording(stage.space(spec.space), 3)
         return real(spec, stage)
 
-    monkeypatch.setattr(driver_module, "make_plan", make_plan)
+    monkeypatch.setattr(planning_module, "make_plan", make_plan)
     _, _store, pool, drv = make(doc("order", [{"plan": "grid", "values": {"x": [0.5, 0.6]}},
                                              {"plan": "random", "trials": 3}]), results)
     drv.run()
@@ -194,7 +194,7 @@ def test_early_stopping_stops_bad_trials_and_frees_their_slots(results):
     d = doc("stop", [{"plan": "grid", "values": {"x": [0.1, 0.2, 0.3, 0.4]}}],
             early_terminate={"type": "median", "grace_period": 1, "min_samples": 2})
     _spec, store, pool, drv = make(d, results, slots=4)
-    ids = {x: sweep.worker.wrapper.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
+    ids = {x: sweep.worker.trial_ids.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
     # Curves: lower is better; the trial at x=0.4 is worst at every step.
     pool.scripted_reports = {ids[x]: [(s, x * 10 / (s + 1)) for s in range(4)]
                              for x in (0.1, 0.2, 0.3, 0.4)}

@@ -14,6 +14,7 @@ import pytest
 
 import sweep
 from sweep.core.errors import SweepError
+from sweep.core.metric import Metric
 from sweep.store.results_store import Store
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -89,7 +90,7 @@ def test_nan_metric_is_stored_and_ranks_last(results):
     assert set(df["status"]) == {"ok"}
     nan_rows = df[df["metrics.loss"].isna()]
     assert 0 < len(nan_rows) < 20
-    ranked = rank(df, "loss", "minimize")
+    ranked = rank(df, Metric("loss"))
     assert len(ranked) == 20 - len(nan_rows)
     assert ranked["metrics.loss"].is_monotonic_increasing
 

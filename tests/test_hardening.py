@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import sweep
 from sweep.cli import main
 from sweep.core.errors import SpecError, SweepError
-from sweep.worker.wrapper import Objective, run_batch
+from sweep.worker.entry import run_batch
+from sweep.worker.wrapper import Objective
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -420,7 +421,7 @@ def test_a_batch_whose_raylet_died_starts_no_further_trial(monkeypatch):
     it is killed: it must not record the start of another trial of its batch, or the
     driver charges an attempt to a trial whose objective never ran (the node-killing
     test saw this when the worker died between the mark and the objective)."""
-    import sweep.worker.wrapper as trial_module
+    import sweep.worker.entry as trial_module
 
     ran: list[str] = []
     marked: list[str] = []

@@ -22,7 +22,7 @@ import pytest
 import sweep
 from sweep.plans import Grid, LatinHypercubePlan, RandomPlan, SobolPlan, make_rng, sampler
 from sweep.space import Space
-from sweep.worker.wrapper import trial_id
+from sweep.worker.trial_ids import trial_id
 
 ROOT = Path(__file__).resolve().parents[1]
 

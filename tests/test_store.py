@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import sweep
 from sweep.core.errors import SweepError
+from sweep.core.metric import Metric
 from sweep.core.records import Report, TrialRecord
 from sweep.space import Space
 from sweep.store.codec import Codec, column_type
@@ -317,10 +318,10 @@ def test_streamed_summaries_equal_the_whole_table(tmp_path, monkeypatch, seed):
         for k in (1, 5, 200):
             for stages in (None, [0], [1]):
                 table = whole if stages is None else whole[whole.stage.isin(stages)]
-                want = ordered(table, "loss", goal, k)["trial_id"].tolist()
+                want = ordered(table, Metric("loss", goal), k)["trial_id"].tolist()
                 got = store.best("loss", goal, k, stages=stages)["trial_id"].tolist()
                 assert got == want, (goal, k, stages)
-    first = ordered(whole, None, None, 4)["trial_id"].tolist()
+    first = ordered(whole, None, 4)["trial_id"].tolist()
     assert store.best(None, k=4)["trial_id"].tolist() == first
     want_counts = whole.groupby(["stage", "status"]).size().reset_index(name="n")
     got_counts = store.counts()

@@ -11,6 +11,8 @@ Example:
 from typing import Any
 
 from .errors import SpecError, SweepError
+from .hints import did_you_mean
+from .metric import GOALS, Metric
 from .records import RECORD_FIELDS, STATUSES, Report, TrialRecord
 from .values import fraction, integer, json_value, known_keys, number, one_of, positive, text
 
@@ -26,6 +28,26 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RECORD_FIELDS", "STATUSES", "Report", "SpecError", "SweepError", "TrialRecord",
-           "fraction", "integer", "json_value", "known_keys", "number", "one_of", "ordered",
-           "positive", "rank", "rank_records", "text", "unranked"]
+__all__ = [
+    "GOALS",
+    "RECORD_FIELDS",
+    "STATUSES",
+    "Metric",
+    "Report",
+    "SpecError",
+    "SweepError",
+    "TrialRecord",
+    "did_you_mean",
+    "fraction",
+    "integer",
+    "json_value",
+    "known_keys",
+    "number",
+    "one_of",
+    "ordered",
+    "positive",
+    "rank",
+    "rank_records",
+    "text",
+    "unranked",
+]

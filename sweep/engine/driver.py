@@ -26,7 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.records import Report, TrialRecord
 from ..plans.fixed import Plan
@@ -34,11 +34,11 @@ from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
 from ..store.results_store import Store
 from ..worker.returned import truncate
-from ..worker.wrapper import trial_id
+from ..worker.trial_ids import trial_id
 from .memory import release_memory
-from .planning import make_plan
+from .planning import prepare_plan
 from .progress import Progress
-from .ray_pool import Done, Item, Task
+from .tasks import Done, Item, Pool, Task
 
 POLL_S = 0.5
 # Ray spends 1.5-3 ms between two tasks on a worker: a task of short trials lasts
@@ -70,21 +70,6 @@ class Terminated(BaseException):
 
 
 TERMINATING = threading.Event()
-
-
-class Pool(Protocol):
-    """What the driver needs of a pool of tasks (``sweep.engine.ray_pool.RayPool``)."""
-
-    def __len__(self) -> int: ...
-    def submit(self, task: Task, timeout_s: float | None = None) -> None: ...
-    def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]: ...
-    def next_deadline(self) -> float | None: ...
-    def expire(self, now: float) -> list[Task]: ...
-    def stop(self, trial_ids: list[str]) -> None: ...
-    def forget_marks(self) -> None: ...
-    def settle(self, timeout_s: float = 5.0) -> None: ...
-    def cancel_all(self) -> None: ...
-    def slots(self) -> int: ...
 
 
 @dataclass
@@ -221,17 +206,12 @@ class Driver:
         return run.result
 
     def _begin(self, stage: Stage) -> StageRun:
-        plan = make_plan(self.spec, stage)
         done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
                                                              "stopped")
         stored = self.store.trial_ids(stage.index, done)
-        if plan.learns:
-            history = self.store.records(range(stage.index + 1))
-            if self.retry_failed:  # the stage's failed trials give their budget back
-                history = [r for r in history
-                           if r.stage != stage.index or r.status in ("ok", "stopped")]
-            plan.tell(history)
-        plan.start()
+        plan = prepare_plan(self.spec, stage,
+                            lambda: self.store.records(range(stage.index + 1)),
+                            retry_failed=self.retry_failed)
         for note in getattr(plan, "notes", []):
             self.progress.log(note)
         space = stage.space(self.spec.space)
@@ -500,14 +480,13 @@ class Driver:
         metric = self.spec.metric
         if metric is None:
             return
-        name, sign = metric.name, (1.0 if metric.goal == "minimize" else -1.0)
-        best = None if run.best is None else sign * run.best
+        name = metric.name
         for r in records:
             value = r.metrics.get(name)
             if value is None or r.status != "ok" or not math.isfinite(value):
                 continue
-            if best is None or sign * value < best:
-                best, run.best, run.best_params = sign * value, value, dict(r.params)
+            if run.best is None or metric.better(value, run.best):
+                run.best, run.best_params = value, dict(r.params)
 
 
 def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:
@@ -527,4 +506,4 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-__all__ = ["TERMINATING", "Batcher", "Driver", "Pool", "StageResult", "Terminated"]
+__all__ = ["TERMINATING", "Batcher", "Driver", "StageResult", "Terminated"]

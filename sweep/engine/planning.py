@@ -1,13 +1,17 @@
-"""Which plan runs a stage: the one place that turns a validated ``Stage`` into a
-``Plan`` (the driver and ``sweep plan`` both call it).
+"""Which plan runs a stage, ready to ask: the one place that turns a validated ``Stage``
+into a ``Plan`` and tells it the stored history (the driver and ``sweep plan`` both call
+``prepare_plan``).
 
 Example:
-    >>> plan = make_plan(spec, spec.stages[0])          # doctest: +SKIP
+    >>> plan = prepare_plan(spec, spec.stages[0], lambda: store.records([0]))  # doctest: +SKIP
     >>> [c.params for c in plan.ask(3)]                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+from ..core.records import TrialRecord
 from ..plans.fixed import Grid, Plan, Truncated, sampler
 from ..plans.refine import AnchorRule, Refine
 from ..spec.stages import Stage
@@ -45,4 +49,24 @@ def make_plan(spec: Spec, stage: Stage) -> Plan:
                   points=stage.axis_points, seed=stage.seed, rule=rule)
 
 
-__all__ = ["make_plan"]
+def prepare_plan(spec: Spec, stage: Stage,
+                 history: Callable[[], Iterable[TrialRecord]], *,
+                 retry_failed: bool = False) -> Plan:
+    """``stage``'s plan, told the stored trials of this stage and the ones before it when
+    it learns (``history`` is called only then), then started. With ``retry_failed`` the
+    stage's failed and timed-out trials are not told: they give their budget back.
+
+    Example: ``prepare_plan(spec, stage, lambda: store.records(range(stage.index + 1)))``
+    """
+    plan = make_plan(spec, stage)
+    if plan.learns:
+        records = history()
+        if retry_failed:
+            records = [r for r in records
+                       if r.stage != stage.index or r.status in ("ok", "stopped")]
+        plan.tell(records)
+    plan.start()
+    return plan
+
+
+__all__ = ["make_plan", "prepare_plan"]

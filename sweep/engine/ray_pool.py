@@ -1,7 +1,7 @@
 """A thin pool of Ray tasks: submit, wait, expire, stop, cancel — and nothing else.
 
 In the spirit of ``ray.util.ActorPool``: a dict of futures over ``ray.wait``. Each
-task runs ``sweep.worker.wrapper.run_batch`` on one or more trials with the sweep's
+task runs ``sweep.worker.entry.run_batch`` on one or more trials with the sweep's
 resources (``max_retries=0``: the driver counts retries itself, so ``attempts`` is
 exact). When the sweep has a stopping rule the pool also starts the report hub and
 long-polls it in the same ``ray.wait``, so reports and finished tasks arrive
@@ -21,11 +21,13 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from ..core.records import Report
-from ..worker.wrapper import BatchResult, Objective, run_batch
+from ..worker.entry import run_batch
+from ..worker.wrapper import Objective
+from .tasks import Done, Task
 
 log = logging.getLogger("sweep")
 DRAIN_S = 0.5
@@ -35,39 +37,14 @@ DRAIN_S = 0.5
 MARK_MAX_TRIALS = 16
 
 
-class Item(NamedTuple):
-    """One trial to run: its id, flat params, nested params (None when the same) and
-    the trial it was derived from."""
-
-    trial_id: str
-    params: dict[str, Any]
-    nested: dict[str, Any] | None
-    parent: str | None
-
-
 @dataclass
-class Task:
-    """A Ray task's worth of trials, and when it is due."""
-
-    items: list[Item]
-    attempt: int
-    submitted: float = 0.0
-    deadline: float | None = None
-    ref: Any = field(default=None, repr=False)
-    marks: str | None = None
-    lost: int = 0  # times it was lost before any of its trials started
-
-
-class Done(NamedTuple):
-    """A task that ended: its result, or why not. ``crashed``: the worker or node died
-    (the driver retries); ``error``: the task itself raised (not retried); ``started``:
-    for a crashed task that recorded starts, the ids of the trials that had started."""
+class _Flight:
+    """A task in flight: the driver's task, its Ray ref, and the key prefix of its trials'
+    start marks (None: too many trials to mark)."""
 
     task: Task
-    result: BatchResult | None = None
-    error: str | None = None
-    crashed: bool = False
-    started: frozenset[str] | None = None
+    ref: Any
+    marks: str | None
 
 
 @functools.cache
@@ -93,12 +70,12 @@ class RayPool:
             objective.hub = HubClient(self._hub)
         self._objective_ref = ray.put(objective)
         self._remote = _batch_task(ray).options(**resources.ray_options(), max_retries=0)
-        self._inflight: dict[Any, Task] = {}
+        self._inflight: dict[Any, _Flight] = {}
         self._marks = f"{uuid.uuid4().hex[:12]}"
         self._submitted = 0
         # Tasks of stopped trials, held until they end: their slots count as free at once,
         # and keeping their refs lets Ray deliver the cancellation instead of logging it.
-        self._stopping: dict[Any, Task] = {}
+        self._stopping: dict[Any, _Flight] = {}
         self._drain: Any = None
 
     def __len__(self) -> int:
@@ -109,12 +86,12 @@ class RayPool:
         # Lists, not tuples: Ray packs lists with msgpack and pickles each tuple apart.
         payload = [[i.trial_id, i.params, i.nested] for i in task.items]
         self._submitted += 1
-        task.marks = (f"{self._marks}:{self._submitted}"
-                      if len(task.items) <= MARK_MAX_TRIALS else None)
-        task.ref = self._remote.remote(self._objective_ref, payload, task.marks)
+        marks = (f"{self._marks}:{self._submitted}"
+                 if len(task.items) <= MARK_MAX_TRIALS else None)
+        ref = self._remote.remote(self._objective_ref, payload, marks)
         task.submitted = time.time()
         task.deadline = None if timeout_s is None else task.submitted + timeout_s
-        self._inflight[task.ref] = task
+        self._inflight[ref] = _Flight(task, ref, marks)
 
     def wait(self, timeout_s: float) -> tuple[list[Done], list[Report]]:
         """Tasks that ended and reports that arrived, waiting up to ``timeout_s`` for one."""
@@ -147,29 +124,29 @@ class RayPool:
             done.append(self._outcome(self._inflight.pop(ref)))
         return done, reports
 
-    def _outcome(self, task: Task) -> Done:
-        ray = self.ray
+    def _outcome(self, flight: _Flight) -> Done:
+        ray, task = self.ray, flight.task
         try:
-            return Done(task, result=ray.get(task.ref))
+            return Done(task, result=ray.get(flight.ref))
         except ray.exceptions.TaskCancelledError:
             return Done(task, error="the task was cancelled")
         except ray.exceptions.RayTaskError as exc:
             return Done(task, error=f"task error: {exc}")
         except ray.exceptions.RayError as exc:
             return Done(task, error=f"{type(exc).__name__}: {str(exc)[:2000]}", crashed=True,
-                        started=self._started(task))
+                        started=self._started(flight))
 
-    def _started(self, task: Task) -> frozenset[str] | None:
+    def _started(self, flight: _Flight) -> frozenset[str] | None:
         """The trials of a crashed task that had started (None: the task recorded none)."""
-        if task.marks is None:
+        if flight.marks is None:
             return None
         from ray.experimental import internal_kv
 
-        from ..worker.wrapper import MARKS
+        from ..worker.entry import MARKS
 
         try:
-            return frozenset(item.trial_id for i, item in enumerate(task.items)
-                             if internal_kv._internal_kv_exists(f"{task.marks}:{i}",
+            return frozenset(item.trial_id for i, item in enumerate(flight.task.items)
+                             if internal_kv._internal_kv_exists(f"{flight.marks}:{i}",
                                                                 namespace=MARKS))
         except Exception:
             return None
@@ -178,7 +155,7 @@ class RayPool:
         """Delete the start marks of this pool's tasks."""
         from ray.experimental import internal_kv
 
-        from ..worker.wrapper import MARKS
+        from ..worker.entry import MARKS
 
         try:
             internal_kv._internal_kv_del(self._marks, del_by_prefix=True, namespace=MARKS)
@@ -187,17 +164,18 @@ class RayPool:
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a task in flight, if any has one."""
-        deadlines = [t.deadline for t in self._inflight.values() if t.deadline is not None]
+        deadlines = [f.task.deadline for f in self._inflight.values()
+                     if f.task.deadline is not None]
         return min(deadlines) if deadlines else None
 
     def expire(self, now: float) -> list[Task]:
         """Cancel and return the tasks whose deadline has passed."""
         out = []
-        for ref, task in list(self._inflight.items()):
-            if task.deadline is not None and now >= task.deadline:
+        for ref, flight in list(self._inflight.items()):
+            if flight.task.deadline is not None and now >= flight.task.deadline:
                 self.ray.cancel(ref, force=True)
                 del self._inflight[ref]
-                out.append(task)
+                out.append(flight.task)
         return out
 
     def stop(self, trial_ids: list[str]) -> None:
@@ -206,8 +184,8 @@ class RayPool:
         if self._hub is not None:
             self._hub.stop.remote(trial_ids)
         wanted = set(trial_ids)
-        for ref, task in list(self._inflight.items()):
-            if any(i.trial_id in wanted for i in task.items):
+        for ref, flight in list(self._inflight.items()):
+            if any(i.trial_id in wanted for i in flight.task.items):
                 self._stopping[ref] = self._inflight.pop(ref)
                 try:
                     self.ray.cancel(ref, force=False)
@@ -249,4 +227,4 @@ class RayPool:
         return int(n)
 
 
-__all__ = ["Done", "Item", "RayPool", "Task"]
+__all__ = ["RayPool"]

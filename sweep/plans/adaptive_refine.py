@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SweepError
+from ..core.metric import Metric
 from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
@@ -198,7 +199,7 @@ class AdaptiveRefine(ProposingPlan):
 
     def _choose_anchors(self) -> list[Anchor]:
         rule = self.rule
-        ranked = rank_records(self._pool.values(), rule.metric, rule.goal, rule.k)
+        ranked = rank_records(self._pool.values(), Metric(rule.metric, rule.goal), rule.k)
         anchors = [Anchor(r.trial_id, dict(r.params)) for r in ranked]
         if self._given is not None and len(anchors) < rule.k:
             have = {s.trial_id for s in anchors}

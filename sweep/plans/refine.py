@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..core.errors import SweepError
+from ..core.metric import Metric
 from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space
@@ -133,7 +134,7 @@ class Refine(FixedPlan):
     def _anchors_from_told(self) -> list[Anchor]:
         rule = self.rule
         assert rule is not None
-        ranked = rank_records(self._told, rule.metric, rule.goal)
+        ranked = rank_records(self._told, Metric(rule.metric, rule.goal))
         self._told = []
         if not ranked:
             raise SweepError(

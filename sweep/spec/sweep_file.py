@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import SpecError
+from ..core.metric import GOALS, Metric
 from ..core.values import integer, known_keys, number, one_of, text
 from ..space.search_space import Distribution, Space
 from ..worker import command as cmd
@@ -38,7 +39,6 @@ from .safe_yaml import load_yaml
 from .stages import Stage, parse_stages
 from .wandb_names import check_name, default_name, folder_name, method_stage
 
-GOALS = ("minimize", "maximize")
 OBJECTIVE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOP_KEYS = (
     "name", "description", "objective", "command", "program", "metric", "parameters",
@@ -52,18 +52,6 @@ RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory", "custom")
 IDENTITY_KEYS = ("name", "objective", "command", "program", "metric", "parameters", "seed",
                  "method", "early_terminate")
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
-
-
-@dataclass
-class Metric:
-    """The objective's metric and whether lower or higher is better."""
-
-    name: str
-    goal: str = "minimize"
-
-    @property
-    def column(self) -> str:
-        return f"metrics.{self.name}"
 
 
 @dataclass
@@ -472,5 +460,5 @@ def _brief(value: Any) -> str:
     return text_value if len(text_value) <= 60 else text_value[:57] + "..."
 
 
-__all__ = ["GOALS", "Metric", "Resources", "Spec", "from_dict", "load_spec", "loads_spec",
+__all__ = ["Metric", "Resources", "Spec", "from_dict", "load_spec", "loads_spec",
            "resume_problem"]

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from ..core.errors import SweepError
+from ..core.metric import Metric
 from ..core.ranking import ordered
 from ..core.records import RECORD_FIELDS, Report, TrialRecord
 from .codec import (
@@ -483,7 +484,8 @@ class Store:
         self.flush()
         column = f"metrics.{metric}" if metric else None
         if self.trials.repeats_possible(stages):
-            return ordered(self.read(stages=stages), metric, goal, k).reset_index(drop=True)
+            ranking = None if metric is None else Metric(metric, goal)
+            return ordered(self.read(stages=stages), ranking, k).reset_index(drop=True)
         key = column or "finished_at"
         order = "descending" if column and goal == "maximize" else "ascending"
         where = pc.is_valid(pc.field(key))

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.metric import GOALS, Metric
 from ..core.ranking import rank
 from ..core.ranking import unranked as unranked_trials
 from ..core.records import STATUSES
@@ -83,7 +84,6 @@ from .figures import (
 __all__ = ["build_report", "write_report"]
 
 SCALES = ("linear", "log", "categorical", "constant")
-GOALS = ("minimize", "maximize")
 TOP_N = 10
 MAX_METRIC_COLUMNS = 6  # extra metrics shown in the report's tables
 MAX_ERROR_CHARS = 600
@@ -285,8 +285,8 @@ def _prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[st
     if metric is None:
         ranked = unranked = df.iloc[0:0]
     else:
-        ranked = rank(df, metric, goal)
-        unranked = (unranked_trials(df, metric) if metric_col in df.columns
+        ranked = rank(df, Metric(metric, goal))
+        unranked = (unranked_trials(df, Metric(metric, goal)) if metric_col in df.columns
                     else df[df["status"] == "ok"])
     # "seed": the key of stage files written before anchors were called anchors.
     anchor_ids = {str(b.get("anchor", b.get("seed"))) for b in boxes
@@ -701,7 +701,7 @@ def build_report(
     """
     go, get_plotlyjs = _require_plotly()
     if goal not in GOALS:
-        raise ValueError(f"goal: got {goal!r}, expected 'minimize' or 'maximize'")
+        raise ValueError(f"goal: got {goal!r}, expected one of {', '.join(GOALS)}")
     if metric is not None and metric.startswith(METRIC_PREFIX):
         metric = metric[len(METRIC_PREFIX):]
     opts = _Options(boxes=[dict(b) for b in boxes or []], curves=curves,

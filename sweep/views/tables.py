@@ -40,11 +40,6 @@ def _short_names(columns: list[str]) -> dict[str, str]:
     return out
 
 
-def _ordered(df: pd.DataFrame, metric: Any, k: int) -> pd.DataFrame:
-    """``sweep.core.ranking.ordered`` for the spec's metric (an object with name and goal)."""
-    if metric is None:
-        return ordered(df, None, k=k)
-    return ordered(df, metric.name, metric.goal, k)
 
 
 def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = None
@@ -52,7 +47,7 @@ def top_frame(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = No
     """The best ``k`` trials as a frame: rank, stage, trial_id, the metric, the params."""
     if stage is not None:
         df = df[df["stage"] == stage]
-    picked = _ordered(df, metric, k)
+    picked = ordered(df, metric, k)
     params = [c for c in df.columns if c.startswith("params.")]
     shown = _varying(df, params) if len(df) > 1 else params
     head = ["stage", "trial_id"] + ([f"metrics.{metric.name}"] if metric else ["status"])
@@ -86,7 +81,7 @@ def top_records(df: pd.DataFrame, metric: Any, k: int = 10, stage: int | None = 
     and params as mappings of their own (a parameter named like a field never hides it)."""
     if stage is not None:
         df = df[df["stage"] == stage]
-    picked = _ordered(df, metric, k)
+    picked = ordered(df, metric, k)
     out = []
     for i, row in enumerate(picked.to_dict("records"), start=1):
         out.append({

@@ -1,4 +1,5 @@
-"""What runs inside a Ray task: the total wrapper around an objective (``wrapper``),
+"""What runs inside a Ray task: the task body (``entry``, the worker's only contact with
+Ray), the total wrapper around an objective (``wrapper``), trial ids (``trial_ids``),
 command-line jobs (``command``), ``sweep.report`` from inside a trial
 (``trial_reports``), checks of what an objective returned (``returned``) and W&B scripts
 run offline (``wandb_offline``). Light imports only: every worker process loads this.
@@ -9,10 +10,12 @@ Example:
     16
 """
 
-from .command import CommandError
-from .returned import check_result
+from .command import CommandError, ProgramExit
+from .entry import run_batch
+from .returned import Checked, check_result
+from .trial_ids import canonical_json, trial_id
 from .trial_reports import TrialStopped, report
-from .wrapper import BatchResult, Objective, canonical_json, run_batch, run_trial, trial_id
+from .wrapper import BatchResult, Objective, run_trial
 
-__all__ = ["BatchResult", "CommandError", "Objective", "TrialStopped", "canonical_json",
-           "check_result", "report", "run_batch", "run_trial", "trial_id"]
+__all__ = ["BatchResult", "Checked", "CommandError", "Objective", "ProgramExit", "TrialStopped",
+           "canonical_json", "check_result", "report", "run_batch", "run_trial", "trial_id"]

@@ -162,7 +162,7 @@ def _text_macro(name: str, values: MacroValues, environ: Mapping[str, str]) -> s
 
 
 @dataclass
-class Outcome:
+class ProgramExit:
     """How a program ended: its exit code (None when killed by us), why we killed it
     ('timeout', 'stopped' or ''), the last JSON object line, and the stderr tail."""
 
@@ -277,7 +277,7 @@ def run_program(
     on_report: Callable[[int, dict[str, Any]], bool],
     should_stop: Callable[[], bool] = lambda: False,
     poll_s: float = 0.2,
-) -> Outcome:
+) -> ProgramExit:
     """Run ``argv`` (no shell) in its own process group; report JSON step lines through
     ``on_report(step, line)``, which returns True to stop the program."""
     state = {"result": None, "stop": False}
@@ -314,9 +314,9 @@ def run_program(
         for reader in (out, err):
             reader.join(1.0)
     returncode = None if killed else proc.returncode
-    return Outcome(returncode, killed, state["result"], list(out.tail), list(err.tail))
+    return ProgramExit(returncode, killed, state["result"], list(out.tail), list(err.tail))
 
 
-__all__ = ["LIST_MACROS", "TEXT_MACROS", "CommandError", "MacroValues", "Outcome",
+__all__ = ["LIST_MACROS", "TEXT_MACROS", "CommandError", "MacroValues", "ProgramExit",
            "check_template", "expand", "kill_group", "parse_json_line", "run_program",
            "uses_parameters"]

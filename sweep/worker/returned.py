@@ -98,7 +98,11 @@ def numeric_metrics(mapping: Mapping[Any, Any], metric: str | None = None,
     return metrics, dropped
 
 
-def check_result(result: Any, metric: str | None) -> tuple[str, dict[str, float], str | None]:
+# A checked result: (status, metrics, error).
+Checked = tuple[str, dict[str, float], str | None]
+
+
+def check_result(result: Any, metric: str | None) -> Checked:
     """(status, metrics, error) from what an objective returned; never raises.
 
     ``metric`` None means the sweep ranks nothing: every numeric value is kept and a
@@ -146,5 +150,14 @@ def _check(result: Any, metric: str | None) -> tuple[str, dict[str, float], str 
         f"or a dict of numbers")
 
 
-__all__ = ["ERROR_LIMIT", "MAX_EXTRA_METRICS", "as_number", "check_result", "flatten",
-           "numeric_metrics", "short", "truncate"]
+__all__ = [
+    "ERROR_LIMIT",
+    "MAX_EXTRA_METRICS",
+    "Checked",
+    "as_number",
+    "check_result",
+    "flatten",
+    "numeric_metrics",
+    "short",
+    "truncate",
+]

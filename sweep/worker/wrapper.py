@@ -1,6 +1,7 @@
-"""Trials: content-hash ids, and the worker-side wrapper that runs an objective.
+"""The worker-side wrapper that runs an objective (ids: ``trial_ids``; the Ray task
+body: ``entry``).
 
-The wrapper runs inside a Ray task. It calls the objective (a Python
+The wrapper runs inside a Ray task, but knows nothing of Ray. It calls the objective (a Python
 ``module:function`` or callable, or a command line run as an argument list,
 never through a shell), checks what came back, and returns ``TrialRecord``s:
 status, metrics, error, timing, node and GPU ids, the last step reported. It is
@@ -9,67 +10,36 @@ return ``10**400``, ``os.chdir`` away) ends as that trial's record, and its
 batch-mates run as if it had not happened.
 
 Example:
-    >>> trial_id("demo", 0, {"lr": 0.1, "opt": "adam"})
-    '8bf0b5019eb95080'
+    >>> record, reports = run_trial(Objective("loss", target=lambda c: c["x"] ** 2), "t1",
+    ...                             {"x": 2}, {"x": 2})
+    >>> record.status, record.metrics
+    ('ok', {'loss': 4})
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..core.records import Report, TrialRecord
-from ..worker import command as cmd
-from ..worker import trial_reports as reporting
-from ..worker import wandb_offline as wandb_runs
-from .returned import check_result, numeric_metrics, short, truncate
+from . import command as cmd
+from . import trial_reports as reporting
+from . import wandb_offline as wandb_runs
+from .returned import Checked, check_result, numeric_metrics, short, truncate
 from .trial_reports import TrialContext, TrialStopped, step_key
-
-
-def _plain(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              default=_plain)
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no spaces; floats by repr; the basis of trial ids.
-
-    Example: ``canonical_json({"b": 1.0, "a": True}) == '{"a":true,"b":1.0}'``
-    """
-    return _CANONICAL.encode(obj)
-
-
-def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
-    """The trial's id: a hash of (sweep name, stage, params); the same config gets the
-    same id in every run, process and Python version.
-
-    Example: ``trial_id("demo", 0, {"lr": 0.1}) == trial_id("demo", 0, {"lr": 0.1})``
-    """
-    # Byte for byte canonical_json({"params": ..., "stage": ..., "sweep": ...}), built
-    # without re-encoding the two fixed keys for every trial (this is the hot path).
-    text = (f'{{"params":{_CANONICAL.encode(dict(params))},"stage":{int(stage)},'
-            f'"sweep":{_CANONICAL.encode(sweep)}}}')
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -150,24 +120,21 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-Outcome = tuple[str, dict[str, float], str | None]
-
-
-def _stopped(context: TrialContext) -> Outcome:
+def _stopped(context: TrialContext) -> Checked:
     last = context.last
     return "stopped", dict(last.metrics) if last else {}, None
 
 
 def _run_python(objective: Objective, config: dict[str, Any], context: TrialContext,
-                mark: str | None = None) -> Outcome:
+                on_start: Callable[[], None] | None = None) -> Checked:
     try:
         target = objective.target
         fn = target if callable(target) else load_callable(str(target), objective.code_dirs)
     except BaseException as exc:
         return "failed", {}, truncate(
             f"could not load objective {objective.target!r}: {type(exc).__name__}: {exc}")
-    if mark is not None:
-        mark_started(mark)  # the objective is about to run: from here on it is an attempt
+    if on_start is not None:
+        on_start()  # the objective is about to run: from here on it is an attempt
     try:
         if uses_wandb(fn):
             result = _call_with_wandb(objective, fn, config, context)
@@ -217,7 +184,7 @@ def _call_with_wandb(objective: Objective, fn: Callable[..., Any], config: dict[
     """Call an objective that uses W&B (a function agent's ``train``) as one offline W&B
     run: ``wandb.config`` holds the trial's parameters, every ``wandb.log`` step is a
     report, and the run's summary is the result when the function returns nothing."""
-    from ..worker import wandb_offline as wandb_runs
+    from . import wandb_offline as wandb_runs
 
     def on_steps(steps: list[tuple[int, dict[str, float]]]) -> None:
         for step, metrics in steps:
@@ -247,8 +214,8 @@ def _hub_stopped(objective: Objective, trial: str) -> bool:
 
 
 def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
-                 nested: dict[str, Any], context: TrialContext, mark: str | None = None
-                 ) -> Outcome:
+                 nested: dict[str, Any], context: TrialContext,
+                 on_start: Callable[[], None] | None = None) -> Checked:
     assert objective.command is not None
     workdir = tempfile.mkdtemp(prefix=f"sweep-{trial}-")
     try:
@@ -277,8 +244,8 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
             for step, metrics in steps:
                 context.add(step, metrics)
 
-        if mark is not None:
-            mark_started(mark)
+        if on_start is not None:
+            on_start()
         try:
             with wandb_runs.watch(workdir, on_steps) as reader:
                 outcome = cmd.run_program(argv, cwd=cwd, env=env,
@@ -302,8 +269,8 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
     return _command_outcome(objective, outcome, context)
 
 
-def _command_outcome(objective: Objective, outcome: cmd.Outcome, context: TrialContext
-                     ) -> Outcome:
+def _command_outcome(objective: Objective, outcome: cmd.ProgramExit, context: TrialContext
+                     ) -> Checked:
     if outcome.killed == "stopped":
         return _stopped(context)
     if outcome.killed == "timeout":
@@ -321,26 +288,7 @@ def _command_outcome(objective: Objective, outcome: cmd.Outcome, context: TrialC
 # ------------------------------------------------------------------- workers
 
 
-def where() -> tuple[str, str]:
-    """(node, gpu_ids) of this worker, from Ray's runtime context when there is one."""
-    try:
-        import ray
-
-        if not ray.is_initialized():
-            raise RuntimeError("not in a Ray worker")
-        ctx = ray.get_runtime_context()
-        # The address the node was started with (ray start --node-ip-address), which
-        # ray.util.get_node_ip_address() does not give inside a worker.
-        worker = ray._private.worker.global_worker
-        ip = getattr(worker, "node_ip_address", None) or ray.util.get_node_ip_address()
-        node = f"{ip}/{ctx.get_node_id()[:8]}"
-        gpus = ctx.get_accelerator_ids().get("GPU", [])
-        return node, ",".join(str(g) for g in gpus)
-    except Exception:
-        return socket.gethostname(), os.environ.get("CUDA_VISIBLE_DEVICES", "")
-
-
-class _ProcessState:
+class ProcessState:
     """The working directory, environment and import path of this worker process, put
     back after each trial so that one trial's ``os.chdir`` never reaches the next."""
 
@@ -370,7 +318,7 @@ class _ProcessState:
 
 def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
               nested: dict[str, Any], node: str = "", gpu_ids: str = "",
-              mark: str | None = None) -> tuple[TrialRecord, list[Report]]:
+              on_start: Callable[[], None] | None = None) -> tuple[TrialRecord, list[Report]]:
     """Run one trial: its record (sweep, stage and params are the driver's to fill) and
     the reports it made that the driver has not received yet. Never raises for what
     the objective does.
@@ -384,9 +332,9 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     try:
         if objective.command is not None:
             status, metrics, error = _run_command(objective, trial, flat, nested, context,
-                                                  mark)
+                                                  on_start)
         else:
-            status, metrics, error = _run_python(objective, nested, context, mark)
+            status, metrics, error = _run_python(objective, nested, context, on_start)
     except BaseException as exc:
         status, metrics, error = "failed", {}, truncate(
             f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}\n"
@@ -406,57 +354,3 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     return record, context.pending()
 
 
-def mark_started(key: str) -> None:
-    """Record in Ray's key-value store that a trial has started (a GCS round trip, about
-    0.2 ms): if the worker then dies, the driver charges an attempt only to trials that
-    started, not to batch-mates lost with it, nor to a task lost before it ran."""
-    from ray.experimental import internal_kv
-
-    with contextlib.suppress(Exception):
-        internal_kv._internal_kv_put(key, b"1", namespace=MARKS)
-
-
-MARKS = "sweep-started"
-
-
-def run_batch(objective: Objective,
-              trials: Sequence[Sequence[Any]],
-              marks: str | None = None) -> BatchResult:
-    """Run several trials one after another in this worker (the Ray task body). Each
-    trial is [id, flat params, nested params or None when they are the same]. With
-    ``marks``, trial i's start (just before its objective runs) is recorded as
-    ``<marks>:<i>`` (``mark_started``).
-
-    Example: ``run_batch(objective, [("t1", {"x": 1}, None)]).records[0].status``
-    """
-    node, gpu_ids = where()
-    state = _ProcessState()
-    records: list[TrialRecord] = []
-    reports: list[Report] = []
-    parent = os.getppid()
-    for index, (tid, flat, nested) in enumerate(trials):
-        if index and marks is not None and os.getppid() != parent:
-            # The node's raylet (this worker's parent) died: the driver retries this task
-            # anyway. Starting the next trial would record a start that, if this process
-            # is killed before the objective runs, charges an attempt that never ran.
-            break
-        mark = None if marks is None else f"{marks}:{index}"
-        try:
-            record, pending = run_trial(objective, tid, flat,
-                                        flat if nested is None else nested, node, gpu_ids,
-                                        mark)
-        except BaseException as exc:  # even the record could not be built
-            now = time.time()
-            record = TrialRecord(trial_id=tid, status="failed", error=truncate(
-                f"sweep's trial wrapper failed: {type(exc).__name__}: {short(exc)}"),
-                started_at=now, finished_at=now, duration_s=0.0, node=node, gpu_ids=gpu_ids)
-            pending = []
-        finally:
-            state.restore()
-        records.append(record)
-        reports.extend(pending)
-    return BatchResult(records, reports)
-
-
-__all__ = ["BatchResult", "Objective", "canonical_json", "load_callable", "run_batch",
-           "run_trial", "trial_id", "where"]
