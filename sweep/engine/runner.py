@@ -36,7 +36,7 @@ from .progress import Progress
 
 log = logging.getLogger("sweep")
 
-__all__ = ["Outcome", "Terminated", "codec_of", "connect", "execute", "open_store",
+__all__ = ["RunResult", "Terminated", "codec_of", "connect", "execute", "open_store",
            "prepare_store", "run"]
 
 
@@ -140,7 +140,7 @@ def objective_of(spec: Spec) -> Objective:
 
 
 @dataclass
-class Outcome:
+class RunResult:
     """What ``execute`` returns: the table, the per-stage results and where they live."""
 
     spec: Spec
@@ -174,7 +174,7 @@ def execute(
     verbose: bool = False,
     objective: str | Callable[..., Any] | None = None,
     read_table: bool = True,
-) -> Outcome:
+) -> RunResult:
     """Run a sweep end to end and return its outcome (see ``run`` for the table only);
     ``read_table=False`` leaves the table unread (a million rows need not be in memory to
     print a summary: ``sweep.views.tables`` reads what it shows)."""
@@ -206,7 +206,7 @@ def execute(
 
                 ray.shutdown()
             release_memory()
-    return Outcome(spec, store, stages, table)
+    return RunResult(spec, store, stages, table)
 
 
 def run(
