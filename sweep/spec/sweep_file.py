@@ -326,10 +326,11 @@ def _objective(doc: Mapping[str, Any]) -> tuple[Any, list[str] | None, str | Non
 def _early_terminate(raw: Any, metric: Metric | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    from ..stopping.rules import parse_rule
+    from ..core import metric as judged
+    from ..stopping import parse_rule
 
     assert metric is not None  # _metric refuses early_terminate without a metric
-    parse_rule(raw, goal=metric.goal)
+    parse_rule(raw, judged.Metric(metric.name, metric.goal))
     return dict(raw)
 
 
