@@ -250,11 +250,9 @@ class Driver:
         """The stage's stopping rule, its rungs rebuilt from the stored curves."""
         if self.spec.early_terminate is None or self.spec.metric is None:
             return None
-        from ..core.metric import Metric
-        from ..stopping import parse_rule, replay
+        from ..stopping import replay
 
-        rule = parse_rule(self.spec.early_terminate,
-                          Metric(self.spec.metric.name, self.spec.metric.goal))
+        rule = self.spec.stopping_rule()
         curves = self.store.read_curves(stages=[stage.index])
         column = f"metrics.{self.spec.metric.name}"
         if not curves.empty and column in curves.columns:
