@@ -246,11 +246,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print("stages:")
     for stage in spec.stages:
         print(_stage_line(spec, stage))
-    if spec.early_terminate is not None:
-        from .stopping.rules import parse_rule
-
-        assert spec.metric is not None
-        rule = parse_rule(spec.early_terminate, goal=spec.metric.goal)
+    rule = spec.stopping_rule()
+    if rule is not None:
         print(f"early termination: {rule.describe()}")
     res = spec.resources
     print(f"resources per trial: {res.num_cpus:g} CPU, {res.num_gpus:g} GPU"

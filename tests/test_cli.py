@@ -82,6 +82,18 @@ def test_validate_summarises(capsys):
     assert "0: random  48 trials" in out and "1: refine  24 trials around the top 4" in out
 
 
+def test_validate_describes_the_stopping_rule(tmp_path, capsys):
+    text = ("name: s\nobjective: m:f\nmetric: {name: loss}\n"
+            "parameters: {x: {min: 0.0, max: 1.0}}\nstages:\n  - {plan: random, trials: 3}\n")
+    plain, stops = tmp_path / "plain.yaml", tmp_path / "stops.yaml"
+    plain.write_text(text)
+    stops.write_text(text + "early_terminate: {type: asha, max_step: 27}\n")
+    assert main(["validate", str(plain)]) == 0
+    assert "early termination" not in capsys.readouterr().out
+    assert main(["validate", str(stops)]) == 0
+    assert "early termination: asha: rungs at steps 1, 3, 9 (" in capsys.readouterr().out
+
+
 def test_every_command_has_help_with_an_example(capsys):
     parser = build_parser()
     commands = ["validate", "plan", "run", "status", "top", "report", "submit"]

@@ -37,6 +37,7 @@ from sweep.space import (
     Uniform,
 )
 from sweep.spec.sweep_file import Spec, Stage, load_spec, loads_spec
+from sweep.stopping import MedianRule
 
 WANDB = Path(__file__).parent / "data" / "wandb"
 # FUZZ_N=3000 for a longer hunt (about 10 minutes); the default keeps the file fast.
@@ -428,6 +429,27 @@ def test_unknown_key_gets_did_you_mean(field, value, suggestion):
     with pytest.raises(SpecError) as info:
         loads_spec(dumped(mutated(field, value)))
     assert f"did you mean {suggestion!r}?" in str(info.value)
+
+
+def test_early_terminate_is_read_once_into_fresh_rules_that_judge_by_the_metrics_goal():
+    doc = copy.deepcopy(BASE)
+    doc["metric"] = {"name": "acc", "goal": "maximize"}
+    doc["early_terminate"] = {"type": "median", "min_samples": 1}
+    spec = load_spec(doc)
+    assert spec.early_terminate == {"type": "median", "min_samples": 1}  # kept as written
+    first, second = spec.stopping_rule(), spec.stopping_rule()
+    assert isinstance(first, MedianRule) and first is not second
+    assert not first.should_stop("a", 1, 0.9)
+    assert first.should_stop("b", 1, 0.1)  # higher is better: 0.1 is below the median 0.9
+    assert second.fresh
+    assert load_spec(copy.deepcopy(BASE)).stopping_rule() is None
+
+
+def test_early_terminate_needs_a_metric_in_a_spec_built_by_hand_too():
+    spec = load_spec(copy.deepcopy(BASE))
+    spec.metric, spec.early_terminate = None, {"type": "median"}
+    with pytest.raises(SpecError, match=r"^metric: expected .*early_terminate"):
+        spec.stopping_rule()
 
 
 def test_regressions_found_by_fuzzing():

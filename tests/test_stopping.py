@@ -1,4 +1,4 @@
-"""Tests for sweep.stopping.rules: the early stopping rules of ``early_terminate:``.
+"""Tests for sweep.stopping: the early stopping rules of ``early_terminate:``.
 
 Where the expected stops come from:
 
@@ -29,7 +29,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sweep.core.errors import SpecError
-from sweep.stopping.rules import (
+from sweep.core.hints import did_you_mean
+from sweep.core.metric import Metric
+from sweep.stopping import (
+    REGISTRY,
     AshaRule,
     HyperbandRule,
     MedianRule,
@@ -57,13 +60,13 @@ def live(rule: StoppingRule, reports) -> dict[str, int]:
     for trial, step, value in reports:
         if trial in stops:
             continue
-        if rule.report(trial, step, value):
+        if rule.should_stop(trial, step, value):
             stops[trial] = step
     return stops
 
 
 def rule_of(raw, goal="minimize") -> StoppingRule:
-    rule = parse_rule(raw, goal=goal)
+    rule = parse_rule(raw, Metric("loss", goal))
     assert rule is not None
     return rule
 
@@ -210,22 +213,22 @@ def test_hyperband_threshold_and_conditions_worked_by_hand():
     for strict in (True, False):
         rule = rule_of({"type": "hyperband", "min_iter": 2, "eta": 2, "strict": strict})
         for t in "abcx":
-            assert not rule.report(t, 1, 0.1 if t == "x" else 5.0)  # before the first band
-        assert not rule.report("a", 2, 1.0)  # alone at band 2: the threshold is its value
-        assert not rule.report("b", 2, 2.0)  # [1, 2][1] = 2: 2 > 2 is false
-        assert rule.report("c", 2, 3.0)      # [1, 2, 3][1] = 2: 3 > 2
+            assert not rule.should_stop(t, 1, 0.1 if t == "x" else 5.0)  # before the first band
+        assert not rule.should_stop("a", 2, 1.0)  # alone at band 2: the threshold is its value
+        assert not rule.should_stop("b", 2, 2.0)  # [1, 2][1] = 2: 2 > 2 is false
+        assert rule.should_stop("c", 2, 3.0)      # [1, 2, 3][1] = 2: 3 > 2
         # [1, 2, 3, 5][2] = 3: strict judges x's value at the band (5.0), not strict its
         # best value so far (0.1)
-        assert rule.report("x", 2, 5.0) is strict
+        assert rule.should_stop("x", 2, 5.0) is strict
         assert rule.rungs()[:2] == [
             {"bracket": 0, "step": 2, "cutoff": 3.0, "trials": 4},
             {"bracket": 0, "step": 4, "cutoff": None, "trials": 0},
         ]
         # past the band, W&B keeps judging at the closest band: b's best so far is 0.5
         # (not strict), its band value 2.0 (strict); both pass 3
-        assert not rule.report("b", 3, 0.5)
+        assert not rule.should_stop("b", 3, 0.5)
         # a repeated step replaces its value: b's best so far is now 2.0 (still passes)
-        assert not rule.report("b", 3, 9.0)
+        assert not rule.should_stop("b", 3, 9.0)
         assert rule._curves.best("b") == 2.0
 
 
@@ -245,31 +248,31 @@ def test_hyperband_maximize_mirrors_minimize():
 @pytest.mark.parametrize("bad", [NAN, INF, -INF])
 def test_hyperband_non_finite_is_the_worst(bad):
     rule = rule_of({"type": "hyperband", "min_iter": 1, "eta": 2})
-    assert not rule.report("a", 1, 1.0)
-    assert not rule.report("b", 1, 2.0)
-    assert rule.report("c", 1, bad)  # [1, 2, worst][1] = 2
+    assert not rule.should_stop("a", 1, 1.0)
+    assert not rule.should_stop("b", 1, 2.0)
+    assert rule.should_stop("c", 1, bad)  # [1, 2, worst][1] = 2
     rule = rule_of({"type": "hyperband", "min_iter": 1, "eta": 2}, "maximize")
     for t, v in [("a", 1.0), ("b", 2.0)]:
-        assert not rule.report(t, 1, v)
-    assert rule.report("c", 1, bad)
+        assert not rule.should_stop(t, 1, v)
+    assert rule.should_stop("c", 1, bad)
 
 
 def test_hyperband_a_jump_in_steps_is_no_gap_and_a_repeated_step_no_new_report():
     rule = rule_of({"type": "hyperband", "min_iter": 3, "strict": True})  # bands 3, 9, ...
     for t, v in [("a", 3.0), ("b", 2.0), ("c", 1.0)]:  # each better than the last
         for step in (1, 2):
-            assert not rule.report(t, step, 9.0)
-        assert not rule.report(t, 3, v)  # 3rd report: band 3
-    assert not rule.report("d", 1, 9.0)
-    assert not rule.report("d", 10, 9.0)  # step 10 is d's 2nd report: before band 3
-    assert rule.report("d", 10, 0.5) is False  # the same step again: still 2 reports
+            assert not rule.should_stop(t, step, 9.0)
+        assert not rule.should_stop(t, 3, v)  # 3rd report: band 3
+    assert not rule.should_stop("d", 1, 9.0)
+    assert not rule.should_stop("d", 10, 9.0)  # step 10 is d's 2nd report: before band 3
+    assert rule.should_stop("d", 10, 0.5) is False  # the same step again: still 2 reports
     assert "d" not in rule._curves.at[3]
     # d's 3rd report (step 20) is its band-3 value: [1, 2, 2.5, 3][int(4 / 3)] = 2 < 2.5
-    assert rule.report("d", 20, 2.5)
+    assert rule.should_stop("d", 20, 2.5)
     rule = rule_of({"type": "hyperband", "min_iter": 1, "eta": 2})
     for t, v in [("a", 1.0), ("b", 2.0), ("c", 1.5)]:
-        assert not rule.report(t, 0, v)
-    assert rule.report("c", 0, 3.0)  # its value at band 1 is now 3: [1, 2, 3][1] = 2
+        assert not rule.should_stop(t, 0, v)
+    assert rule.should_stop("c", 0, 3.0)  # its value at band 1 is now 3: [1, 2, 3][1] = 2
 
 
 # ---------------------------------------------------------------------------- ASHA
@@ -293,18 +296,18 @@ def test_asha_tune_docstring_example():
     # Tune's _Bracket(1, 10, 2, 0) docstring: rewards 2, 4 continue; the cutoff at rung 1
     # is then 3.0 and reward 1 stops; afterwards the cutoff is 2.0.
     rule = rule_of({"type": "asha", "max_step": 10, "eta": 2}, "maximize")
-    assert not rule.report("trial1", 1, 2)
-    assert not rule.report("trial2", 1, 4)
+    assert not rule.should_stop("trial1", 1, 2)
+    assert not rule.should_stop("trial2", 1, 4)
     assert rule.rungs()[0]["cutoff"] == 3.0
-    assert rule.report("trial3", 1, 1)
+    assert rule.should_stop("trial3", 1, 1)
     assert rule.rungs()[0] == {"bracket": 0, "step": 1, "cutoff": 2.0, "trials": 3}
 
 
 def test_asha_cutoff_with_fewer_than_eta_values():
     rule = rule_of({"type": "asha", "max_step": 100})  # eta 3: 66.7th percentile of rewards
-    assert not rule.report("a", 1, 1.0)   # nothing recorded: continue
-    assert rule.report("b", 1, 1.5)       # one value recorded: must be at least as good
-    assert not rule.report("c", 1, 1.0)   # ties continue (reward < cutoff stops)
+    assert not rule.should_stop("a", 1, 1.0)   # nothing recorded: continue
+    assert rule.should_stop("b", 1, 1.5)       # one value recorded: must be at least as good
+    assert not rule.should_stop("c", 1, 1.0)   # ties continue (reward < cutoff stops)
     # recorded losses 1.0, 1.5, 1.0 -> rewards [-1, -1.5, -1]: cutoff -1.0 for the next
     assert rule.rungs()[0]["cutoff"] == 1.0
 
@@ -363,29 +366,29 @@ def test_asha_gap_is_judged_at_every_rung_it_jumps():
     for jump, stops in [(2.5, True), (1.5, False)]:
         rule = rule_of({"type": "asha", "max_step": 100})  # rungs 1, 3, 9, 27, 81
         for t, v in [("a", 3.0), ("b", 2.0), ("c", 1.0)]:  # each better than the last
-            assert not rule.report(t, 9, v)  # recorded at rungs 1, 3 and 9 at once
+            assert not rule.should_stop(t, 9, v)  # recorded at rungs 1, 3 and 9 at once
         assert rule._curves[0].at[3] == {"a": 3.0, "b": 2.0, "c": 1.0}
         # rewards -3, -2, -1: the 66.7th percentile is -1.667
-        assert not rule.report("d", 1, 0.5)
+        assert not rule.should_stop("d", 1, 0.5)
         # d jumps from 1 to 10: judged at rungs 3 and 9 with its step-10 value
-        assert rule.report("d", 10, jump) is stops
+        assert rule.should_stop("d", 10, jump) is stops
         assert rule._curves[0].at[9]["d"] == jump and rule._curves[0].at[1]["d"] == 0.5
 
 
 @pytest.mark.parametrize("bad", [NAN, INF, -INF])
 def test_asha_non_finite_is_the_worst(bad):
     rule = rule_of({"type": "asha", "max_step": 10})
-    assert not rule.report("a", 1, 1.0)
-    assert rule.report("b", 1, bad)
+    assert not rule.should_stop("a", 1, 1.0)
+    assert rule.should_stop("b", 1, bad)
 
 
 def test_asha_repeated_step_replaces_the_value_and_judges_again():
     rule = rule_of({"type": "asha", "max_step": 10})
-    assert not rule.report("a", 1, 1.0)
-    assert not rule.report("b", 1, 0.5)
-    assert rule.report("b", 1, 2.0)  # the last report of step 1 counts
+    assert not rule.should_stop("a", 1, 1.0)
+    assert not rule.should_stop("b", 1, 0.5)
+    assert rule.should_stop("b", 1, 2.0)  # the last report of step 1 counts
     assert rule.stopped() == {"b": 1}
-    assert rule.report("b", 2, 0.1)  # a stop is final
+    assert rule.should_stop("b", 2, 0.1)  # a stop is final
 
 
 # -------------------------------------------------------------------------- median
@@ -432,16 +435,16 @@ def test_median_grace_period_and_min_samples():
 
 def test_median_gap_uses_the_others_first_value_past_the_step():
     rule = rule_of({"type": "median", "min_samples": 1})
-    assert not rule.report("a", 10, 1.0)  # a jumps to 10: its value at any step <= 10
-    assert rule.report("b", 4, 2.0)       # 2.0 > median(a at step 4 -> 1.0)
-    assert not rule.report("c", 12, 5.0)  # nobody reached 12
+    assert not rule.should_stop("a", 10, 1.0)  # a jumps to 10: its value at any step <= 10
+    assert rule.should_stop("b", 4, 2.0)       # 2.0 > median(a at step 4 -> 1.0)
+    assert not rule.should_stop("c", 12, 5.0)  # nobody reached 12
 
 
 def test_median_non_finite_is_the_worst():
     rule = rule_of({"type": "median", "min_samples": 2})
     for t in "ab":
-        assert not rule.report(t, 1, 1.0)
-    assert rule.report("c", 1, NAN)
+        assert not rule.should_stop(t, 1, 1.0)
+    assert rule.should_stop("c", 1, NAN)
 
 
 # ------------------------------------------------------------------ common behaviour
@@ -467,7 +470,7 @@ reports = st.lists(
 @given(st.sampled_from(RULES), st.sampled_from(["minimize", "maximize"]), reports)
 def test_replay_gives_the_live_decisions(settings_, goal, sequence):
     rule = rule_of(settings_, goal)
-    decided = [rule.report(t, s, v) for t, s, v in sequence]
+    decided = [rule.should_stop(t, s, v) for t, s, v in sequence]
     stopped_live = {t for (t, _, _), d in zip(sequence, decided) if d}
     assert replay(rule_of(settings_, goal), sequence) == stopped_live == set(rule.stopped())
     # finished() is bookkeeping only
@@ -475,7 +478,7 @@ def test_replay_gives_the_live_decisions(settings_, goal, sequence):
     for i, (t, s, v) in enumerate(sequence):
         if i % 3 == 0:
             other.finished(t)
-        assert other.report(t, s, v) == decided[i]
+        assert other.should_stop(t, s, v) == decided[i]
 
 
 @settings(max_examples=150, deadline=None)
@@ -511,14 +514,23 @@ def test_a_trial_that_never_reports_is_never_stopped():
         live(rule, arrivals(H1))
         rule.finished("silent")
         assert "silent" not in rule.stopped()
-        assert rule.report("silent", 50, None) is False
+        assert rule.should_stop("silent", 50, None) is False
 
 
 def test_replay_needs_a_fresh_rule():
     rule = rule_of({"type": "median"})
-    rule.report("a", 1, 1.0)
+    rule.should_stop("a", 1, 1.0)
     with pytest.raises(ValueError, match="fresh"):
         replay(rule, [("a", 2, 1.0)])
+
+
+def test_a_rule_is_fresh_until_it_is_given_a_value():
+    rule = rule_of({"type": "median"})
+    assert rule.fresh
+    assert rule.should_stop("a", 1, None) is False  # no value: nothing seen
+    assert rule.fresh
+    rule.should_stop("a", 1, 1.0)
+    assert not rule.fresh
 
 
 def test_describe_is_one_line():
@@ -530,8 +542,26 @@ def test_describe_is_one_line():
 # --------------------------------------------------------------------------- parsing
 
 
+def test_the_registry_names_every_rule_and_each_reads_its_own_settings():
+    # In the order messages list them (early_terminate.type: expected one of ...).
+    assert list(REGISTRY.items()) == [("hyperband", HyperbandRule), ("asha", AshaRule),
+                                      ("median", MedianRule)]
+    for settings_ in RULES:
+        cls = REGISTRY[settings_["type"]]
+        rule = cls.from_dict(settings_, Metric("loss"))
+        assert type(rule) is cls is type(rule_of(settings_)) and rule.kind == settings_["type"]
+        assert rule.describe() == rule_of(settings_).describe()
+
+
+def test_did_you_mean_names_ours_for_another_tools_setting_before_spelling():
+    aliases = {"rf": "eta"}
+    assert did_you_mean("rf", ["rfx", "eta"], aliases=aliases) == "did you mean 'eta'?"
+    assert did_you_mean("rf", ["rfx"], aliases=aliases) == "did you mean 'rfx'?"
+    assert did_you_mean("zz", ["a", "b"], "allowed: ", aliases) == "allowed: a, b"
+
+
 def test_no_early_terminate_is_no_rule():
-    assert parse_rule(None, goal="minimize") is None
+    assert parse_rule(None, Metric("loss")) is None
 
 
 BAD = [
@@ -602,16 +632,17 @@ BAD = [
 @pytest.mark.parametrize(("raw", "message"), BAD)
 def test_bad_settings_are_refused_with_a_clear_message(raw, message):
     with pytest.raises(SpecError) as info:
-        parse_rule(raw, goal="minimize")
+        parse_rule(raw, Metric("loss"))
     assert str(info.value).startswith(message)
     assert str(info.value).split(":")[0] == info.value.path
 
 
 def test_bad_goal_and_custom_path():
     with pytest.raises(SpecError, match=r"^metric.goal: got 'minimise', expected one of"):
-        parse_rule({"type": "median"}, goal="minimise")
+        parse_rule({"type": "median"}, Metric("loss", "minimise"))
     with pytest.raises(SpecError, match=r"^stages\[1\].early_terminate.eta: got 1"):
-        parse_rule({"type": "asha", "eta": 1}, goal="maximize", path="stages[1].early_terminate")
+        parse_rule({"type": "asha", "eta": 1}, Metric("loss", "maximize"),
+                   path="stages[1].early_terminate")
 
 
 def test_good_settings_are_accepted():
@@ -624,5 +655,5 @@ def test_good_settings_are_accepted():
 def test_hyperband_with_both_min_iter_and_max_iter_uses_max_iter_as_wandb_does():
     with pytest.warns(UserWarning, match="min_iter is ignored"):
         rule = parse_rule({"type": "hyperband", "min_iter": 3, "max_iter": 27, "s": 2},
-                          goal="minimize")
+                          Metric("loss"))
     assert rule.bands == [3, 9]

@@ -15,13 +15,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import SpecError
+from .hints import did_you_mean
 
 
 def number(path: str, x: Any) -> float | int:
@@ -77,9 +77,7 @@ def fraction(path: str, x: Any, *, zero_ok: bool) -> float:
 def one_of(path: str, x: Any, options: Sequence[str]) -> str:
     """One of ``options`` (a did-you-mean hint for near misses)."""
     if not isinstance(x, str) or x not in options:
-        close = difflib.get_close_matches(str(x), list(options), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else ""
-        raise SpecError(path, x, "one of " + ", ".join(options), hint)
+        raise SpecError(path, x, "one of " + ", ".join(options), did_you_mean(x, options))
     return x
 
 
@@ -88,9 +86,8 @@ def known_keys(path: str, mapping: Mapping[Any, Any], allowed: Sequence[str]) ->
     for key in mapping:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
-            raise SpecError(where, expected="a known key", hint=hint)
+            raise SpecError(where, expected="a known key",
+                            hint=did_you_mean(key, allowed, fallback="allowed: "))
 
 
 def json_value(path: str, value: Any) -> None:

@@ -230,9 +230,9 @@ class Driver:
         """The stage's stopping rule, its rungs rebuilt from the stored curves."""
         if self.spec.early_terminate is None or self.spec.metric is None:
             return None
-        from ..stopping.rules import parse_rule, replay
+        from ..stopping import replay
 
-        rule = parse_rule(self.spec.early_terminate, goal=self.spec.metric.goal)
+        rule = self.spec.stopping_rule()
         curves = self.store.read_curves(stages=[stage.index])
         column = f"metrics.{self.spec.metric.name}"
         if not curves.empty and column in curves.columns:
@@ -429,7 +429,7 @@ class Driver:
                 continue  # a straggler: stored above, but the rule has moved past it
             run.judged[report.trial_id] = report.step
             value = report.metrics.get(metric)
-            if value is not None and run.rule.report(report.trial_id, report.step, value):
+            if value is not None and run.rule.should_stop(report.trial_id, report.step, value):
                 stopped.append(self._stopped(run, report))
         if stopped:
             self.pool.stop([r.trial_id for r in stopped])

@@ -1,6 +1,7 @@
 """The sweep file: a YAML (or dict) spec read safely (``safe_yaml``), its parameters
-(``parameters``), stages (``stages``), W&B's names and methods (``wandb_names``), checked
-and resolved into one ``Spec`` (``sweep_file``).
+(``parameters``), stages (``stages``), the stopping rule of ``early_terminate:``
+(``early_terminate``), W&B's names and methods (``wandb_names``), checked and resolved
+into one ``Spec`` (``sweep_file``).
 
 Example:
     >>> from sweep.spec import loads_spec

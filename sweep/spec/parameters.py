@@ -14,12 +14,12 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import SpecError
+from ..core.hints import did_you_mean
 from ..core.values import integer, number
 from ..space.distributions import REGISTRY, UNSUPPORTED, Distribution
 
@@ -92,10 +92,8 @@ def parse_parameter(path: str, raw: Any) -> Distribution:
         raise SpecError(path, raw, "a mapping such as {values: [...]} or {min: .., max: ..}")
     for key in raw:
         if key not in PARAM_KEYS:
-            close = difflib.get_close_matches(str(key), PARAM_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(
-                PARAM_KEYS)
-            raise SpecError(f"{path}.{key}", expected="a known key", hint=hint)
+            raise SpecError(f"{path}.{key}", expected="a known key",
+                            hint=did_you_mean(key, PARAM_KEYS, fallback="allowed: "))
     if "parameters" in raw:
         raise SpecError(f"{path}.parameters", expected="nested parameters alone, without "
                         "other keys beside them")
@@ -108,9 +106,8 @@ def parse_parameter(path: str, raw: Any) -> Distribution:
         raise SpecError(f"{path}.distribution", name, "a supported distribution",
                         f"{UNSUPPORTED[name]} is not supported; use normal/log_normal or q_uniform")
     if name not in REGISTRY:
-        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(sorted(REGISTRY))
-        raise SpecError(f"{path}.distribution", name, "a known distribution", hint)
+        raise SpecError(f"{path}.distribution", name, "a known distribution",
+                        did_you_mean(name, sorted(REGISTRY), fallback="known: "))
     if "points" in raw:
         integer(f"{path}.points", raw["points"], minimum=1)
     body = {k: v for k, v in raw.items() if k != "points"}

@@ -11,12 +11,12 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import SpecError
+from ..core.hints import did_you_mean
 from ..core.values import fraction, integer, json_value, known_keys, number, one_of
 from ..space import distributions as sp
 from ..space.search_space import Space
@@ -266,8 +266,7 @@ def _fixed(path: str, raw: Any, space: Space) -> dict[str, Any]:
 
 def close_name(name: Any, space: Space) -> str:
     """A did-you-mean hint for a parameter name."""
-    close = difflib.get_close_matches(str(name), list(space), n=1)
-    return f"did you mean {close[0]!r}?" if close else "parameters: " + ", ".join(space)
+    return did_you_mean(name, space, fallback="parameters: ")
 
 
 def _grid_size(space: Space, points: Any, where: str, values: Any = None) -> int:

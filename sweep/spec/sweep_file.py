@@ -33,7 +33,9 @@ from ..core.errors import SpecError
 from ..core.metric import GOALS, Metric
 from ..core.values import integer, known_keys, number, one_of, text
 from ..space.search_space import Distribution, Space
+from ..stopping import StoppingRule
 from ..worker import command as cmd
+from .early_terminate import stopping_rule
 from .parameters import parse_parameters
 from .safe_yaml import load_yaml
 from .stages import Stage, parse_stages
@@ -108,6 +110,10 @@ class Spec:
     def folder(self) -> str:
         """The results folder under the root (a safe form of the name)."""
         return folder_name(self.name)
+
+    def stopping_rule(self) -> StoppingRule | None:
+        """A fresh early stopping rule of ``early_terminate`` (None: no early stopping)."""
+        return stopping_rule(self.early_terminate, self.metric)
 
     @property
     def runnable(self) -> bool:
@@ -312,13 +318,8 @@ def _objective(doc: Mapping[str, Any]) -> tuple[Any, list[str] | None, str | Non
 
 
 def _early_terminate(raw: Any, metric: Metric | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    from ..stopping.rules import parse_rule
-
-    assert metric is not None  # _metric refuses early_terminate without a metric
-    parse_rule(raw, goal=metric.goal)
-    return dict(raw)
+    stopping_rule(raw, metric)  # refuses what no rule can be built from
+    return None if raw is None else dict(raw)
 
 
 def _timeout(raw: Any) -> float | None:

@@ -1,0 +1,189 @@
+"""What every stopping rule shares: ``StoppingRule`` (the decision verb ``should_stop``)
+and the bookkeeping of trials' curves the rules build on.
+
+Conventions of every rule:
+
+* ``value`` is the sweep's metric as reported; the ``Metric`` given when the rule is built
+  says which way is better. NaN and +-inf count as the worst possible value. ``None``
+  (the report lacks the metric) is ignored: a trial that reports no value is never stopped.
+* ``step`` is an integer that grows with training. ASHA and median read it as is: steps
+  may jump (1 then 10), a rung ``c`` is reached by the first report with ``step >= c``
+  and the trial's value at ``c`` is its value at the smallest reported step ``>= c``.
+  Hyperband, like W&B, counts reports instead (band ``b`` is a trial's ``b``-th
+  report, whatever its step number; see ``HyperbandRule``). A repeated report for a
+  step replaces the value at that step (the last one counts) and the decision is taken
+  again with it.
+* Once ``should_stop`` answered ``True`` for a trial, the stop is final: later reports of
+  that trial (the task may report once more before its cancellation lands) answer
+  ``True`` and change nothing.
+* ``finished(trial_id)`` is bookkeeping only; it never changes a decision (the values a
+  finished or stopped trial recorded keep counting, as in W&B, Tune and Vizier), which is
+  what makes a replay from reports alone exact (``sweep.stopping.replay``).
+
+Example:
+    >>> from sweep.core.metric import Metric
+    >>> curves = Curves([2])
+    >>> curves.update("a", 1, 0.5), curves.update("a", 3, 0.4), curves.at[2]
+    ([], [2], {'a': 0.4})
+    >>> loss_of(float("nan"), Metric("acc", "maximize")), loss_of(0.9, Metric("acc", "maximize"))
+    (inf, -0.9)
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..core.metric import Metric
+
+STEP_CAP = 2**62  # bands/rungs beyond this are never reached
+
+
+def loss_of(value: Any, metric: Metric) -> float:
+    """The value as a loss (lower is better); anything non-finite is +inf (the worst)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.inf
+    if not math.isfinite(x):
+        return math.inf
+    return metric.loss(x)
+
+
+def value_of(loss: float, metric: Metric) -> float | None:
+    """A loss back in the metric's units; None when it is not finite (JSON-friendly)."""
+    if not math.isfinite(loss):
+        return None
+    return float(metric.sign * loss)
+
+
+def show_steps(steps: list[Any], more: bool = False, limit: int = 6) -> str:
+    """The first steps of a schedule for ``describe``: ``3, 9, 27, ...``."""
+    shown = ", ".join(str(s) for s in steps[:limit])
+    return shown + (", ..." if more or len(steps) > limit else "")
+
+
+class Curves:
+    """Every trial's curve (step -> loss, the last report of a step wins) and, for each
+    checkpoint step ``c``, every trial's value at ``c``: its value at the smallest
+    reported step ``>= c`` (present once the trial has reached ``c``)."""
+
+    def __init__(self, checkpoints: Iterable[float] = ()):
+        self.checkpoints: list[float] = sorted(set(checkpoints))
+        self.at: dict[float, dict[str, float]] = {c: {} for c in self.checkpoints}
+        self.steps: dict[str, list[int]] = {}
+        self.values: dict[str, dict[int, float]] = {}
+
+    def add_checkpoint(self, c: float) -> None:
+        if c in self.at:
+            return
+        bisect.insort(self.checkpoints, c)
+        table: dict[str, float] = {}
+        for trial, steps in self.steps.items():
+            i = bisect.bisect_left(steps, c)
+            if i < len(steps):
+                table[trial] = self.values[trial][steps[i]]
+        self.at[c] = table
+
+    def update(self, trial: str, step: int, loss: float) -> list[float]:
+        """Record a report; returns the checkpoints whose value for ``trial`` it sets
+        (those in (previous reported step below ``step``, ``step``])."""
+        steps = self.steps.setdefault(trial, [])
+        values = self.values.setdefault(trial, {})
+        i = bisect.bisect_left(steps, step)
+        below = steps[i - 1] if i > 0 else -math.inf
+        if not (i < len(steps) and steps[i] == step):
+            steps.insert(i, step)
+        values[step] = loss
+        lo = bisect.bisect_right(self.checkpoints, below)
+        hi = bisect.bisect_right(self.checkpoints, step)
+        affected = self.checkpoints[lo:hi]
+        for c in affected:
+            self.at[c][trial] = loss
+        return affected
+
+    def best(self, trial: str) -> float:
+        return min(self.values[trial].values())
+
+
+def percentile(values: list[float], q: float) -> float:
+    """numpy's linear percentile, with the limit (-inf) where a -inf takes part."""
+    with np.errstate(invalid="ignore"):
+        p = float(np.percentile(np.asarray(values, dtype=float), q))
+    return -math.inf if math.isnan(p) else p
+
+
+class StoppingRule:
+    """Decides, report by report, whether a running trial should stop.
+
+    A subclass sets ``kind`` (its ``type:`` in the sweep file) and ``KEYS`` (the settings
+    it reads), and writes ``from_dict``, ``_decide``, ``rungs`` and ``describe``.
+    """
+
+    kind = ""
+    KEYS: tuple[str, ...] = ("type",)
+
+    def __init__(self, metric: Metric):
+        self.metric = metric
+        self._stopped: dict[str, int] = {}  # trial -> step of the report that stopped it
+        self._finished: set[str] = set()
+        self._reports = 0
+
+    @classmethod
+    def from_dict(cls, raw: Any, metric: Metric, path: str = "early_terminate"
+                  ) -> StoppingRule:
+        """The rule of an ``early_terminate:`` mapping whose ``type`` is ``kind``; raises
+        SpecError naming the field under ``path``."""
+        raise NotImplementedError
+
+    def should_stop(self, trial_id: str, step: int, value: float | None) -> bool:
+        """Record one report; True when the trial should stop now (and from then on).
+
+        ``value`` is the sweep's metric at ``step`` as reported (NaN/inf: the worst
+        possible; None: no value, ignored)."""
+        if trial_id in self._stopped:
+            return True
+        if value is None:
+            return False
+        self._reports += 1
+        step = int(step)
+        if self._decide(trial_id, step, loss_of(value, self.metric)):
+            self._stopped[trial_id] = step
+            return True
+        return False
+
+    @property
+    def fresh(self) -> bool:
+        """True while the rule has been given no value (a replay needs a fresh rule)."""
+        return not (self._reports or self._stopped)
+
+    def finished(self, trial_id: str) -> None:
+        """The trial ended (completed, failed or stopped); its values keep counting."""
+        self._finished.add(trial_id)
+
+    def stopped(self) -> dict[str, int]:
+        """The trials this rule stopped, each with the step of the report that stopped it."""
+        return dict(self._stopped)
+
+    def rungs(self) -> list[dict]:
+        """JSON-friendly state: one dict per band/rung, ``{"bracket", "step", "cutoff",
+        "trials"}``; ``cutoff`` is in the metric's units (None when nothing counts yet)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for ``sweep validate``."""
+        raise NotImplementedError
+
+    def _decide(self, trial_id: str, step: int, loss: float) -> bool:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.describe()}>"
+
+
+__all__ = ["STEP_CAP", "Curves", "StoppingRule", "loss_of", "percentile", "show_steps",
+           "value_of"]
