@@ -117,8 +117,8 @@ def _plain(value: Any) -> Any:
 def store_stage_lines(store: Any, metric: Any, counts: pd.DataFrame | None = None
                       ) -> list[str]:
     """One line per stage: trials by status and the stage's best, read from a store
-    without loading its table (``Store.counts``, or ``counts`` when the caller has them;
-    ``Store.best``).
+    without loading its table (``ResultsReader.counts``, or ``counts`` when the caller
+    has them; ``ResultsReader.best``).
 
     Example: ``for line in store_stage_lines(store, spec.metric): print(line)``
     """
