@@ -379,15 +379,16 @@ def _open_results(path: str) -> tuple[Any, Any]:
     """The stored spec and a reader of the folder given (not the name inside it)."""
     from .engine.runner import open_reader
     from .spec.sweep_file import loads_spec
-    from .store.folder import ResultsFolder
+    from .store.folder import SPEC, ResultsFolder
 
     root, folder = resolve_path(path)
-    text = ResultsFolder(root, folder).read_spec()
+    results = ResultsFolder(root, folder)
+    text = results.read_spec()
     if text is None:
-        raise SweepError(f"no sweep results at {path!r}: {root}/{folder}/spec.yaml is missing")
+        raise SweepError(f"no sweep results at {path!r}: {results.location(SPEC)} is missing")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spec = loads_spec(text, source=f"{root}/{folder}/spec.yaml")
+        spec = loads_spec(text, source=results.location(SPEC))
     return spec, open_reader(spec, root, folder=folder)
 
 
