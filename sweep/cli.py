@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -278,14 +277,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _plan_of(spec: Any, stage: Any, results: str) -> Any:
     """A stage's plan, told what is stored (a refine stage needs the stages before it)."""
     from .engine.planning import prepare_plan
-    from .engine.runner import open_store
+    from .engine.runner import open_reader
 
     def history() -> list[Any]:
-        store = open_store(spec, results)
-        if stage.plan == "refine" and not store.exists():
-            raise SweepError(f"stage {stage.index} refines stored results, and {store.dir} "
-                             f"holds none: run the earlier stages first (sweep run)")
-        return store.records(range(stage.index + 1))
+        reader = open_reader(spec, results)
+        if stage.plan == "refine" and not reader.folder.exists():
+            raise SweepError(f"stage {stage.index} refines stored results, and "
+                             f"{reader.folder.dir} holds none: run the earlier stages first "
+                             f"(sweep run)")
+        return reader.records(range(stage.index + 1))
 
     return prepare_plan(spec, stage, history)
 
@@ -293,6 +293,7 @@ def _plan_of(spec: Any, stage: Any, results: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from .engine.progress import Progress
     from .engine.runner import Terminated, execute
+    from .store.folder import TRIALS
     from .views.tables import store_stage_lines, top_table
 
     spec = _load(args.spec)
@@ -314,22 +315,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("sweep: terminated; finished trials are stored. Rerun the same command to "
               "resume.", file=sys.stderr)
         return EXIT_SIGTERM
-    store, metric = outcome.store, spec.metric
-    counts = store.counts()
-    top = store.best(metric.name if metric else None,
-                     metric.goal if metric else "minimize", args.top)
+    reader, metric = outcome.reader, spec.metric
+    counts = reader.counts()
+    top = reader.best(metric, args.top)
     print()
     print(top_table(top, metric, k=args.top, title=True, total=int(counts["n"].sum())))
     print()
-    for line in store_stage_lines(store, metric, counts):
+    for line in store_stage_lines(reader, metric, counts):
         print(line)
-    trials = store.location("trials")
+    trials = reader.folder.location(TRIALS)
     print()
     print(f"results: {trials}")
     print(f"  pandas.read_parquet({trials!r})")
     finished = set(counts["status"])
     if finished and not finished & {"ok", "stopped"}:
-        errors = store.read(columns=["error"])["error"].dropna()
+        errors = reader.read(columns=["error"])["error"].dropna()
         print("sweep: every trial failed; see the error column (sweep top shows none). "
               "First error:\n" + str(errors.iloc[0] if len(errors) else "")[:2000],
               file=sys.stderr)
@@ -371,35 +371,37 @@ def resolve_path(path: str) -> tuple[str, str]:
 
 
 def _open_results(path: str) -> tuple[Any, Any]:
-    """The stored spec and the store of the folder given (not the name inside it)."""
-    from .engine.runner import open_store
+    """The stored spec and a reader of the folder given (not the name inside it)."""
+    from .engine.runner import open_reader
     from .spec.sweep_file import loads_spec
-    from .store.results_store import Store
+    from .store.folder import SPEC, ResultsFolder
 
     root, folder = resolve_path(path)
-    text = Store(root, folder).read_text("spec.yaml")
+    results = ResultsFolder(root, folder)
+    text = results.read_spec()
     if text is None:
-        raise SweepError(f"no sweep results at {path!r}: {root}/{folder}/spec.yaml is missing")
+        raise SweepError(f"no sweep results at {path!r}: {results.location(SPEC)} is missing")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spec = loads_spec(text, source=f"{root}/{folder}/spec.yaml")
-    return spec, open_store(spec, root, folder=folder)
+        spec = loads_spec(text, source=results.location(SPEC))
+    return spec, open_reader(spec, root, folder=folder)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .store.journal import pending_count
     from .views.tables import store_stage_lines
 
-    spec, store = _open_results(args.path)
-    counts = store.counts()
-    print(f"sweep {spec.name!r} at {store.location()}")
+    spec, reader = _open_results(args.path)
+    folder = reader.folder
+    counts = reader.counts()
+    print(f"sweep {spec.name!r} at {folder.location()}")
     print(f"{int(counts['n'].sum())} trials stored; stages planned: {len(spec.stages)}")
-    for line in store_stage_lines(store, spec.metric, counts):
+    for line in store_stage_lines(reader, spec.metric, counts):
         print(f"  {line}")
-    holder, problem = store.lock.holder(), store.lock.problem()
-    alive = store.lock.alive()
+    holder, problem = folder.lock.holder(), folder.lock.problem()
+    alive = folder.lock.alive()
     if problem:
-        print(f"driver: unknown: the lock {store.lock.path} exists but {problem}; if no "
+        print(f"driver: unknown: the lock {folder.lock.path} exists but {problem}; if no "
               f"driver runs, delete it")
     elif holder is None:
         print("driver: none running")
@@ -409,7 +411,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = "running" if alive else "lock held (another host)"
         print(f"driver: {state}: pid {holder.get('pid')} on {holder.get('host')}")
-    pending = pending_count(store.journal_dir)
+    pending = pending_count(folder.journal_dir)
     if pending:
         print(f"{pending} finished trials are in the driver's journal, not yet in Parquet")
     return EXIT_OK
@@ -418,11 +420,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_top(args: argparse.Namespace) -> int:
     from .views.tables import top_frame, top_records, top_table
 
-    spec, store = _open_results(args.path)
+    spec, reader = _open_results(args.path)
     metric = spec.metric
     stages = None if args.stage is None else [args.stage]
-    df = store.best(metric.name if metric else None, metric.goal if metric else "minimize",
-                    args.k, stages=stages)
+    df = reader.best(metric, args.k, stages=stages)
     if args.format == "json":
         print(json.dumps(top_records(df, metric, args.k, args.stage), indent=2))
     elif args.format == "csv":
@@ -433,7 +434,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    spec, store = _open_results(args.path)
+    spec, reader = _open_results(args.path)
     output = args.output or f"{spec.folder}-report.html"
     if os.path.isdir(output):
         raise SweepError(f"-o {output}: is a folder; give a file name such as "
@@ -443,20 +444,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise SweepError(f"sweep report needs plotly: pip install 'sweep[report]' ({exc})"
                          ) from None
-    df = store.read()
-    boxes, rungs = [], []
-    for stage in spec.stages:
-        text = store.read_text(f"stages/stage-{stage.index}.json")
-        if text:
-            with contextlib.suppress(ValueError, AttributeError, TypeError):
-                meta = json.loads(text)
-                boxes.extend(meta.get("boxes", []))
-                rungs.extend(meta.get("rungs", []))
+    df = reader.read()
+    states = reader.folder.read_stages(stage.index for stage in spec.stages)
+    boxes = [box for state in states for box in state.boxes]
+    rungs = [rung for state in states for rung in state.rungs]
     try:
         html = build_report(df, metric=spec.metric.name if spec.metric else None,
                             goal=spec.metric.goal if spec.metric else "minimize",
                             scales=spec.space.scales(), boxes=boxes,
-                            title=f"sweep report: {spec.name}", curves=store.read_curves(),
+                            title=f"sweep report: {spec.name}", curves=reader.read_curves(),
                             rungs=rungs)
     except RuntimeError as exc:
         raise SweepError(str(exc)) from None

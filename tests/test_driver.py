@@ -13,9 +13,10 @@ import sweep
 from sweep.engine import planning as planning_module
 from sweep.engine.driver import Batcher, Driver
 from sweep.engine.progress import Progress
-from sweep.engine.runner import open_store
+from sweep.engine.runner import open_reader, open_writer
 from sweep.plans import Candidate, Plan
 from sweep.spec.sweep_file import load_spec
+from sweep.store.reader import ResultsReader
 from tests.fakepool import FakeClock, FakePool, objective_of
 
 
@@ -28,13 +29,20 @@ def slow(config):
     return {"loss": config["x"]}
 
 
+def opened(spec, results):
+    """A writer and a reader over one results folder, as ``execute`` makes them."""
+    writer = open_writer(spec, results)
+    return writer, ResultsReader(writer.folder, writer.codec)
+
+
 def make(doc, results, fn=quadratic, **pool_options):
+    """(spec, a reader of its results, the pool, the driver)."""
     spec = load_spec(doc)
-    store = open_store(spec, results)
+    writer, reader = opened(spec, results)
     clock = pool_options.pop("clock", FakeClock())
     pool = FakePool(objective_of(fn), clock=clock, **pool_options)
-    drv = Driver(spec, store, pool, progress=Progress(quiet=True), clock=clock)
-    return spec, store, pool, drv
+    drv = Driver(spec, writer, reader, pool, progress=Progress(quiet=True), clock=clock)
+    return spec, reader, pool, drv
 
 
 def doc(name, stages, **extra):
@@ -46,10 +54,10 @@ def doc(name, stages, **extra):
 
 
 def test_every_trial_runs_once_and_short_trials_are_batched(results):
-    _, store, pool, drv = make(doc("batch", [{"plan": "random", "trials": 300}]), results,
+    _, reader, pool, drv = make(doc("batch", [{"plan": "random", "trials": 300}]), results,
                                fn=slow)
     drv.run()
-    df = store.read()
+    df = reader.read()
     assert len(df) == 300 and df["trial_id"].is_unique
     sizes = [len(t.items) for t in pool.submitted]
     assert sizes[:2] == [1, 1]  # one probe per slot while trial times are unknown
@@ -64,7 +72,7 @@ def test_trials_a_task_returns_without_running_go_again_uncharged(results):
     """A worker whose node's raylet died starts no more of its batch and may still return
     what it ran (its reply does not go through the raylet): the trials it left out run
     again at the same attempt, none is lost."""
-    _, store, pool, drv = make(doc("cut", [{"plan": "random", "trials": 300}]), results,
+    _, reader, pool, drv = make(doc("cut", [{"plan": "random", "trials": 300}]), results,
                                fn=slow)
     real_wait, cut = pool.wait, []
 
@@ -79,7 +87,7 @@ def test_trials_a_task_returns_without_running_go_again_uncharged(results):
 
     pool.wait = wait
     drv.run()
-    df = store.read()
+    df = reader.read()
     assert cut and len(df) == 300 and df["trial_id"].is_unique
     assert set(df["status"]) == {"ok"} and set(df["attempts"]) == {1}
     again = [t for t in pool.submitted if len(t.items) == 1 and t.items[0].trial_id in cut]
@@ -99,7 +107,7 @@ def test_batcher_rule():
 
 
 def test_worker_deaths_are_retried_with_exact_attempts(results):
-    spec, store, pool, drv = make(doc("retry", [{"plan": "grid", "values": {"x": [0.1, 0.2]}}],
+    spec, reader, pool, drv = make(doc("retry", [{"plan": "grid", "values": {"x": [0.1, 0.2]}}],
                                       retries=2), results)
     ids = {}
     for cand in __import__("sweep.engine.planning", fromlist=["make_plan"]).make_plan(
@@ -107,20 +115,20 @@ def test_worker_deaths_are_retried_with_exact_attempts(results):
         ids[cand.params["x"]] = sweep.worker.trial_ids.trial_id("retry", 0, cand.params)
     pool.crashes = {ids[0.1]: 2, ids[0.2]: 3}
     drv.run()
-    df = store.read().set_index("params.x")
+    df = reader.read().set_index("params.x")
     assert df.loc[0.1, "status"] == "ok" and df.loc[0.1, "attempts"] == 3
     assert df.loc[0.2, "status"] == "failed" and df.loc[0.2, "attempts"] == 3
     assert "worker died on all 3 attempts" in df.loc[0.2, "error"]
 
 
 def test_a_trial_past_its_backstop_deadline_is_a_timeout_and_frees_its_slot(results):
-    _spec, store, pool, drv = make(doc("hang", [{"plan": "grid", "values": {"x": [0.1, 0.2,
+    _spec, reader, pool, drv = make(doc("hang", [{"plan": "grid", "values": {"x": [0.1, 0.2,
                                                                                 0.3]}}],
                                       timeout_s=5), results)
     hung = sweep.worker.trial_ids.trial_id("hang", 0, {"x": 0.2})
     pool.hangs = {hung}
     drv.run()
-    df = store.read().set_index("trial_id")
+    df = reader.read().set_index("trial_id")
     assert df.loc[hung, "status"] == "timeout"
     assert "timeout_s=5" in df.loc[hung, "error"]
     assert (df.drop(index=hung)["status"] == "ok").all()
@@ -162,7 +170,7 @@ def test_stage_order_and_what_a_learning_plan_is_told(results, monkeypatch):
         return real(spec, stage)
 
     monkeypatch.setattr(planning_module, "make_plan", make_plan)
-    _, _store, pool, drv = make(doc("order", [{"plan": "grid", "values": {"x": [0.5, 0.6]}},
+    _, _reader, pool, drv = make(doc("order", [{"plan": "grid", "values": {"x": [0.5, 0.6]}},
                                              {"plan": "random", "trials": 3}]), results)
     drv.run()
     log = Recording.log
@@ -180,54 +188,69 @@ def test_stage_order_and_what_a_learning_plan_is_told(results, monkeypatch):
 
 def test_resume_skips_what_is_stored(results):
     d = doc("resume", [{"plan": "random", "trials": 20, "seed": 3}])
-    _, store, _pool, drv = make(d, results)
+    _, reader, _pool, drv = make(d, results)
     drv.run()
-    first = store.read()
-    _, store2, pool2, drv2 = make(d, results)
+    first = reader.read()
+    _, reader2, pool2, drv2 = make(d, results)
     result = drv2.run()[0]
     assert result.skipped == 20 and result.ran == 0 and not pool2.submitted
-    assert len(store2.read()) == 20
-    assert set(store2.read()["trial_id"]) == set(first["trial_id"])
+    assert len(reader2.read()) == 20
+    assert set(reader2.read()["trial_id"]) == set(first["trial_id"])
 
 
 def test_early_stopping_stops_bad_trials_and_frees_their_slots(results):
     d = doc("stop", [{"plan": "grid", "values": {"x": [0.1, 0.2, 0.3, 0.4]}}],
             early_terminate={"type": "median", "grace_period": 1, "min_samples": 2})
-    _spec, store, pool, drv = make(d, results, slots=4)
+    _spec, reader, pool, drv = make(d, results, slots=4)
     ids = {x: sweep.worker.trial_ids.trial_id("stop", 0, {"x": x}) for x in (0.1, 0.2, 0.3, 0.4)}
     # Curves: lower is better; the trial at x=0.4 is worst at every step.
     pool.scripted_reports = {ids[x]: [(s, x * 10 / (s + 1)) for s in range(4)]
                              for x in (0.1, 0.2, 0.3, 0.4)}
     pool.lifo = False
     drv.run()
-    df = store.read().set_index("params.x")
+    df = reader.read().set_index("params.x")
     assert df.loc[0.4, "status"] == "stopped"
     assert ids[0.4] in pool.stopped
     assert not math.isnan(df.loc[0.4, "metrics.loss"]) and df.loc[0.4, "step"] >= 1
     assert df.loc[0.1, "status"] == "ok"
-    curves = store.read_curves()
+    curves = reader.read_curves()
     assert set(curves["trial_id"]) == set(ids.values())
     assert (curves.groupby("trial_id").size() >= 1).all()
+    # The rule's rungs are in the stage's file, for the report.
+    rungs = reader.folder.read_stage(0).rungs
+    assert rungs and rungs[0]["trials"] >= 2
 
 
 def test_a_trial_that_reports_nothing_is_never_stopped(results):
     d = doc("quiet", [{"plan": "grid", "values": {"x": [0.1, 0.9]}}],
             early_terminate={"type": "median", "grace_period": 0, "min_samples": 1})
-    _, store, pool, drv = make(d, results)
+    _, reader, pool, drv = make(d, results)
     drv.run()
-    assert set(store.read()["status"]) == {"ok"} and not pool.stopped
+    assert set(reader.read()["status"]) == {"ok"} and not pool.stopped
 
 
 @pytest.mark.parametrize("lifo", [False, True])
 def test_any_completion_order_gives_the_same_table(results, lifo):
     d = doc(f"order-{lifo}", [{"plan": "sobol", "trials": 16}, {"plan": "refine", "trials": 8}])
-    _, store, _, drv = make(d, results + str(lifo), lifo=lifo)
+    _, reader, _, drv = make(d, results + str(lifo), lifo=lifo)
     drv.run()
-    df = store.read()
+    df = reader.read()
     assert df.groupby("stage").size().to_dict() == {0: 16, 1: 8}
     # Refine anchors come from the stored stage 0 (the same whatever the order).
     best = df[df.stage == 0].sort_values(["metrics.loss", "trial_id"]).trial_id.iloc[0]
     assert best in set(df[df.stage == 1].parent_id)
+
+
+def test_a_refine_stage_stores_its_anchors_and_boxes_for_the_report(results):
+    d = doc("boxes", [{"plan": "sobol", "trials": 16},
+                      {"plan": "refine", "trials": 8, "region": "each", "top_k": 2}])
+    _, reader, _, drv = make(d, results)
+    fine = drv.run()[1]
+    state = reader.folder.read_stage(1)
+    assert state.plan == "refine" and len(state.described["anchors"]) == 2
+    assert state.boxes == fine.boxes and len(fine.boxes) == 2
+    assert {b["stage"] for b in state.boxes} == {1}
+    assert reader.folder.read_stage(0) is None  # a fixed plan decides nothing to store
 
 
 class KilledAfter(FakePool):
@@ -256,16 +279,17 @@ def test_a_learning_stage_killed_mid_run_resumes_without_rerunning(results, fine
     d = doc(f"kill-{fine['plan']}-{fine.get('sample')}", [{"plan": "random", "trials": 12}, fine],
             parameters={"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)})
     spec = load_spec(d)
-    store = open_store(spec, results)
+    writer, reader = opened(spec, results)
     pool = KilledAfter(objective_of(bowl), clock=FakeClock(), slots=3, limit=20)
     with pytest.raises(KeyboardInterrupt):
-        Driver(spec, store, pool, progress=Progress(quiet=True), clock=pool.clock).run()
-    first = open_store(spec, results).read()
+        Driver(spec, writer, reader, pool, progress=Progress(quiet=True),
+               clock=pool.clock).run()
+    first = open_reader(spec, results).read()
     ran_before = set(first.trial_id)
     assert 12 < len(first) < 28  # killed inside the learning stage
-    _, store2, pool2, drv2 = make(d, results, fn=bowl, slots=3)
+    _, reader2, pool2, drv2 = make(d, results, fn=bowl, slots=3)
     result = drv2.run()[1]
-    df = store2.read()
+    df = reader2.read()
     assert df.groupby("stage").size().to_dict() == {0: 12, 1: 16}
     assert df["trial_id"].is_unique
     rerun = {i.trial_id for t in pool2.submitted for i in t.items} & ran_before
@@ -281,9 +305,9 @@ def test_the_default_refine_is_adaptive_and_its_boxes_follow_new_results(results
             parameters={"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)})
     spec = load_spec(d)
     assert spec.stages[1].region == "adaptive" and spec.stages[1].sample == "thompson"
-    _, store, _, drv = make(d, results, fn=bowl, slots=4)
+    _, reader, _, drv = make(d, results, fn=bowl, slots=4)
     drv.run()
-    df = store.read()
+    df = reader.read()
     fine = df[df.stage == 1]
     # Some proposals were drawn around trials of the fine stage itself.
     assert fine.parent_id.isin(set(fine.trial_id)).any()
@@ -299,15 +323,15 @@ def test_retry_failed_reruns_the_failed_budget_of_any_plan(results, plan):
         return {"loss": config["x"]}
 
     d = doc(f"retry-{plan['plan']}", [plan])
-    _, store, _, drv = make(d, results, fn=flaky)
+    _, reader, _, drv = make(d, results, fn=flaky)
     first = drv.run()[0]
-    failed = (store.read().status == "failed").sum()
+    failed = (reader.read().status == "failed").sum()
     assert first.ran == 8 and failed > 0
     spec = load_spec(d)
-    store2 = open_store(spec, results)
+    writer2, reader2 = opened(spec, results)
     pool = FakePool(objective_of(quadratic), clock=FakeClock())
-    again = Driver(spec, store2, pool, progress=Progress(quiet=True), clock=pool.clock,
-                   retry_failed=True).run()[0]
+    again = Driver(spec, writer2, reader2, pool, progress=Progress(quiet=True),
+                   clock=pool.clock, retry_failed=True).run()[0]
     assert again.ran == failed and again.ok == failed
-    latest = store2.read().drop_duplicates("trial_id", keep="last")
+    latest = reader2.read().drop_duplicates("trial_id", keep="last")
     assert (latest.status == "ok").sum() == 8

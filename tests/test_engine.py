@@ -15,7 +15,8 @@ import pytest
 import sweep
 from sweep.core.errors import SweepError
 from sweep.core.metric import Metric
-from sweep.store.results_store import Store
+from sweep.store.folder import ResultsFolder
+from sweep.store.reader import ResultsReader
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -174,10 +175,10 @@ def test_resume_after_a_partial_run_runs_only_the_rest(results):
     }, [{"plan": "random", "trials": 20, "seed": 5}])
     full_ids = set(sweep.run(doc, results=results + "-full")["trial_id"])
     # Store half of the trials as an interrupted run would have left them.
-    store_full = Store(results + "-full", "partial")
+    store_full = ResultsReader(ResultsFolder(results + "-full", "partial"))
     half = store_full.read().sort_values("trial_id").head(10)
     sweep.run(dict(doc, stages=[{"plan": "random", "trials": 20, "seed": 5}]), results=results)
-    store = Store(results, "partial")
+    store = ResultsReader(ResultsFolder(results, "partial"))
     kept = store.read()
     kept_half = kept[kept["trial_id"].isin(half["trial_id"])]
     before = dict(zip(kept_half["trial_id"], kept_half["finished_at"]))

@@ -146,17 +146,17 @@ def test_the_metric_is_kept_whatever_its_place_and_dropped_extras_are_said():
 def stored_sweep(root: Path, name: str, params: dict, rows: list[dict]) -> Path:
     """A results folder written through the store (no Ray)."""
     from sweep.core.records import TrialRecord
-    from sweep.engine.runner import open_store
+    from sweep.engine.runner import open_writer
 
     spec = sweep.load_spec(doc(name, "m:f", params, [{"plan": "random", "trials": 4}]))
-    store = open_store(spec, str(root))
-    store.write_text("spec.yaml", spec.to_yaml())
+    store = open_writer(spec, str(root))
+    store.folder.write_spec(spec.to_yaml())
     store.add([TrialRecord(sweep=spec.name, stage=0, trial_id=f"t{i}", status="ok",
                            params=r["params"], metrics=r["metrics"], started_at=1.7e9 + i,
                            finished_at=1.7e9 + i + 1, duration_s=1.0)
                for i, r in enumerate(rows)])
     store.flush()
-    return Path(store.dir)
+    return Path(store.folder.dir)
 
 
 def test_top_json_keeps_fields_apart_from_parameters_named_like_them(tmp_path, capsys):

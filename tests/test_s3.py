@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 from sweep import cli
-from sweep.store.results_store import Store
+from sweep.store.folder import ResultsFolder
+from sweep.store.reader import ResultsReader
+from sweep.store.writer import ResultsWriter
 from tests.procs import REPO, free_port, kill_marked, sweep_cli, wait_port
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -65,7 +67,7 @@ def s3():
         yield info
         # The driver's journal folders of these results roots (on this machine's disk).
         for root, name in info["roots"]:
-            journal = Store(root, name).journal_dir
+            journal = ResultsFolder(root, name).journal_dir
             for folder in glob.glob(glob.escape(journal)) + glob.glob(
                     glob.escape(journal) + ".old-*"):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -259,22 +261,24 @@ def test_a_head_pod_that_restarts_loses_at_most_the_last_seconds(s3, tmp_path):
                            params={"x": i / 100}, metrics={"loss": float(i)},
                            started_at=1.7e9 + i, finished_at=1.7e9 + i + 1, duration_s=1.0)
 
-    first = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-1"),
-                  ship_seconds=0.0)
+    def writer(disk, **options):
+        folder = ResultsFolder(root, "pod", journal_dir=str(tmp_path / disk))
+        return ResultsWriter(folder, codec, **options)
+
+    first = writer("disk-1", ship_seconds=0.0)
     first.add([rec(i) for i in range(5)])      # shipped at once (ship_seconds=0)
     first.add([rec(i) for i in range(5, 12)])
     assert any(k.startswith("headpod/pod/.journal/") for k in keys(s3, "headpod/pod/"))
     shutil.rmtree(tmp_path / "disk-1")          # the pod restarts: its disk is gone
     # Without shipping (today's journal alone) all 12 would be lost with the disk.
-    second = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-2"))
+    second = writer("disk-2")
     assert second.recover() == 12
-    df = second.read()
+    df = ResultsReader(second.folder, codec).read()
     assert sorted(df["trial_id"]) == sorted(f"t{i}" for i in range(12))
     # Folded, then removed (a folder marker of pyarrow's may stay).
     assert not [k for k in keys(s3, "headpod/pod/.journal/") if not k.endswith("/")]
     # After a normal flush nothing of the run's journal stays in the bucket either.
-    third = Store(root, "pod", codec=codec, journal_dir=str(tmp_path / "disk-3"),
-                  ship_seconds=0.0)
+    third = writer("disk-3", ship_seconds=0.0)
     third.add([rec(100)])
     third.flush()
     assert not [k for k in keys(s3, "headpod/pod/.journal/") if not k.endswith("/")]

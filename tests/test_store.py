@@ -1,5 +1,5 @@
 """The store without Ray: the parameter codec, the journal, part files that stay few and
-readable (compaction, corrupt files, concurrent readers), the lock."""
+readable (compaction, corrupt files, concurrent readers), the lock, the stage files."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from sweep.core.metric import Metric
 from sweep.core.records import Report, TrialRecord
 from sweep.space import Space
 from sweep.store.codec import Codec, column_type
+from sweep.store.folder import ResultsFolder, StageState
 from sweep.store.parts import FANIN, MAX_FILES
-from sweep.store.results_store import Store
+from sweep.store.reader import ResultsReader
+from sweep.store.writer import ResultsWriter
 
 SPACE = Space({
     "lr": sweep.loguniform(1e-4, 1), "n": sweep.randint(1, 9), "flag": sweep.bernoulli(0.5),
@@ -30,6 +32,13 @@ SPACE = Space({
     "layers": sweep.choice([[64], [64, 64]]), "cfg": sweep.constant({"a": 1}),
     "step": sweep.quniform(0, 1, 0.25), "w": sweep.normal(0, 1),
 })
+
+
+def open_demo(tmp_path, *, warn=None, **options) -> tuple[ResultsWriter, ResultsReader]:
+    """A writer and a reader over one folder, ``<tmp_path>/demo``."""
+    folder = ResultsFolder(str(tmp_path), "demo", warn=warn)
+    codec = Codec.of(SPACE)
+    return ResultsWriter(folder, codec, **options), ResultsReader(folder, codec)
 
 
 def record(i: int, stage: int = 0, **params) -> TrialRecord:
@@ -63,11 +72,12 @@ def test_codec_round_trips_every_value_exactly(point):
 
 
 def test_store_round_trip_through_parquet(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    writer, reader = open_demo(tmp_path)
     records = [record(i) for i in range(20)] + [record(20, mixed=True), record(21, mixed="1"),
                                                  record(22, mixed=1), record(23, mixed=None)]
-    store.add(records)
-    back = {r.trial_id: r for r in store.records([0])}
+    writer.add(records)
+    writer.flush()
+    back = {r.trial_id: r for r in reader.records([0])}
     for r in records:
         got = back[r.trial_id]
         assert got.params == r.params and got.status == "ok"
@@ -76,47 +86,49 @@ def test_store_round_trip_through_parquet(tmp_path):
 
 
 def test_the_journal_keeps_results_and_skips_only_garbled_lines(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), flush_every=10**6)
-    store.add([record(i) for i in range(5)])
-    path = store._journal.path
+    writer, _ = open_demo(tmp_path, flush_every=10**6)
+    writer.add([record(i) for i in range(5)])
+    path = writer._journal.path
     with open(path, "a") as f:  # a crash mid-line, then a line that is no record, then more
         f.write('{"trial_id": "cut", "sta\n{}\n')
         f.write(json.dumps(record(7)._asdict()) + "\n")
-    store._journal._file.close()
-    store._journal = type(store._journal)(store.journal_dir, "journal")  # the driver "died"
+    writer._journal._file.close()
+    writer._journal = type(writer._journal)(writer.folder.journal_dir, "journal")  # "died"
     warnings: list[str] = []
-    fresh = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), warn=warnings.append)
+    fresh, reader = open_demo(tmp_path, warn=warnings.append)
     assert fresh.recover() == 6
-    assert sorted(fresh.read()["trial_id"]) == [f"t{i:05d}" for i in (0, 1, 2, 3, 4, 7)]
+    assert sorted(reader.read()["trial_id"]) == [f"t{i:05d}" for i in (0, 1, 2, 3, 4, 7)]
     assert any("skipped 2 unreadable lines" in w for w in warnings)
 
 
 def test_a_corrupt_part_file_is_named_and_the_rest_stays_readable(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add([record(i) for i in range(10)])
-    store.flush()
-    store.add([record(i) for i in range(10, 20)])
-    store.flush()
-    files = sorted(store.trials.files())
+    writer, _ = open_demo(tmp_path)
+    writer.add([record(i) for i in range(10)])
+    writer.flush()
+    writer.add([record(i) for i in range(10, 20)])
+    writer.flush()
+    files = sorted(writer.folder.trials.files())
     with open(files[0], "wb") as f:
         f.write(b"PAR1 not really parquet")
     warnings: list[str] = []
-    reader = Store(str(tmp_path), "demo", codec=Codec.of(SPACE), warn=warnings.append)
+    writer, reader = open_demo(tmp_path, warn=warnings.append)
     df = reader.read()
     assert len(df) == 10
     assert len(warnings) == 1 and files[0] in warnings[0]
-    reader.add([record(30)])  # writing goes on around it
+    writer.add([record(30)])  # writing goes on around it
+    writer.flush()
     assert len(reader.read()) == 11
+    assert len(warnings) == 1  # the writer and the reader of one folder warn once
 
 
 def test_compaction_keeps_files_few_and_loses_nothing(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    writer, reader = open_demo(tmp_path)
     for batch in range(40):
-        store.add([record(batch * 10 + i) for i in range(10)])
-        store.flush()
+        writer.add([record(batch * 10 + i) for i in range(10)])
+        writer.flush()
     # 40 files of 10 rows merged tier by tier: 160 + 160 + 40 + 40 rows.
-    assert len(store.trials.files([0])) <= FANIN
-    df = store.read()
+    assert len(writer.folder.trials.files([0])) <= FANIN
+    df = reader.read()
     assert len(df) == 400 and df["trial_id"].is_unique
 
 
@@ -142,44 +154,44 @@ def test_a_long_sweep_rewrites_each_row_a_few_times_and_keeps_files_few(tmp_path
 
     monkeypatch.setattr(PartSet, "_put", put)
     monkeypatch.setattr(PartSet, "_replace", replace)
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    writer, reader = open_demo(tmp_path)
     most = 0
     for batch in range(300):
-        store.add([record(batch * 10 + i) for i in range(10)])
-        store.flush()
-        most = max(most, len(store.trials.files([0])))
+        writer.add([record(batch * 10 + i) for i in range(10)])
+        writer.flush()
+        most = max(most, len(writer.folder.trials.files([0])))
     assert most <= MAX_FILES
     assert sum(merged) / sum(flushed) < 5, sum(merged) / sum(flushed)
-    df = store.read()
+    df = reader.read()
     assert len(df) == 3000 and df["trial_id"].is_unique
 
 
 def test_new_metric_columns_reach_every_file(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add([record(i) for i in range(3)])
-    store.flush()
+    writer, reader = open_demo(tmp_path)
+    writer.add([record(i) for i in range(3)])
+    writer.flush()
     late = record(3)._replace(metrics={"loss": 0.1, "acc": 0.9})
-    store.add([late])
-    store.flush()
-    schemas = {str(pq.read_schema(p)) for p in store.trials.files()}
+    writer.add([late])
+    writer.flush()
+    schemas = {str(pq.read_schema(p)) for p in writer.folder.trials.files()}
     assert len(schemas) == 1
-    df = store.read().set_index("trial_id")
+    df = reader.read().set_index("trial_id")
     assert df.loc["t00003", "metrics.acc"] == 0.9 and math.isnan(df.loc["t00000", "metrics.acc"])
 
 
 def test_readers_never_fail_or_double_count_while_files_are_rewritten(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add([record(i) for i in range(50)])
-    store.flush()
+    writer, reader = open_demo(tmp_path)
+    writer.add([record(i) for i in range(50)])
+    writer.flush()
     errors: list[BaseException] = []
     counts: list[int] = []
     done = threading.Event()
 
     def read_loop() -> None:
-        reader = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+        _, own = open_demo(tmp_path)  # another process's reader: its own folder object
         while not done.is_set():
             try:
-                df = reader.read()
+                df = own.read()
                 counts.append(df["trial_id"].nunique() - len(df))  # duplicates seen
             except BaseException as exc:
                 errors.append(exc)
@@ -190,62 +202,64 @@ def test_readers_never_fail_or_double_count_while_files_are_rewritten(tmp_path):
     try:
         for k in range(60):  # new metrics (rewrites) and many files (compactions)
             rec = record(100 + k)._replace(metrics={"loss": 1.0, f"m{k % 7}": 1.0})
-            store.add([rec])
-            store.flush()
+            writer.add([rec])
+            writer.flush()
     finally:
         done.set()
         for t in threads:
             t.join()
     assert not errors, errors[:3]
     assert counts and all(c == 0 for c in counts)
-    assert len(store.read()) == 110
+    assert len(reader.read()) == 110
 
 
 def test_write_failure_names_the_folder_and_keeps_the_journal(tmp_path, monkeypatch):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add([record(0)])
-    store.flush()
+    writer, _ = open_demo(tmp_path)
+    writer.add([record(0)])
+    writer.flush()
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("sweep.store.parts.pq.write_table", disk_full)
-    store.add([record(1)])
+    writer.add([record(1)])
     with pytest.raises(SweepError) as info:
-        store.flush()
-    assert store.dir in str(info.value) and "No space left" in str(info.value)
-    assert store.journal_dir in str(info.value)
+        writer.flush()
+    assert writer.folder.dir in str(info.value) and "No space left" in str(info.value)
+    assert writer.folder.journal_dir in str(info.value)
     monkeypatch.undo()
     # The journal kept the result: the next run folds it in.
-    again = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    again, reader = open_demo(tmp_path)
     assert again.recover() == 1
-    assert sorted(again.read()["trial_id"]) == ["t00000", "t00001"]
+    assert sorted(reader.read()["trial_id"]) == ["t00000", "t00001"]
 
 
 def test_the_lock_explains_an_unreadable_lock_file(tmp_path):
-    store = Store(str(tmp_path), "demo")
-    os.makedirs(store.dir)
-    with open(os.path.join(store.dir, "lock.json"), "w") as f:
+    folder = ResultsFolder(str(tmp_path), "demo")
+    os.makedirs(folder.dir)
+    with open(os.path.join(folder.dir, "lock.json"), "w") as f:
         json.dump({"pid": "abc", "host": "x"}, f)
     with pytest.raises(SweepError) as info:
-        store.lock.acquire()
+        folder.lock.acquire()
     assert "its pid is 'abc'" in str(info.value) and "delete it" in str(info.value)
-    assert store.lock.problem().startswith("its pid")
+    assert folder.lock.problem().startswith("its pid")
 
 
 def test_curves_round_trip(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add_reports("demo", 1, [Report("t1", s, {"loss": 1 / (s + 1)}, 1.7e9 + s)
-                                  for s in range(5)])
-    df = store.read_curves()
+    writer, reader = open_demo(tmp_path)
+    writer.add_reports("demo", 1, [Report("t1", s, {"loss": 1 / (s + 1)}, 1.7e9 + s)
+                                   for s in range(5)])
+    writer.flush()
+    df = reader.read_curves()
     assert list(df["step"]) == [0, 1, 2, 3, 4] and set(df["stage"]) == {1}
     assert df["metrics.loss"].iloc[-1] == pytest.approx(0.2)
 
 
 def test_timestamps_and_types_survive(tmp_path):
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
-    store.add([record(1)])
-    df = store.read()
+    writer, reader = open_demo(tmp_path)
+    writer.add([record(1)])
+    writer.flush()
+    df = reader.read()
     assert str(df["started_at"].dtype).startswith("datetime64")
     assert abs(df["started_at"].iloc[0].timestamp() - (1.7e9 + 1)) < 1e-3
     assert df["params.n"].dtype == "int64" and df["params.flag"].dtype == bool
@@ -255,10 +269,10 @@ def test_timestamps_and_types_survive(tmp_path):
 def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monkeypatch):
     from sweep.store.parts import PartSet
 
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    writer, _ = open_demo(tmp_path)
     for batch in range(FANIN - 1):
-        store.add([record(batch * 10 + i) for i in range(10)])
-        store.flush()
+        writer.add([record(batch * 10 + i) for i in range(10)])
+        writer.flush()
     real_delete = PartSet._delete
     deletes = []
 
@@ -269,22 +283,22 @@ def test_a_driver_killed_mid_compaction_loses_and_doubles_nothing(tmp_path, monk
         real_delete(self, path)
 
     monkeypatch.setattr(PartSet, "_delete", crash_after_two)
-    store.add([record(1000 + i) for i in range(10)])
+    writer.add([record(1000 + i) for i in range(10)])
     with pytest.raises(KeyboardInterrupt):
-        store.flush()  # the FANIN-th small file triggers a merge, killed after 2 deletes
+        writer.flush()  # the FANIN-th small file triggers a merge, killed after 2 deletes
     monkeypatch.undo()
-    folder = os.path.join(store.dir, "trials", "stage=0")
+    folder = os.path.join(writer.folder.dir, "trials", "stage=0")
     on_disk = [f for f in os.listdir(folder) if f.startswith("part-")]
     assert len(on_disk) > 2  # the merged file and most of its inputs are all there
     # A reader sees every row exactly once, without dropping duplicates itself.
-    table = Store(str(tmp_path), "demo").trials.table()
+    table = ResultsFolder(str(tmp_path), "demo").trials.table()
     rows = FANIN * 10
     assert table.num_rows == rows and len(set(table.column("trial_id").to_pylist())) == rows
     # The next driver finishes the job: then even a plain pandas read is exact.
-    Store(str(tmp_path), "demo", codec=Codec.of(SPACE)).recover()
+    open_demo(tmp_path)[0].recover()
     import pandas as pd
 
-    df = pd.read_parquet(os.path.join(store.dir, "trials"))
+    df = pd.read_parquet(os.path.join(writer.folder.dir, "trials"))
     assert len(df) == rows and df["trial_id"].is_unique
     assert not [f for f in os.listdir(folder) if f.startswith(".")]
 
@@ -301,7 +315,7 @@ def test_streamed_summaries_equal_the_whole_table(tmp_path, monkeypatch, seed):
 
     monkeypatch.setattr(partset, "LEAN_READ", {**partset.LEAN_READ, "batch_size": 3})
     rng = random.Random(seed)
-    store = Store(str(tmp_path), "demo", codec=Codec.of(SPACE))
+    writer, reader = open_demo(tmp_path)
     for part in range(4):
         rows = []
         for j in range(rng.randint(5, 25)):
@@ -311,21 +325,48 @@ def test_streamed_summaries_equal_the_whole_table(tmp_path, monkeypatch, seed):
                                -math.inf])  # ties, NaN and infinities
             rows.append(record(i, stage=rng.randint(0, 1))._replace(
                 status=status, metrics={} if status == "failed" else {"loss": loss}))
-        store.add(rows)
-        store.flush()
-    whole = store.read()
+        writer.add(rows)
+        writer.flush()
+    whole = reader.read()
     for goal in ("minimize", "maximize"):
         for k in (1, 5, 200):
             for stages in (None, [0], [1]):
                 table = whole if stages is None else whole[whole.stage.isin(stages)]
                 want = ordered(table, Metric("loss", goal), k)["trial_id"].tolist()
-                got = store.best("loss", goal, k, stages=stages)["trial_id"].tolist()
+                got = reader.best(Metric("loss", goal), k, stages=stages)["trial_id"].tolist()
                 assert got == want, (goal, k, stages)
     first = ordered(whole, None, 4)["trial_id"].tolist()
-    assert store.best(None, k=4)["trial_id"].tolist() == first
+    assert reader.best(None, k=4)["trial_id"].tolist() == first
     want_counts = whole.groupby(["stage", "status"]).size().reset_index(name="n")
-    got_counts = store.counts()
+    got_counts = reader.counts()
     assert got_counts.values.tolist() == want_counts.values.tolist()
     ok = whole[whole.status == "ok"]
     bad = ok[~ok["metrics.loss"].map(math.isfinite)]
-    assert store.unranked_counts("loss") == bad.groupby("stage").size().to_dict()
+    assert reader.unranked_counts("loss") == bad.groupby("stage").size().to_dict()
+
+
+def test_stage_files_keep_their_format_and_read_back(tmp_path):
+    """``stages/stage-<s>.json``: the stage and plan, the plan's own keys, its boxes tagged
+    with the stage, the rule's rungs (the keys and order earlier versions wrote; the
+    report reads them back); a missing or garbled file reads as none."""
+    folder = ResultsFolder(str(tmp_path), "demo")
+    described = {"region": "each", "anchors": [{"trial_id": "a", "params": {"x": 0.5}}],
+                 "boxes": [{"anchor": "a", "trials": 4, "bounds": {"x": [0.4, 0.6]},
+                            "categories": {}}]}
+    rungs = [{"bracket": 0, "step": 2, "trials": 6, "cutoff": 0.25}]
+    folder.write_stage(StageState.of(1, "refine", described, rungs))
+    with open(os.path.join(folder.dir, "stages", "stage-1.json")) as f:
+        raw = json.load(f)
+    assert list(raw) == ["stage", "plan", "region", "anchors", "boxes", "rungs"]
+    assert raw["stage"] == 1 and raw["plan"] == "refine" and raw["rungs"] == rungs
+    assert raw["boxes"] == [dict(described["boxes"][0], stage=1)]
+    back = folder.read_stage(1)
+    assert back.boxes == raw["boxes"] and back.rungs == rungs and back.plan == "refine"
+    assert back.described["anchors"] == described["anchors"]
+    assert folder.read_stage(0) is None
+    folder.write_text("stages/stage-2.json", '{"boxes": [1, {"anchor"')
+    folder.write_text("stages/stage-3.json", '{"boxes": "x", "rungs": [7, {"step": 1}]}')
+    assert folder.read_stage(2) is None
+    third = folder.read_stage(3)
+    assert third.boxes == [] and third.rungs == [{"step": 1}]
+    assert [s.stage for s in folder.read_stages(range(5))] == [1, 3]

@@ -12,14 +12,13 @@ One stage is a short loop::
         finished trials (retries for dead workers, timeouts) -> store, then plan.tell
 
 Example:
-    >>> driver = Driver(spec, store, pool, progress=Progress(quiet=True))  # doctest: +SKIP
+    >>> driver = Driver(spec, writer, reader, pool, progress=Progress(quiet=True))  # doctest: +SKIP
     >>> results = driver.run()
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import math
 import threading
 import time
@@ -32,7 +31,9 @@ from ..core.records import Report, TrialRecord
 from ..plans.fixed import Plan
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
-from ..store.results_store import Store
+from ..store.folder import StageState
+from ..store.reader import ResultsReader
+from ..store.writer import ResultsWriter
 from ..worker.returned import truncate
 from ..worker.trial_ids import trial_id
 from .memory import release_memory
@@ -149,19 +150,21 @@ class StageRun:
 
 
 class Driver:
-    """Runs one sweep on a pool: stage after stage, resuming what the store holds."""
+    """Runs one sweep on a pool: stage after stage, writing results with ``writer`` and
+    resuming what ``reader`` (over the same folder) finds stored."""
 
-    def __init__(self, spec: Spec, store: Store, pool: Pool, *, progress: Progress,
-                 max_concurrent: int | None = None, retry_failed: bool = False,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, spec: Spec, writer: ResultsWriter, reader: ResultsReader, pool: Pool,
+                 *, progress: Progress, max_concurrent: int | None = None,
+                 retry_failed: bool = False, clock: Callable[[], float] = time.time):
         self.spec = spec
-        self.store = store
+        self.writer = writer
+        self.reader = reader
         self.pool = pool
         self.progress = progress
         self.max_concurrent = max_concurrent or spec.max_concurrent
         self.retry_failed = retry_failed
         # Rerun failed trials add a second row of a stored trial: the files say so.
-        store.repeats = store.repeats or retry_failed
+        writer.repeats = writer.repeats or retry_failed
         self.clock = clock
         self.timeout = spec.timeout_s
         # The worker times each trial from its own start; this deadline, counted from
@@ -186,7 +189,7 @@ class Driver:
         gc.freeze()
         for stage in self.spec.stages:
             self.results.append(self.run_stage(stage))
-        self.store.flush()
+        self.writer.flush()
         self.pool.settle()
         return self.results
 
@@ -197,10 +200,10 @@ class Driver:
                 pass
         except BaseException:
             # Flush before cancelling: a cancel can race inside Ray and abort the process.
-            self.store.flush()
+            self.writer.flush()
             self.pool.cancel_all()
             raise
-        self.store.flush()
+        self.writer.flush()
         self._describe(run, log=False)
         self.progress.finish_stage()
         return run.result
@@ -208,9 +211,9 @@ class Driver:
     def _begin(self, stage: Stage) -> StageRun:
         done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
                                                              "stopped")
-        stored = self.store.trial_ids(stage.index, done)
+        stored = self.reader.trial_ids(stage.index, done)
         plan = prepare_plan(self.spec, stage,
-                            lambda: self.store.records(range(stage.index + 1)),
+                            lambda: self.reader.records(range(stage.index + 1)),
                             retry_failed=self.retry_failed)
         for note in getattr(plan, "notes", []):
             self.progress.log(note)
@@ -233,7 +236,7 @@ class Driver:
         from ..stopping import replay
 
         rule = self.spec.stopping_rule()
-        curves = self.store.read_curves(stages=[stage.index])
+        curves = self.reader.read_curves(stages=[stage.index])
         column = f"metrics.{self.spec.metric.name}"
         if not curves.empty and column in curves.columns:
             curves = curves.sort_values(["time", "trial_id", "step"], kind="stable")
@@ -243,17 +246,15 @@ class Driver:
         return rule
 
     def _describe(self, run: StageRun, *, log: bool) -> None:
-        """Store what the stage's plan decided and its stopping rule's rungs
-        (``stages/stage-<s>.json``, which the report draws)."""
+        """Store what the stage's plan decided and its stopping rule's rungs (the
+        folder's stage file, which the report draws)."""
         meta = run.plan.describe() or {}
         rungs = run.rule.rungs() if run.rule is not None else []
         if not meta and not rungs:
             return
-        run.result.boxes = [dict(b, stage=run.stage.index) for b in meta.get("boxes", [])]
-        meta = {"stage": run.stage.index, "plan": run.stage.plan, **meta,
-                "boxes": run.result.boxes, "rungs": rungs}
-        self.store.write_text(f"stages/stage-{run.stage.index}.json",
-                              json.dumps(meta, indent=2, default=str))
+        state = StageState.of(run.stage.index, run.stage.plan, meta, rungs)
+        run.result.boxes = state.boxes
+        self.writer.folder.write_stage(state)
         if log and run.result.boxes:
             self.progress.log(_boxes_text(run.stage, meta))
 
@@ -438,7 +439,7 @@ class Driver:
     def _store_reports(self, run: StageRun, reports: Sequence[Report]) -> None:
         if not reports:
             return
-        self.store.add_reports(self.spec.name, run.stage.index, reports)
+        self.writer.add_reports(self.spec.name, run.stage.index, reports)
         for report in reports:
             if report.trial_id in run.running:
                 run.last_report[report.trial_id] = report
@@ -456,7 +457,7 @@ class Driver:
 
     def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
         if records:
-            self.store.add(records)
+            self.writer.add(records)
             self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
             run.plan.tell(records)
             for status, n in Counter(r.status for r in records).items():

@@ -1,6 +1,6 @@
-"""Running a sweep end to end: the spec, its store, Ray, the pool and the driver.
+"""Running a sweep end to end: the spec, its results folder, Ray, the pool and the driver.
 
-``execute`` prepares the results store (resume check, lock, the journal of a
+``execute`` prepares the results folder (resume check, lock, the journal of a
 driver that died), connects to Ray (or starts a local one), and runs the driver
 (``sweep.engine.driver``) on a pool of Ray tasks (``sweep.engine.ray_pool``). ``run`` returns the
 table. Stages run in order; a refine or bayes stage is told the stored results
@@ -28,7 +28,9 @@ from ..core.errors import SpecError, SweepError
 from ..spec.safe_yaml import load_yaml
 from ..spec.sweep_file import Spec, load_spec, resume_problem
 from ..store.codec import Codec
-from ..store.results_store import Store
+from ..store.folder import ResultsFolder
+from ..store.reader import ResultsReader
+from ..store.writer import ResultsWriter
 from ..worker.wrapper import Objective
 from .driver import TERMINATING, Driver, StageResult, Terminated
 from .memory import release_memory, steady_allocator
@@ -36,8 +38,8 @@ from .progress import Progress
 
 log = logging.getLogger("sweep")
 
-__all__ = ["RunResult", "Terminated", "codec_of", "connect", "execute", "open_store",
-           "prepare_store", "run"]
+__all__ = ["RunResult", "Terminated", "codec_of", "connect", "execute", "open_reader",
+           "open_writer", "prepare_writer", "run"]
 
 
 def codec_of(spec: Spec) -> Codec:
@@ -52,45 +54,55 @@ def codec_of(spec: Spec) -> Codec:
     return Codec.of(spec.space, extra)
 
 
-def open_store(spec: Spec, results: str, folder: str | None = None, **options: Any) -> Store:
-    """The store of ``spec`` under ``results`` (in ``folder``, default the spec's own);
-    no side effects."""
-    return Store(results, folder or spec.folder, codec=codec_of(spec), **options)
+def open_reader(spec: Spec, results: str, folder: str | None = None) -> ResultsReader:
+    """The reader of ``spec``'s results under ``results`` (in ``folder``, default the
+    spec's own); no side effects.
+
+    Example: ``open_reader(spec, "results").counts()``
+    """
+    return ResultsReader(ResultsFolder(results, folder or spec.folder), codec_of(spec))
 
 
-def prepare_store(spec: Spec, results: str, *, fresh: bool) -> Store:
+def open_writer(spec: Spec, results: str, **options: Any) -> ResultsWriter:
+    """The writer of ``spec``'s results under ``results`` (``options``: the writer's);
+    no side effects (``prepare_writer`` also checks, locks and recovers)."""
+    return ResultsWriter(ResultsFolder(results, spec.folder), codec_of(spec), **options)
+
+
+def prepare_writer(spec: Spec, results: str, *, fresh: bool) -> ResultsWriter:
     """Check the results root, refuse a changed spec under the same folder (unless
     ``fresh``, which moves the old results aside), take the lock, store the spec and
     fold journals left by a driver that died."""
-    store = open_store(spec, results)
-    store.check_writable()
-    stored = store.read_text("spec.yaml")
+    writer = open_writer(spec, results)
+    folder = writer.folder
+    writer.check_writable()
+    stored = folder.read_spec()
     if stored is not None:
         problem = _resume_problem(stored, spec)
         if problem and not fresh:
             raise SweepError(
-                f"the results in {store.dir} are of a different sweep: {problem}. Rerun with "
-                f"--fresh to move them aside and start over (nothing is deleted), or give "
-                f"this sweep another name")
+                f"the results in {folder.dir} are of a different sweep: {problem}. Rerun "
+                f"with --fresh to move them aside and start over (nothing is deleted), or "
+                f"give this sweep another name")
         if fresh:
-            if store.lock.holder() and store.lock.alive() is not False:
-                store.lock.acquire()  # raises, naming the running driver
-            moved = store.move_aside()
+            if folder.lock.holder() and folder.lock.alive() is not False:
+                folder.lock.acquire()  # raises, naming the running driver
+            moved = folder.move_aside()
             if moved:
                 log.warning("moved the earlier results of %r to %s", spec.name, moved)
     elif fresh:
-        store.move_aside()
-    store.lock.acquire()
+        folder.move_aside()
+    folder.lock.acquire()
     try:
-        store.write_text("spec.yaml", spec.to_yaml())
-        recovered = store.recover()
+        folder.write_spec(spec.to_yaml())
+        recovered = writer.recover()
         if recovered:
             log.warning("recovered %d results from the journal of an interrupted run",
                         recovered)
     except BaseException:
-        store.lock.release()
+        folder.lock.release()
         raise
-    return store
+    return writer
 
 
 def _resume_problem(stored: str, spec: Spec) -> str | None:
@@ -141,10 +153,11 @@ def objective_of(spec: Spec) -> Objective:
 
 @dataclass
 class RunResult:
-    """What ``execute`` returns: the table, the per-stage results and where they live."""
+    """What ``execute`` returns: the table, the per-stage results, and a reader of the
+    results folder (``reader.folder.location()`` says where it is)."""
 
     spec: Spec
-    store: Store
+    reader: ResultsReader
     stages: list[StageResult]
     table: pd.DataFrame | None
 
@@ -183,7 +196,8 @@ def execute(
     spec = _runnable(spec, objective)
     _steady_memory()
     progress = progress or Progress(quiet=True, metric=spec.metric.name if spec.metric else "")
-    store = prepare_store(spec, results, fresh=fresh)
+    writer = prepare_writer(spec, results, fresh=fresh)
+    reader = ResultsReader(writer.folder, writer.codec)
     started = False
     previous = None
     try:
@@ -191,22 +205,22 @@ def execute(
         previous = _install_sigterm()  # after ray.init, which installs its own handler
         pool = RayPool(objective_of(spec), spec.resources,
                        with_hub=spec.early_terminate is not None)
-        driver = Driver(spec, store, pool, progress=progress, max_concurrent=max_concurrent,
-                        retry_failed=retry_failed)
+        driver = Driver(spec, writer, reader, pool, progress=progress,
+                        max_concurrent=max_concurrent, retry_failed=retry_failed)
         stages = driver.run()
-        table = store.read() if read_table else None
+        table = reader.read() if read_table else None
     finally:
         try:
-            store.flush()
+            writer.flush()
         finally:
-            store.lock.release()
+            writer.folder.lock.release()
             _restore_sigterm(previous)
             if started:
                 import ray
 
                 ray.shutdown()
             release_memory()
-    return RunResult(spec, store, stages, table)
+    return RunResult(spec, reader, stages, table)
 
 
 def run(

@@ -1,16 +1,23 @@
-"""The results folder: Parquet part files (``parts``), their schema and codec
-(``codec``), the append-only journal (``journal``), the driver lock (``lock``) and the
-store that writes and reads them (``results_store``).
+"""The results folder: one folder object (``folder``: the paths under
+``<root>/<name>/``, the filesystem, the stage files), the writer that fills it
+(``writer``: journal first, Parquet in batches) and the reader that reads it
+(``reader``: the table, the curves, streamed summaries), over the Parquet part files
+(``parts``), their schema and codec (``codec``), the journal (``journal``) and the
+driver lock (``lock``).
 
 Example:
-    >>> from sweep.store import Store
-    >>> store = Store("results/demo")                     # doctest: +SKIP
+    >>> from sweep.store import ResultsFolder, ResultsReader
+    >>> reader = ResultsReader(ResultsFolder("results", "demo"))    # doctest: +SKIP
+    >>> reader.counts()                                             # doctest: +SKIP
 """
 
 from .codec import Codec
+from .folder import ResultsFolder, StageState, open_root
 from .journal import Journal
 from .lock import DriverLock
 from .parts import PartSet
-from .results_store import Store, open_root
+from .reader import ResultsReader
+from .writer import ResultsWriter
 
-__all__ = ["Codec", "DriverLock", "Journal", "PartSet", "Store", "open_root"]
+__all__ = ["Codec", "DriverLock", "Journal", "PartSet", "ResultsFolder", "ResultsReader",
+           "ResultsWriter", "StageState", "open_root"]

@@ -384,7 +384,7 @@ def _tier(rows: int) -> int:
 
 def unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
     """One schema holding every column of ``schemas`` (the first type of each wins) and
-    their metadata (a ``repeated`` flag of any of them wins: see ``Store``)."""
+    their metadata (a ``repeated`` flag of any of them wins: see ``ResultsWriter``)."""
     metadata: dict[bytes, bytes] = {}
     for schema in schemas:
         for key, value in (schema.metadata or {}).items():

@@ -112,8 +112,8 @@ def _plain(value: Any) -> Any:
 def store_stage_lines(store: Any, metric: Any, counts: pd.DataFrame | None = None
                       ) -> list[str]:
     """One line per stage: trials by status and the stage's best, read from a store
-    without loading its table (``Store.counts``, or ``counts`` when the caller has them;
-    ``Store.best``).
+    without loading its table (``ResultsReader.counts``, or ``counts`` when the caller
+    has them; ``ResultsReader.best``).
 
     Example: ``for line in store_stage_lines(store, spec.metric): print(line)``
     """
@@ -131,7 +131,7 @@ def store_stage_lines(store: Any, metric: Any, counts: pd.DataFrame | None = Non
             continue
         nan = unranked_n.get(int(stage), 0)
         extra = f", {nan} with NaN/inf {metric.name}" if nan else ""
-        best = store.best(metric.name, metric.goal, 1, stages=[int(stage)])
+        best = store.best(metric, 1, stages=[int(stage)])
         if best.empty:
             lines.append(f"stage {stage}: {n} trials ({status}{extra}); no ranked trial")
             continue

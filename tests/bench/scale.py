@@ -71,14 +71,14 @@ def child(n: int, results: str) -> None:
     t0 = time.perf_counter()
     outcome = sweep.execute(spec, results=results, progress=timeline, read_table=False)
     wall = time.perf_counter() - t0
-    store, metric = outcome.store, outcome.spec.metric
-    counts = store.counts()
-    summary = top_table(store.best("loss", "minimize", 5), metric, k=5, title=True,
+    reader, metric = outcome.reader, outcome.spec.metric
+    counts = reader.counts()
+    summary = top_table(reader.best(metric, 5), metric, k=5, title=True,
                         total=int(counts["n"].sum()))
-    lines = store_stage_lines(store, metric)
+    lines = store_stage_lines(reader, metric)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ids = store.trials.table(columns=["trial_id"])
-    files = list(Path(store.trials_dir).rglob("part-*.parquet"))
+    ids = reader.folder.trials.table(columns=["trial_id"])
+    files = list(Path(reader.folder.trials.directory).rglob("part-*.parquet"))
     timeline.points.append((wall, n))
     print(json.dumps({
         "n": n, "cpus": cpus, "wall_s": wall, "rows": int(counts["n"].sum()),
@@ -87,7 +87,7 @@ def child(n: int, results: str) -> None:
         "files": len(files), "after_init_mib": after_init_kib / 1024,
         "peak_mib": peak_kib / 1024, "timeline": timeline.points,
         "summary_lines": len(summary.splitlines()) + len(lines),
-        "folder": str(Path(store.trials_dir).parent),
+        "folder": reader.folder.dir,
     }), flush=True)
     ray.shutdown()
 

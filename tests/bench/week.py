@@ -1,15 +1,15 @@
 """A week-long sweep's part files: one-second trials, flushed every 30 s, for 7 days.
 
 A week is 20,160 flushes of 30 s; with ``--slots`` trials finishing every second that is
-``30 * slots`` rows a flush. The flushes go through ``sweep.store.Store`` exactly as the driver
-makes them (``add`` then ``flush``; the store merges small part files as it goes),
+``30 * slots`` rows a flush. The flushes go through ``sweep.store.ResultsWriter`` exactly as
+the driver makes them (``add`` then ``flush``; the writer merges small part files as it goes),
 without Ray and without waiting: the clock is simulated, the files are real. Printed at
 the end of each simulated day: part files on disk, rows, the bytes of the dataset, the
 bytes written so far (flushes and merges), the rows merges rewrote per row flushed (the
 write amplification of the size-tiered merge, which bytes overstate: a small file is
 mostly its footer), and the longest single flush (a merge happens inside the flush that triggers it,
 so this is the longest the driver waits on the store). Then the same figures for Ray-free
-readers: ``Store.counts`` and ``Store.best`` on the final dataset.
+readers: ``ResultsReader.counts`` and ``best`` on the final dataset.
 
 Without compaction a week would be 20,160 files a stage; the target is a handful. A
 benchmark: it prints figures and asserts nothing.
@@ -44,17 +44,21 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     import sweep
+    from sweep.core.metric import Metric
     from sweep.core.records import TrialRecord
     from sweep.space import Space
     from sweep.store.codec import Codec
+    from sweep.store.folder import ResultsFolder
     from sweep.store.parts import PartSet
-    from sweep.store.results_store import Store
+    from sweep.store.reader import ResultsReader
+    from sweep.store.writer import ResultsWriter
 
     space = Space({"lr": sweep.loguniform(1e-4, 1), "x": sweep.uniform(0, 1),
                    "opt": sweep.choice(["sgd", "adam", "rmsprop"])})
     root = tempfile.mkdtemp(prefix="sweep-week-")
-    store = Store(root, "week", codec=Codec.of(space))
-    trials_dir = Path(store.trials_dir)
+    folder = ResultsFolder(root, "week")
+    writer, reader = ResultsWriter(folder, Codec.of(space)), ResultsReader(folder)
+    trials_dir = Path(folder.trials.directory)
     written = 0
     seen: set[str] = set()
     rows_merged = [0]
@@ -103,8 +107,8 @@ def main() -> None:
                     node="10.0.0.1/abcdef12", gpu_ids="", step=None))
                 rows += 1
             t0 = time.perf_counter()
-            store.add(batch)
-            store.flush()
+            writer.add(batch)
+            writer.flush()
             longest = max(longest, time.perf_counter() - t0)
             count_new()
         files, size = disk()
@@ -112,9 +116,9 @@ def main() -> None:
               f"{rows_merged[0] / max(rows, 1):>13.1f} {longest:>16.3f} "
               f"{time.perf_counter() - t_start:>8.0f}", flush=True)
     t0 = time.perf_counter()
-    counts = store.counts()
+    counts = reader.counts()
     t1 = time.perf_counter()
-    best = store.best("loss", "minimize", 5)
+    best = reader.best(Metric("loss"), 5)
     t2 = time.perf_counter()
     print(f"counts {int(counts['n'].sum()):,} rows in {t1 - t0:.2f} s; best 5 in "
           f"{t2 - t1:.2f} s (best loss {best['metrics.loss'].iloc[0]:.3g}); "
