@@ -15,19 +15,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.errors import SpecError
 from ..core.metric import Metric
 from ..stopping import StoppingRule, parse_rule
 
 
-class _Goal(Protocol):
-    name: str
-    goal: str
-
-
-def stopping_rule(raw: Mapping[str, Any] | None, metric: _Goal | None,
+def stopping_rule(raw: Mapping[str, Any] | None, metric: Metric | None,
                   path: str = "early_terminate") -> StoppingRule | None:
     """A fresh rule of an ``early_terminate:`` mapping (None: no early stopping).
 
@@ -38,9 +33,7 @@ def stopping_rule(raw: Mapping[str, Any] | None, metric: _Goal | None,
     if metric is None:
         raise SpecError("metric", expected="{name: <metric>, goal: minimize|maximize}",
                         hint="early_terminate ranks trials by it")
-    # The spec may hold its own metric record: the rules compare through core's Metric.
-    judged = metric if isinstance(metric, Metric) else Metric(metric.name, metric.goal)
-    return parse_rule(raw, judged, path)
+    return parse_rule(raw, metric, path)
 
 
 __all__ = ["stopping_rule"]
