@@ -14,7 +14,7 @@ from typing import Any
 
 from .core.errors import SpecError, SweepError
 from .core.records import Report, TrialRecord
-from .space.search_space import (
+from .space import (
     Space,
     bernoulli,
     choice,

@@ -13,7 +13,8 @@ import sweep.core.metric
 import sweep.core.records
 import sweep.engine.tasks
 import sweep.worker.trial_ids
-from sweep.core import GOALS, Metric, SpecError, TrialRecord, did_you_mean, rank_records
+from sweep.core import GOALS, Metric, SpecError, TrialRecord, did_you_mean
+from sweep.core.ranking import rank_records
 
 
 def test_metric_turns_either_goal_into_a_loss():

@@ -508,7 +508,7 @@ def test_narrowed_keeps_the_prior_shape():
     (lambda: sweep.choice([1, 2], [1]), "choice.weights"),
     (lambda: sweep.choice([1, 2], [-1, 2]), "choice.weights"),
     (lambda: sweep.choice([{1, 2}, 2]), "choice.values[0]"),
-    (lambda: sweep.space.search_space.Uniform(1, 0), "max"),  # the class checks its own arguments
+    (lambda: sweep.space.Uniform(1, 0), "max"),  # the class checks its own arguments
     (lambda: sweep.bernoulli(1.5), "bernoulli.p"),
     (lambda: sweep.normal(0, 0), "normal.sigma"),
     (lambda: sweep.lognormal(0, -1), "lognormal.sigma"),

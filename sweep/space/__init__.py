@@ -9,6 +9,9 @@ Example:
 """
 
 from .distributions import (
+    DISTRIBUTIONS,
+    REGISTRY,
+    UNSUPPORTED,
     Bernoulli,
     Choice,
     Constant,
@@ -38,7 +41,7 @@ from .distributions import (
     uniform,
     value_key,
 )
-from .search_space import DISTRIBUTIONS, REGISTRY, UNSUPPORTED, Space
+from .search_space import Space
 
 __all__ = ["DISTRIBUTIONS", "REGISTRY", "UNSUPPORTED", "Bernoulli", "Choice", "Constant",
            "Distinct", "Distribution", "LogNormal", "LogRandInt", "LogUniform", "Narrowed",

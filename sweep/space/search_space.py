@@ -19,40 +19,7 @@ from typing import Any
 
 import numpy as np
 
-# The distributions are part of the space's vocabulary: ``from sweep.space import ...``.
-from .distributions import (
-    DISTRIBUTIONS,
-    REGISTRY,
-    UNSUPPORTED,
-    Bernoulli,
-    Choice,
-    Constant,
-    Distinct,
-    Distribution,
-    LogNormal,
-    LogRandInt,
-    LogUniform,
-    Narrowed,
-    Normal,
-    QLogUniform,
-    QUniform,
-    RandInt,
-    Uniform,
-    bernoulli,
-    choice,
-    constant,
-    distinct,
-    lognormal,
-    lograndint,
-    loguniform,
-    normal,
-    qloguniform,
-    quniform,
-    randint,
-    scalar_kind,
-    uniform,
-    value_key,
-)
+from .distributions import Distribution, value_key
 
 # --------------------------------------------------------------------- space
 
@@ -164,37 +131,4 @@ class Space(Mapping[str, Distribution]):
         return {name: dist.describe() for name, dist in self._params.items()}
 
 
-__all__ = [
-    "DISTRIBUTIONS",
-    "REGISTRY",
-    "UNSUPPORTED",
-    "Bernoulli",
-    "Choice",
-    "Constant",
-    "Distinct",
-    "Distribution",
-    "LogNormal",
-    "LogRandInt",
-    "LogUniform",
-    "Narrowed",
-    "Normal",
-    "QLogUniform",
-    "QUniform",
-    "RandInt",
-    "Space",
-    "Uniform",
-    "bernoulli",
-    "choice",
-    "constant",
-    "distinct",
-    "lognormal",
-    "lograndint",
-    "loguniform",
-    "normal",
-    "qloguniform",
-    "quniform",
-    "randint",
-    "scalar_kind",
-    "uniform",
-    "value_key",
-]
+__all__ = ["Space"]
