@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -83,8 +85,9 @@ class Restored(NamedTuple):
 
 
 class Usage(NamedTuple):
-    """What a sweep's checkpoints hold: committed checkpoints, and bytes of every file
-    under ``checkpoints/`` (leftovers included: it is what the disk holds)."""
+    """What a sweep's checkpoints hold: checkpoints (manifests, counted from one listing,
+    not read) and bytes of every file under ``checkpoints/`` (leftovers included: it is
+    what the disk holds)."""
 
     checkpoints: int
     bytes: int
@@ -493,11 +496,30 @@ def _put(fs: pafs.FileSystem, src: str, dst: str) -> int:
     except OSError as exc:
         raise SweepError(f"checkpoint file {src!r} cannot be read: "
                          f"{exc.strerror or exc}") from None
+    with f:
+        if isinstance(fs, pafs.LocalFileSystem):
+            with open(dst, "wb") as out:
+                return _copy(f, out, kernel=True)
+        with fs.open_output_stream(dst) as out:
+            return _copy(f, out, kernel=False)
+
+
+def _copy(src: Any, dst: Any, *, kernel: bool) -> int:
+    """Copy one open file into another; returns the bytes copied. Between two local
+    files (``kernel``) the kernel copies (sendfile: several times faster than a Python
+    loop, on local disks and NFS alike), where it can."""
     written = 0
-    with f, fs.open_output_stream(dst) as out:
-        while chunk := f.read(_CHUNK):
-            out.write(chunk)
-            written += len(chunk)
+    if kernel and sys.platform == "linux":
+        try:
+            while sent := os.sendfile(dst.fileno(), src.fileno(), written, 1 << 30):
+                written += sent
+            return written
+        except OSError as exc:
+            if written or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    while chunk := src.read(_CHUNK):
+        dst.write(chunk)
+        written += len(chunk)
     return written
 
 
@@ -571,6 +593,13 @@ def _empty(path: str) -> None:
             os.unlink(full)
 
 
+def _open_input(fs: pafs.FileSystem, path: str) -> Any:
+    """A file of the store opened for reading (a plain file object on a local disk)."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        return open(path, "rb")
+    return fs.open_input_stream(path)
+
+
 def _download(fs: pafs.FileSystem, source: str, manifest: _Manifest, dest: str) -> None:
     """Copy a checkpoint's files into ``dest``, each checked against its listed size."""
     for rel in (*manifest.dirs, *(r.rpartition("/")[0] for r in manifest.files if "/" in r)):
@@ -578,12 +607,9 @@ def _download(fs: pafs.FileSystem, source: str, manifest: _Manifest, dest: str) 
 
     def get(rel: str) -> None:
         local = os.path.join(dest, rel)
-        written = 0
         try:
-            with fs.open_input_stream(f"{source}/{rel}") as f, open(local, "wb") as out:
-                while chunk := f.read(_CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
+            with _open_input(fs, f"{source}/{rel}") as f, open(local, "wb") as out:
+                written = _copy(f, out, kernel=isinstance(fs, pafs.LocalFileSystem))
         except FileNotFoundError:
             raise _Vanished(f"{rel} is gone") from None
         except (OSError, pa.ArrowException) as exc:
