@@ -14,6 +14,7 @@ import pickle
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from typing import NamedTuple
@@ -29,6 +30,13 @@ from tests.procs import REPO
 from tests.test_s3 import BUCKET, keys, s3, uri  # noqa: F401 (s3: the server fixture)
 
 NAME = re.compile(r"ckpt-\d{12}-[0-9a-f]{8}")
+
+
+@pytest.fixture(autouse=True)
+def temporary_folders(tmp_path, monkeypatch):
+    """Restores into a new temporary folder land under the test's own folder."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 class Where(NamedTuple):
@@ -96,7 +104,8 @@ def test_round_trip_nested_folders_and_binary_files(where, tmp_path):
     src = tmp_path / "src"
     want = make_tree(src)
 
-    info = store.save("t1", 3, str(src), attempt=2)
+    reports = [{"step": i, "loss": 1.0 / (i + 1)} for i in range(4)]
+    info = store.save("t1", 3, str(src), attempt=2, meta={"reports": reports})
     assert info.step == 3 and info.attempt == 2 and info.seconds >= 0
     assert NAME.fullmatch(info.name) and info.name.startswith("ckpt-000000000003-")
     assert info.bytes == sum(len(b) for b in want[0].values())
@@ -105,9 +114,12 @@ def test_round_trip_nested_folders_and_binary_files(where, tmp_path):
     other = pickle.loads(pickle.dumps(store))
     restored = other.fetch("t1")
     assert restored is not None
+    assert os.path.dirname(restored.path) == tempfile.gettempdir()
+    assert os.path.basename(restored.path).startswith("sweep-restore-t1-")
     assert restored.info.name == info.name and restored.info.step == 3
     assert restored.info.bytes == info.bytes and restored.info.attempt == 2
     assert read_tree(restored.path) == want
+    assert restored.meta == {"reports": reports}
     assert other.latest("t1") == restored.info
     assert [c.name for c in other.list("t1")] == [info.name]
 
@@ -137,6 +149,7 @@ def test_restore_into_a_given_directory_and_when_there_is_none(tmp_path):
     dest = tmp_path / "restore" / "here"
     assert store.restore("t1", str(dest)) == str(dest)
     assert read_tree(dest) == want
+    assert store.fetch("t1").meta is None  # saved without
     with pytest.raises(SweepError, match=re.escape(str(dest)) + ".*not empty"):
         store.restore("t1", str(dest))
 
@@ -293,6 +306,7 @@ def test_a_checkpoint_that_changes_while_it_downloads_is_passed_over(tmp_path, m
     '{"step": 2, "files": {"/etc/passwd": 1}}',
     '{"step": 2, "files": {"a": -1}}',
     '{"step": 2, "files": {}, "dirs": ["a/../.."]}',
+    '{"step": 2, "files": {}, "meta": [1]}',
 ])
 def test_a_corrupt_manifest_is_skipped_with_a_warning(tmp_path, caplog, text):
     store = CheckpointStore(str(tmp_path / "results"), "demo")
@@ -468,6 +482,9 @@ def test_a_failed_copy_leaves_nothing_behind(tmp_path, monkeypatch):
     lambda s, src: s.save("a/b", 1, src),
     lambda s, src: s.save(".hidden", 1, src),
     lambda s, src: s.prune("t1", keep=-1),
+    lambda s, src: s.save("t1", 1, src, attempt="2"),
+    lambda s, src: s.save("t1", 1, src, meta={"model": object()}),
+    lambda s, src: s.save("t1", 1, src, meta={"loss": float("nan")}),
 ])
 def test_bad_arguments_are_value_errors(tmp_path, call):
     src = tmp_path / "src"

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -77,11 +77,12 @@ class CheckpointInfo(NamedTuple):
 
 class Restored(NamedTuple):
     """A checkpoint downloaded by ``CheckpointStore.fetch``: the local directory, the
-    checkpoint, and the seconds the download took."""
+    checkpoint, the seconds the download took, and the ``meta`` it was saved with."""
 
     path: str
     info: CheckpointInfo
     seconds: float
+    meta: dict[str, Any] | None = None
 
 
 class Usage(NamedTuple):
@@ -98,6 +99,7 @@ class _Manifest:
     info: CheckpointInfo
     files: dict[str, int]  # relative path -> size in bytes
     dirs: tuple[str, ...]  # empty folders, so that a restore recreates them
+    meta: dict[str, Any] | None  # what the writer stored beside it (JSON)
 
 
 class _Vanished(Exception):
@@ -161,11 +163,14 @@ class CheckpointStore:
     # ------------------------------------------------------------------ saving
 
     def save(self, trial_id: str, step: int, local_dir: str | os.PathLike[str], *,
-             attempt: int | None = None) -> CheckpointInfo:
+             attempt: int | None = None, meta: Mapping[str, Any] | None = None
+             ) -> CheckpointInfo:
         """Copy ``local_dir`` (its files and subfolders, as bytes) as the trial's
-        checkpoint at ``step``, then commit it. Raises ``SweepError`` naming the path
-        when the directory cannot be read or the checkpoint cannot be written (what
-        was copied is removed again).
+        checkpoint at ``step``, then commit it. ``meta``, a JSON object, is kept in the
+        manifest and comes back with ``fetch`` (e.g. the trial's reports up to ``step``,
+        so that a resumed trial's curve goes on without a gap). Raises ``SweepError``
+        naming the path when the directory cannot be read or the checkpoint cannot be
+        written (what was copied is removed again).
 
         Example: ``store.save("8bf0b5019eb95080", 12, "ckpt/")`` ->
         ``CheckpointInfo(step=12, bytes=4096, seconds=0.02, name='ckpt-000000000012-...')``
@@ -173,6 +178,11 @@ class CheckpointStore:
         step = _step_value(step)
         if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
             raise ValueError(f"checkpoint: attempt must be an integer, got {attempt!r}")
+        if meta is not None:
+            try:
+                meta = json.loads(json.dumps(dict(meta), allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"checkpoint: meta must be a JSON object ({exc})") from None
         folder = self.trial_dir(trial_id)
         files, empty = _local_tree(os.fspath(local_dir))
         fs, _ = self._open()
@@ -192,6 +202,7 @@ class CheckpointStore:
                 "format": FORMAT, "trial_id": trial_id, "step": step, "attempt": attempt,
                 "created": time.time(), "seconds": round(time.monotonic() - start, 6),
                 "bytes": sum(sizes), "files": dict(zip(rels, sizes)), "dirs": sorted(empty),
+                "meta": meta,
             }
             _write_whole(fs, folder, f"{name}.json", json.dumps(manifest, indent=1).encode())
         except (OSError, pa.ArrowException, SweepError) as exc:
@@ -269,7 +280,7 @@ class CheckpointStore:
                             f"({why}); trying the one before it")
                 _empty(path)
                 continue
-            return Restored(path, manifest.info, time.monotonic() - start)
+            return Restored(path, manifest.info, time.monotonic() - start, manifest.meta)
         if dest_dir is None:
             shutil.rmtree(path, ignore_errors=True)
         return None
@@ -551,9 +562,12 @@ def _parse_manifest(doc: Any, name: str) -> _Manifest:
         raise ValueError("'created' or 'seconds' is not a number")
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
         raise ValueError(f"'attempt' is {attempt!r}, not an integer")
+    meta = doc.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError("'meta' is not a JSON object")
     info = CheckpointInfo(step, sum(files.values()), float(seconds), name, float(created),
                           attempt)
-    return _Manifest(info, dict(files), tuple(dirs))
+    return _Manifest(info, dict(files), tuple(dirs), meta)
 
 
 def _complete(manifest: _Manifest, sizes: dict[str, int | None], where: str) -> bool:
