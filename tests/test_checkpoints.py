@@ -25,7 +25,7 @@ import pytest
 from sweep.core.errors import SweepError
 from sweep.store import checkpoints
 from sweep.store.checkpoints import CheckpointStore, Usage
-from sweep.store.results_store import open_root
+from sweep.store.folder import open_root
 from tests.procs import REPO
 from tests.test_s3 import BUCKET, keys, s3, uri  # noqa: F401 (s3: the server fixture)
 

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..core.errors import SweepError
-from .results_store import open_root
+from .folder import open_root
 
 log = logging.getLogger("sweep")
 
