@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..core.records import Report, TrialRecord
-from ..plans.fixed import Plan
+from ..plans.base import Plan
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
 from ..store.results_store import Store
@@ -232,7 +232,7 @@ class Driver:
                            if r.stage != stage.index or r.status in ("ok", "stopped")]
             plan.tell(history)
         plan.start()
-        for note in getattr(plan, "notes", []):
+        for note in plan.notes:
             self.progress.log(note)
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None

@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from ..plans.fixed import Grid, Plan, Truncated, sampler
+from ..plans.base import Plan
+from ..plans.fixed import Grid, Truncated, sampler
 from ..plans.refine import AnchorRule, Refine
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec

@@ -58,7 +58,7 @@ from ..core.errors import SweepError
 from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
-from .fixed import Candidate, Config, ProposingPlan, make_rng, seed_tuple
+from .base import Candidate, Config, ProposingPlan, make_rng, seed_tuple
 from .refine import Anchor, AnchorRule, Box
 
 CATEGORICAL = ("keep", "narrow")

@@ -69,7 +69,8 @@ import numpy as np
 
 from ..core.records import TrialRecord
 from ..space.search_space import Space, value_key
-from .fixed import Candidate, Config, Grid, ProposingPlan, make_rng, seed_tuple
+from .base import Candidate, Config, ProposingPlan, make_rng, seed_tuple
+from .fixed import Grid
 
 GOALS = ("minimize", "maximize")
 LIARS = ("mean", "worst", "best")

@@ -25,7 +25,8 @@ from ..core.errors import SweepError
 from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space
-from .fixed import Candidate, Config, FixedPlan, Grid, distinct_sample, seed_tuple
+from .base import Candidate, Config, seed_tuple
+from .fixed import FixedPlan, Grid, distinct_sample
 
 REGIONS = ("each", "hull")
 
