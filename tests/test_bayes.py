@@ -61,7 +61,7 @@ def objective(p):
 
 def run(plan, fn, concurrency=1, stage=0):
     """Drive a plan like the driver: ``concurrency`` trials in flight, oldest told first."""
-    metric = getattr(plan, "metric", "loss")
+    metric = plan.metric.name
     return plan_loop.drive(plan, lambda i, p: rec(p, fn(p), stage, tid=f"t{i}", metric=metric),
                            concurrency)
 

@@ -55,11 +55,13 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SweepError
+from ..core.metric import Metric
 from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
 from .base import Candidate, Config, ProposingPlan, make_rng, seed_tuple
 from .refine import Anchor, AnchorRule, Box
+from .surrogate import Surrogate
 
 CATEGORICAL = ("keep", "narrow")
 SAMPLES = ("random", "model", "thompson")
@@ -123,13 +125,10 @@ class AdaptiveRefine(ProposingPlan):
         self._anchors: list[Anchor] | None = None
         self.sample = sample
         self.n_candidates = max(1, int(candidates))
-        self._model: Any = None
+        self._model: Surrogate | None = None
         if sample != "random":
-            from .bayes import Bayes
-
-            self._model = Bayes(space, None, (*self.seed, 29), metric=rule.metric,
-                                goal=rule.goal, stage=rule.stage, sources=rule.sources,
-                                history="joint")
+            self._model = Surrogate(space, Metric(rule.metric, rule.goal), stage=rule.stage,
+                                    sources=rule.sources)
         self._numeric = list(space.numeric_dims)
         self._cats = list(space.categorical_dims)
         # Configs with a positive prior (a zero-weight value is never proposed).
@@ -345,24 +344,18 @@ class AdaptiveRefine(ProposingPlan):
 
     def _draw_model(self, rng: np.random.Generator, anchor: Anchor, width: float
                     ) -> Config | None:
-        """The best of ``candidates`` random points of the box by expected improvement
-        under the Gaussian process of ``sweep.plans.bayes`` (trials in flight included)."""
+        """The best of ``candidates`` random points of the box by a posterior draw
+        (``'thompson'``) or expected improvement (``'model'``) under the Gaussian process
+        of ``sweep.plans.surrogate`` (trials in flight included)."""
         model = self._model
-        enc = model.enc
-        m = self.n_candidates
-        rows = np.zeros((m, enc.width))
-        for j, (lo, hi) in enumerate(self._unit_box(anchor, width).values()):
-            rows[:, j] = lo + (hi - lo) * rng.random(m)
-        for name in self._cats:
-            values = self._values(anchor, name)
-            index = [enc.keys[name][value_key(v)] for v in values]
-            pick = np.asarray(index)[rng.integers(len(index), size=m)]
-            rows[np.arange(m), enc.offsets[name] + pick] = math.sqrt(0.5)
-        rows = enc.snap(rows)
+        assert model is not None
+        enc = model.encoder
+        values = {name: self._values(anchor, name) for name in self._cats}
+        rows = enc.box_rows(rng, self.n_candidates, self._unit_box(anchor, width), values)
         if self.sample == "thompson":
-            score = model.draw_rows(rows, rng)
+            score = model.thompson(rows, rng)
         else:
-            score = model.score_rows(rows)
+            score = model.expected_improvement(rows)
         order = np.argsort(-score, kind="stable")
         for i in order[:64]:
             params = enc.decode(rows[i])

@@ -945,7 +945,7 @@ def run_method(method: Method, prob: Problem, seed: int, budgets: Sequence[int],
         if kind in ("bayes", "bayes-sklearn"):
             plan: Plan = _bayes(space, top, (seed, 5), options)
             if kind == "bayes-sklearn":
-                plan.gp = SklearnGP(plan.enc.width)  # type: ignore[attr-defined]
+                plan.model.gp = SklearnGP(plan.model.encoder.width)  # type: ignore[attr-defined]
         else:
             plan = OptunaPlan(space, top, seed * 7919 + 1, liar=kind == "tpe-liar",
                               multivariate=_opt(options, "multivariate", False),
