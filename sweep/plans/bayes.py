@@ -70,7 +70,7 @@ from .base import (
     seed_tuple,
 )
 from .fixed import Grid
-from .surrogate import Surrogate, log_expected_improvement, normal_scores, transform
+from .surrogate import Surrogate
 
 LIARS = ("mean", "worst", "best")
 
@@ -348,5 +348,4 @@ class Bayes(ProposingPlan):
         return out
 
 
-__all__ = ["ENUMERATE_LIMIT", "LIARS", "Bayes", "default_initial", "log_expected_improvement",
-           "normal_scores", "transform"]
+__all__ = ["ENUMERATE_LIMIT", "LIARS", "Bayes", "default_initial"]
