@@ -16,6 +16,7 @@ Example:
 """
 
 from .adaptive_refine import AdaptiveRefine
+from .anchors import Anchor, AnchorRule, Box
 from .base import (
     REGISTRY,
     Candidate,
@@ -39,7 +40,7 @@ from .fixed import (
     distinct_sample,
     sampler,
 )
-from .refine import Anchor, AnchorRule, Box, Refine
+from .refine import Refine
 
 __all__ = ["REGISTRY", "AdaptiveRefine", "Anchor", "AnchorRule", "Bayes", "Box", "Candidate",
            "Config", "FixedPlan", "Grid", "LatinHypercubePlan", "Plan", "ProposingPlan",

@@ -36,13 +36,15 @@ resume as for every learning plan: records of its own stage that this run did no
 propose (a resumed stage) count against the budget, matched by config. Proposals
 depend only on the seed and what the plan was told (reproducible when sequential).
 
-Defaults (``shrink=0.3``, ``min_width=0.05``, ``decay=1``, Thompson sampling) were
-chosen with ``tests/bench/quality.py`` on its tuning families only.
+The defaults (``sweep.plans.refine_options``: ``shrink=0.3``, ``min_width=0.05``,
+``decay=1``, Thompson sampling) were chosen with ``tests/bench/quality.py`` on its
+tuning families only.
 
 Example:
-    >>> from sweep.plans.refine import AnchorRule
+    >>> from sweep.core.metric import Metric
+    >>> from sweep.plans.anchors import AnchorRule
     >>> from sweep.space import Space, Uniform
-    >>> rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    >>> rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     >>> plan = AdaptiveRefine(Space({"x": Uniform(0, 1)}), trials=8, rule=rule, seed=0)
 """
 
@@ -54,20 +56,21 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import SweepError
-from ..core.metric import Metric
-from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
+from .anchors import Anchor, AnchorRule, Box
 from .base import Candidate, Config, ProposingPlan, make_rng, seed_tuple
-from .refine import Anchor, AnchorRule, Box
+from .fixed import Grid
+from .refine_options import (
+    ADAPTIVE_CANDIDATES,
+    ADAPTIVE_DECAY,
+    ADAPTIVE_MIN_WIDTH,
+    ADAPTIVE_SAMPLES,
+    ADAPTIVE_SHRINK,
+    CATEGORICAL,
+    DEFAULT_CATEGORICAL,
+)
 from .surrogate import Surrogate
-
-CATEGORICAL = ("keep", "narrow")
-SAMPLES = ("random", "model", "thompson")
-DEFAULT_SHRINK = 0.3
-DEFAULT_MIN_WIDTH = 0.05
-DEFAULT_DECAY = 1.0
 
 
 class AdaptiveRefine(ProposingPlan):
@@ -88,7 +91,7 @@ class AdaptiveRefine(ProposingPlan):
         sample: 'thompson' (default), 'model' (expected improvement) or 'random'.
         candidates: random points of the box scored per proposal ('thompson', 'model').
 
-    Example: ``AdaptiveRefine(space, 32, rule=AnchorRule("loss", "minimize", 4, [0], 1))``
+    Example: ``AdaptiveRefine(space, 32, rule=AnchorRule(Metric("loss"), 4, [0], 1))``
     """
 
     learns = True
@@ -100,14 +103,14 @@ class AdaptiveRefine(ProposingPlan):
         trials: int,
         *,
         rule: AnchorRule,
-        shrink: float = DEFAULT_SHRINK,
-        min_width: float = DEFAULT_MIN_WIDTH,
-        decay: float = DEFAULT_DECAY,
-        categorical: str = "keep",
+        shrink: float = ADAPTIVE_SHRINK,
+        min_width: float = ADAPTIVE_MIN_WIDTH,
+        decay: float = ADAPTIVE_DECAY,
+        categorical: str = DEFAULT_CATEGORICAL,
         seed: int | Sequence[int] = 0,
         anchors: Sequence[Anchor] | None = None,
-        sample: str = "thompson",
-        candidates: int = 128,
+        sample: str = ADAPTIVE_SAMPLES[0],
+        candidates: int = ADAPTIVE_CANDIDATES,
     ):
         _check_options(trials, shrink, min_width, decay, sample, categorical)
         super().__init__(space, int(trials))
@@ -116,7 +119,6 @@ class AdaptiveRefine(ProposingPlan):
         self.shrink, self.min_width, self.decay = float(shrink), float(min_width), float(decay)
         self.categorical = categorical
         self.seed = seed_tuple(seed)
-        self.notes: list[str] = []
         self._given = list(anchors) if anchors is not None else None
         self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
         self._results: set[Any] = set()  # own-stage configs whose result is in
@@ -127,7 +129,7 @@ class AdaptiveRefine(ProposingPlan):
         self.n_candidates = max(1, int(candidates))
         self._model: Surrogate | None = None
         if sample != "random":
-            self._model = Surrogate(space, Metric(rule.metric, rule.goal), stage=rule.stage,
+            self._model = Surrogate(space, rule.metric, stage=rule.stage,
                                     sources=rule.sources)
         self._numeric = list(space.numeric_dims)
         self._cats = list(space.categorical_dims)
@@ -156,7 +158,7 @@ class AdaptiveRefine(ProposingPlan):
                 self._results.add(key)
             self._told(key, own)
             slot = (r.stage, key)
-            if r.ok and r.finite(rule.metric) and self._fits(r.params):
+            if r.ok and r.finite(rule.metric.name) and self._fits(r.params):
                 self._pool[slot] = r
             else:
                 self._pool.pop(slot, None)  # a retry that failed replaces an older row
@@ -196,21 +198,10 @@ class AdaptiveRefine(ProposingPlan):
         return self._anchors
 
     def _choose_anchors(self) -> list[Anchor]:
-        rule = self.rule
-        ranked = rank_records(self._pool.values(), rule.metric, rule.goal, rule.k)
-        anchors = [Anchor(r.trial_id, dict(r.params)) for r in ranked]
-        if self._given is not None and len(anchors) < rule.k:
-            have = {s.trial_id for s in anchors}
-            anchors += [s for s in self._given if s.trial_id not in have][: rule.k - len(anchors)]
-        if not anchors:
-            raise SweepError(
-                f"stage {rule.stage} (refine) has nothing to refine: no trial of "
-                f"{rule.where()} finished ok with a finite {rule.metric!r}; see the error "
-                f"column of {rule.where()} (sweep status / sweep top)")
-        if len(anchors) < rule.k and not self.notes and self._proposed == 0:
-            self.notes.append(f"stage {rule.stage}: only {len(anchors)} trials of "
-                              f"{rule.where()} succeeded; refining around those "
-                              f"(top_k={rule.k})")
+        anchors = self.rule.choose(self._pool.values(), self._given or ())
+        note = self.rule.shortfall(anchors)
+        if note and not self.notes and self._proposed == 0:
+            self.notes.append(note)
         return anchors
 
     # ------------------------------------------------------------------ boxes
@@ -367,8 +358,6 @@ class AdaptiveRefine(ProposingPlan):
         """A config not seen yet anywhere in a discrete space (boxes exhausted), drawn
         from the priors (so a zero-weight value never comes up), else the first such
         config of the grid."""
-        from .fixed import Grid
-
         assert self._cardinality is not None
         for _ in range(256):
             params = self.space.from_unit(rng.random(len(self.space.dims)).tolist())
@@ -400,8 +389,9 @@ class AdaptiveRefine(ProposingPlan):
 def _check_options(trials: int | None, shrink: float, min_width: float, decay: float,
                    sample: str, categorical: str) -> None:
     """ValueError for an option out of its range."""
-    if sample not in SAMPLES:
-        raise ValueError(f"unknown sample {sample!r}: expected one of {', '.join(SAMPLES)}")
+    if sample not in ADAPTIVE_SAMPLES:
+        raise ValueError(f"unknown sample {sample!r}: expected one of "
+                         f"{', '.join(ADAPTIVE_SAMPLES)}")
     if categorical not in CATEGORICAL:
         raise ValueError(f"unknown categorical {categorical!r}: expected keep or narrow")
     if not 0 < shrink <= 1:
@@ -414,5 +404,4 @@ def _check_options(trials: int | None, shrink: float, min_width: float, decay: f
         raise ValueError("an adaptive refine needs a budget (trials >= 0)")
 
 
-__all__ = ["CATEGORICAL", "DEFAULT_DECAY", "DEFAULT_MIN_WIDTH", "DEFAULT_SHRINK",
-           "AdaptiveRefine"]
+__all__ = ["AdaptiveRefine"]
