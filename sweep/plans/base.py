@@ -70,7 +70,7 @@ def as_metric(metric: Metric | str, goal: str | None = None) -> Metric:
         if goal is not None and goal != metric.goal:
             raise ValueError(f"goal {goal!r} contradicts the metric's goal {metric.goal!r}")
         return metric
-    return Metric(metric, goal or "minimize")
+    return Metric(metric) if goal is None else Metric(metric, goal)
 
 
 class Candidate(NamedTuple):
@@ -123,8 +123,8 @@ class Plan:
     for the user that the driver logs once ``start`` has run (such as "only 2 trials
     succeeded; refining around those").
 
-    A plan that a stage can name (``plan: <name>`` in a sweep file) sets ``name``,
-    implements ``from_stage`` and is decorated with ``@register``.
+    The plans a sweep-file stage names (``plan: <name>``) set ``name``, implement
+    ``from_stage`` and are decorated with ``@register``.
     """
 
     learns = False
