@@ -19,8 +19,9 @@ wide boxes explore around the coarse anchors, narrow ones polish the best trials
   gets no more trials.
 * Where in its box a proposal goes (``sample``): ``'thompson'`` (the default) draws
   ``candidates`` random points of the box and keeps the best of one joint draw of a
-  Gaussian-process posterior (``sweep.plans.bayes``'s model, fitted to every told trial of
-  the stages it refines and of its own, trials in flight counted as pending), the
+  Gaussian-process posterior (``sweep.plans.surrogate``, the model bayes uses too,
+  fitted to every told trial of the stages it refines and of its own, trials in flight
+  counted as pending), the
   batch form of Thompson sampling that TuRBO uses inside its trust regions; draws
   differ, so proposals made while others run spread over the box. ``'model'`` keeps
   the point of highest expected improvement instead; ``'random'`` a uniform point

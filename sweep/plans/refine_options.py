@@ -41,13 +41,14 @@ ADAPTIVE_DECAY = 1.0
 ADAPTIVE_CANDIDATES = 128
 
 
-def default_top_k(trials: int, region: str = "each") -> int:
+def default_top_k(trials: int | None, region: str = "each") -> int:
     """Anchors for a refine stage of ``trials`` trials: about one per 8 trials, 1..4 for
     ``each`` and ``adaptive``, 2..8 for ``hull`` (a hull of one anchor is only a
-    min_width box).
+    min_width box); a stage with no budget (a full grid per box) as one of 8 trials.
 
     Example: ``default_top_k(32) == 4``
     """
+    trials = trials or 8
     if region == "hull":
         return max(2, min(8, trials // 8))
     return max(1, min(4, trials // 8))

@@ -80,7 +80,7 @@ class Stage:
     def refine_top_k(self) -> int:
         if self.top_k is not None:
             return self.top_k
-        return default_top_k(self.trials or 8, self.region)
+        return default_top_k(self.trials, self.region)
 
     @property
     def sources(self) -> list[int]:
