@@ -8,9 +8,10 @@ import math
 import pytest
 
 from sweep.core.errors import SweepError
+from sweep.core.metric import Metric
 from sweep.core.records import TrialRecord
 from sweep.plans.adaptive_refine import AdaptiveRefine
-from sweep.plans.refine import Anchor, AnchorRule
+from sweep.plans.anchors import Anchor, AnchorRule
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 from tests import plan_loop
 
@@ -32,7 +33,7 @@ def coarse():
 
 
 def plan_of(trials=20, k=2, **kw):
-    rule = AnchorRule(metric="loss", goal="minimize", k=k, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=k, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, trials, rule=rule, seed=0, **kw)
     plan.tell(coarse())
     plan.start()
@@ -93,7 +94,7 @@ def test_a_better_trial_becomes_the_first_anchor_and_draws_the_next_proposals():
 
 
 def test_resumed_stage_counts_stored_records_against_the_budget():
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, 10, rule=rule, seed=0)
     stored = [rec(f"s{i}", {"x": 0.3 + 0.01 * i, "lr": 1e-2, "opt": "adam"}, 1.5, stage=1)
               for i in range(4)]
@@ -105,7 +106,7 @@ def test_resumed_stage_counts_stored_records_against_the_budget():
 
 def test_a_discrete_space_gets_no_duplicates_and_finishes_when_exhausted():
     space = Space({"n": RandInt(0, 3), "c": Choice(["a", "b"])})  # 8 configs
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(space, 20, rule=rule, seed=1, shrink=0.25, min_width=0.05)
     plan.tell([rec("a", {"n": 1, "c": "a"}, 1.0), rec("b", {"n": 2, "c": "b"}, 2.0)])
     plan.start()
@@ -121,7 +122,7 @@ def test_a_discrete_space_gets_no_duplicates_and_finishes_when_exhausted():
 
 
 def test_no_successful_coarse_trial_is_an_error():
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     plan = AdaptiveRefine(SPACE, 10, rule=rule)
     plan.tell([rec("d", {"x": 0.1, "lr": 1e-4, "opt": "sgd"}, None, status="failed")])
     with pytest.raises(SweepError, match="nothing to refine"):
@@ -129,7 +130,7 @@ def test_no_successful_coarse_trial_is_an_error():
 
 
 def test_given_anchors_and_narrow_categories():
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     anchors = [Anchor("p", {"x": 0.5, "lr": 1e-2, "opt": "sgd"}),
              Anchor("q", {"x": 0.4, "lr": 1e-2, "opt": "adamw"})]
     plan = AdaptiveRefine(SPACE, 8, rule=rule, anchors=anchors, categorical="narrow")
@@ -140,7 +141,7 @@ def test_given_anchors_and_narrow_categories():
 
 
 def test_bad_arguments():
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="categorical"):
         AdaptiveRefine(SPACE, 8, rule=rule, categorical="any")
     with pytest.raises(ValueError, match="min_width"):
@@ -177,7 +178,7 @@ def test_a_batch_asked_at_once_is_distinct_and_inside_the_boxes():
 
 
 def test_unknown_sampler():
-    rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="sample"):
         AdaptiveRefine(SPACE, 8, rule=rule, sample="grid")
 
@@ -188,7 +189,7 @@ def test_an_exhausted_discrete_space_never_proposes_a_zero_weight_value(sample):
 
     space = Space({"opt": Choice(["sgd", "adam", "bad"], weights=[1, 1, 0]),
                    "n": RandInt(1, 2), "flag": Bernoulli(0.0)})
-    rule = AnchorRule("loss", "minimize", 1, [0], 1)
+    rule = AnchorRule(Metric("loss"), 1, [0], 1)
     plan = AdaptiveRefine(space, 10, rule=rule, seed=0, sample=sample)
     plan.tell([rec("a", {"opt": "sgd", "n": 1, "flag": False}, 1.0)])
     plan.start()
@@ -202,7 +203,7 @@ def test_a_long_integer_axis_is_searched_without_enumerating_it():
     from sweep.space import LogRandInt
 
     space = Space({"n": LogRandInt(1, 20000)})
-    plan = AdaptiveRefine(space, 200, rule=AnchorRule("loss", "minimize", 1, [0], 1), seed=0,
+    plan = AdaptiveRefine(space, 200, rule=AnchorRule(Metric("loss"), 1, [0], 1), seed=0,
                           sample="random")
     plan.tell([rec(f"c{v}", {"n": v}, float(v)) for v in (1, 300, 5000)])
     plan.start()

@@ -335,3 +335,117 @@ def test_retry_failed_reruns_the_failed_budget_of_any_plan(results, plan):
     assert again.ran == failed and again.ok == failed
     latest = reader2.read().drop_duplicates("trial_id", keep="last")
     assert (latest.status == "ok").sum() == 8
+
+
+class Replaying(Plan):
+    """A learning plan that proposes x = 0.001, 0.002, ... in order, one per ask, whatever
+    it is told: on resume its stored trials come first (each answer all stored)."""
+
+    learns = True
+
+    def __init__(self, space, total):
+        super().__init__(space, total)
+        self.asked = 0
+
+    def ask(self, n):
+        self.asked += 1
+        self.finished = self.asked >= self.total
+        return [Candidate({"x": round(0.001 * self.asked, 6)})]
+
+
+def test_answers_of_stored_trials_only_never_end_a_stage_early(results, monkeypatch):
+    """The driver asks again after an answer that held nothing new, however many come in a
+    row (no cap on 'empty' asks): the trials after them still run."""
+    budget = {"total": 70}
+    monkeypatch.setattr(planning_module, "make_plan",
+                        lambda spec, stage: Replaying(stage.space(spec.space), budget["total"]))
+    d = doc("replay", [{"plan": "random", "trials": 100}])
+    _, _store, _, drv = make(d, results)
+    assert drv.run()[0].ran == 70
+    budget["total"] = 100  # the same stream, longer: 70 stored trials, then 30 new ones
+    _, store2, pool2, drv2 = make(d, results)
+    result = drv2.run()[0]
+    assert result.ran == 30 and result.skipped == 70
+    df = store2.read()
+    assert len(df) == 100 and df["trial_id"].is_unique
+    assert sorted(i.params["x"] for t in pool2.submitted for i in t.items) == [
+        round(0.001 * i, 6) for i in range(71, 101)]
+
+
+def test_a_resumed_fixed_refine_runs_its_whole_budget(results):
+    """A region: each refine resumed with more stored trials than a driver once asked for
+    in a row before giving up: its fixed stream proposes them again, then the rest."""
+    d = doc("resume-each", [{"plan": "random", "trials": 10},
+                            {"plan": "refine", "trials": 150, "region": "each"}],
+            parameters={"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)})
+    spec = load_spec(d)
+    pool = KilledAfter(objective_of(bowl), clock=FakeClock(), slots=3, limit=110)
+    with pytest.raises(KeyboardInterrupt):
+        Driver(spec, *opened(spec, results), pool, progress=Progress(quiet=True),
+               clock=pool.clock).run()
+    assert 64 < (opened(spec, results)[1].read().stage == 1).sum() < 150
+    _, store, _, drv = make(d, results, fn=bowl, slots=3)
+    drv.run()
+    df = store.read()
+    assert df.groupby("stage").size().to_dict() == {0: 10, 1: 150}
+    assert df["trial_id"].is_unique
+
+
+class Stalled(Plan):
+    """Proposes x = 0.5, then answers "nothing yet" for ever (never finished)."""
+
+    def __init__(self, space):
+        super().__init__(space, 2)
+        self.asked = 0
+
+    def ask(self, n):
+        self.asked += 1
+        return [Candidate({"x": 0.5})] if self.asked == 1 else []
+
+
+def test_a_plan_waiting_with_nothing_in_flight_ends_its_stage_and_says_so(results, monkeypatch):
+    monkeypatch.setattr(planning_module, "make_plan",
+                        lambda spec, stage: Stalled(stage.space(spec.space)))
+    _, store, _, drv = make(doc("stalled", [{"plan": "random", "trials": 2}]), results)
+    lines = []
+    monkeypatch.setattr(drv.progress, "log", lines.append)
+    assert drv.run()[0].ran == 1 and len(store.read()) == 1
+    ended = "stage 0: the plan proposes nothing more and no trial is running; the stage ends"
+    assert lines.count(ended) == 1
+
+
+class Sequential(Plan):
+    """Proposes one trial at a time: "nothing yet" ([]) while it runs, the next once it is
+    told; finished after ``total``."""
+
+    learns = True
+
+    def __init__(self, space, total):
+        super().__init__(space, total)
+        self.asked, self.told, self.waits = 0, 0, 0
+
+    def tell(self, records):
+        self.told += len(records)
+
+    def ask(self, n):
+        if self.asked > self.told:
+            self.waits += 1
+            return []
+        self.asked += 1
+        self.finished = self.asked >= self.total
+        return [Candidate({"x": round(0.1 * self.asked, 3)})]
+
+
+def test_nothing_yet_is_asked_again_once_a_result_is_told(results, monkeypatch):
+    plans = []
+
+    def make_plan(spec, stage):
+        plans.append(Sequential(stage.space(spec.space), 5))
+        return plans[-1]
+
+    monkeypatch.setattr(planning_module, "make_plan", make_plan)
+    _, store, pool, drv = make(doc("sequential", [{"plan": "random", "trials": 5}]), results,
+                               slots=4)
+    assert drv.run()[0].ran == 5
+    assert sorted(store.read()["params.x"]) == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert plans[0].waits >= 4 and pool.max_in_flight == 1  # it waited for each result

@@ -367,3 +367,35 @@ def test_ids_of_a_plan_are_distinct_and_stable():
     assert len(set(ids)) == 200
     assert ids == [trial_id("s", 0, c) for c in RandomPlan(mixed_space(), n=200, seed=0)]
     assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
+def test_one_registry_names_every_stage_plan_and_builds_it_from_the_stage():
+    from sweep.engine.planning import make_plan
+    from sweep.plans import REGISTRY, AdaptiveRefine, Bayes, Plan, Refine, plan_class, register
+    from sweep.spec.stages import PLANS
+    from sweep.spec.sweep_file import load_spec
+
+    assert set(REGISTRY) == set(PLANS)
+    stages = [{"plan": "grid", "points": 2}, {"plan": "random", "trials": 4},
+              {"plan": "sobol", "trials": 4}, {"plan": "lhs", "trials": 4},
+              {"plan": "bayes", "trials": 4}, {"plan": "refine", "trials": 4, "region": "hull"},
+              {"plan": "refine", "trials": 4}]
+    spec = load_spec({"name": "registry", "metric": {"name": "acc", "goal": "maximize"},
+                      "parameters": {"x": sweep.uniform(0, 1)}, "stages": stages})
+    plans = [make_plan(spec, s) for s in spec.stages]
+    assert [type(p) for p in plans] == [Grid, RandomPlan, SobolPlan, LatinHypercubePlan, Bayes,
+                                        Refine, AdaptiveRefine]
+    assert len(plans[0]) == 2 and plans[1].total == 4
+    assert plans[4].metric.goal == "maximize" and plans[5].rule.metric.goal == "maximize"
+    assert plans[5].rule.sources == [4] and plans[6].rule.k == 1
+    with pytest.raises(ValueError, match="unknown plan 'tpe': expected one of grid, random"):
+        plan_class("tpe")
+
+    @register
+    class Corners(Plan):
+        name = "corners-of-a-test"
+
+    try:
+        assert plan_class("corners-of-a-test") is Corners
+    finally:
+        del REGISTRY["corners-of-a-test"]

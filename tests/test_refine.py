@@ -13,8 +13,14 @@ import pytest
 
 import sweep
 from sweep.core.errors import SweepError
+from sweep.core.metric import Metric
+from sweep.core.records import TrialRecord
+from sweep.plans import ProposingPlan, refine_options
+from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.anchors import AnchorRule
 from sweep.plans.refine import Anchor, Refine
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
+from sweep.spec.stages import parse_stages
 
 LR = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}
 X = {"distribution": "uniform", "min": 0.0, "max": 1.0}
@@ -42,6 +48,78 @@ def inside(row, box):
 
 
 # ------------------------------------------------------------- no Ray needed
+
+
+def told(values, stage=0, metric="acc"):
+    return [TrialRecord(sweep="t", stage=stage, trial_id=f"t{i}", params={"x": x},
+                        status="ok" if v is not None else "failed",
+                        metrics={} if v is None else {metric: v})
+            for i, (x, v) in enumerate(values)]
+
+
+def both_refines(rule, trials=8):
+    space = Space({"x": Uniform(0.0, 1.0)})
+    return [Refine(space, trials=trials, region="each", rule=rule, seed=0),
+            AdaptiveRefine(space, trials, rule=rule, seed=0, sample="random")]
+
+
+def test_both_refines_take_their_anchors_by_one_rule_and_the_metric_s_goal():
+    rule = AnchorRule(Metric("acc", "maximize"), k=2, sources=[0], stage=1)
+    records = told([(0.1, 0.5), (0.2, 0.9), (0.3, None), (0.4, 0.7), (0.5, math.nan)])
+    assert [a.trial_id for a in rule.choose(records)] == ["t1", "t3"]  # highest first
+    for plan in both_refines(rule):
+        plan.tell(records)
+        plan.start()
+        assert [a.trial_id for a in plan.anchors] == ["t1", "t3"], type(plan).__name__
+        assert plan.notes == []
+
+
+def test_both_refines_say_nothing_to_refine_and_too_few_anchors_alike():
+    rule = AnchorRule(Metric("acc", "maximize"), k=3, sources=[0], stage=1)
+    errors = []
+    for plan in both_refines(rule):
+        plan.tell(told([(0.1, None), (0.2, math.inf)]))
+        with pytest.raises(SweepError, match="nothing to refine") as caught:
+            plan.start()
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "no trial of stage 0 finished ok" in errors[0]
+    notes = []
+    for plan in both_refines(rule):
+        plan.tell(told([(0.1, 0.3), (0.2, None)]))
+        plan.start()
+        notes.append(plan.notes)
+    assert notes[0] == notes[1] == [
+        "stage 1: only 1 trials of stage 0 succeeded; refining around those (top_k=3)"]
+
+
+def test_refine_is_a_learning_plan_finished_with_its_last_proposal():
+    rule = AnchorRule(Metric("acc", "maximize"), k=2, sources=[0], stage=1)
+    plan = Refine(Space({"x": Uniform(0.0, 1.0)}), trials=6, region="each", rule=rule, seed=0)
+    assert isinstance(plan, ProposingPlan) and plan.learns
+    plan.tell(told([(0.1, 0.5), (0.6, 0.9)]))
+    plan.start()
+    assert len(plan.ask(6)) == 6 and plan.finished  # no empty answer needed to say so
+    assert plan.ask(1) == []
+
+
+def test_the_sweep_file_and_the_plans_share_one_set_of_refine_defaults():
+    import inspect
+
+    space = Space({"x": Uniform(0.0, 1.0)})
+    raw = [{"plan": "random", "trials": 8}, {"plan": "refine", "trials": 8, "region": "each"},
+           {"plan": "refine", "trials": 8}]
+    _, each, adaptive = parse_stages(raw, space, seed=0, points={})
+
+    def defaults(cls):
+        return {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+
+    fixed, moving = defaults(Refine), defaults(AdaptiveRefine)
+    assert adaptive.region == refine_options.DEFAULT_REGION == "adaptive"
+    for key in ("shrink", "margin", "min_width", "categorical", "sample"):
+        assert getattr(each, key) == fixed[key], key
+    for key in ("shrink", "min_width", "categorical", "sample"):
+        assert getattr(adaptive, key) == moving[key], key
+    assert each.refine_top_k == refine_options.default_top_k(8, "each")
 
 
 def test_each_box_on_a_log_axis_is_shrink_wide_in_decades():

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.records import Report, TrialRecord
-from ..plans.fixed import Plan
+from ..plans.base import Plan
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
 from ..store.folder import StageState
@@ -52,9 +52,6 @@ TAIL_SHARE = 2
 MIN_TASK_S = 0.02
 MAX_BATCH = 1000
 SLOTS_REFRESH_S = 30.0
-# Learning plans that propose only what is stored already are asked again at most this
-# often in a row before the driver waits for results.
-MAX_EMPTY_ASKS = 64
 # A learning plan is asked in at least this many rounds per slot, so that most of its
 # proposals are made knowing earlier results (batching would otherwise ask the whole
 # budget of a stage of short trials at once).
@@ -146,7 +143,6 @@ class StageRun:
     done: int = 0
     best: float | None = None
     best_params: dict[str, Any] | None = None
-    exhausted: bool = False
 
 
 class Driver:
@@ -215,7 +211,7 @@ class Driver:
         plan = prepare_plan(self.spec, stage,
                             lambda: self.reader.records(range(stage.index + 1)),
                             retry_failed=self.retry_failed)
-        for note in getattr(plan, "notes", []):
+        for note in plan.notes:
             self.progress.log(note)
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None
@@ -297,12 +293,15 @@ class Driver:
         return self.slots if timed or probing or run.plan.learns else 2 * self.slots
 
     def _fill(self, run: StageRun) -> None:
-        empty_asks = 0
+        """Submit what the plan proposes until the slots are full. The plan's contract
+        (``sweep.plans.base.Plan``): ``finished`` says it is done; ``[]`` says "nothing
+        yet", so the driver waits for a result and asks again; an answer whose trials
+        are all stored or in flight already moved the plan on, so it is asked again."""
         while len(self.pool) < self._cap(run):
             if run.retry:
                 self._submit(run, run.retry.popleft())
                 continue
-            if run.exhausted or run.plan.finished:
+            if run.plan.finished:
                 return
             left = max((run.plan.total or 0) - run.done, 1)
             size = self.batcher.size(max(left - len(run.running), 1), self.slots)
@@ -310,17 +309,14 @@ class Driver:
                 size = min(size, max(1, left // (LEARNING_ROUNDS * max(self.slots, 1))))
             candidates = run.plan.ask(size)
             if not candidates:
-                run.exhausted = run.plan.finished or not len(self.pool)
+                if not len(self.pool) and not run.plan.finished:
+                    # Nothing in flight: no result will come to tell it, so the stage ends.
+                    self.progress.log(f"stage {run.stage.index}: the plan proposes nothing "
+                                      f"more and no trial is running; the stage ends")
                 return
             items = self._new_items(run, candidates)
             if items:
-                empty_asks = 0
                 self._submit(run, Task(items, attempt=1))
-            elif run.plan.learns:
-                empty_asks += 1
-                if empty_asks >= MAX_EMPTY_ASKS:
-                    run.exhausted = not len(self.pool)
-                    return
 
     def _new_items(self, run: StageRun, candidates: Iterable[Any]) -> list[Item]:
         items = []

@@ -19,8 +19,9 @@ wide boxes explore around the coarse anchors, narrow ones polish the best trials
   gets no more trials.
 * Where in its box a proposal goes (``sample``): ``'thompson'`` (the default) draws
   ``candidates`` random points of the box and keeps the best of one joint draw of a
-  Gaussian-process posterior (``sweep.plans.bayes``'s model, fitted to every told trial of
-  the stages it refines and of its own, trials in flight counted as pending), the
+  Gaussian-process posterior (``sweep.plans.surrogate``, the model bayes uses too,
+  fitted to every told trial of the stages it refines and of its own, trials in flight
+  counted as pending), the
   batch form of Thompson sampling that TuRBO uses inside its trust regions; draws
   differ, so proposals made while others run spread over the box. ``'model'`` keeps
   the point of highest expected improvement instead; ``'random'`` a uniform point
@@ -36,13 +37,15 @@ resume as for every learning plan: records of its own stage that this run did no
 propose (a resumed stage) count against the budget, matched by config. Proposals
 depend only on the seed and what the plan was told (reproducible when sequential).
 
-Defaults (``shrink=0.3``, ``min_width=0.05``, ``decay=1``, Thompson sampling) were
-chosen with ``tests/bench/quality.py`` on its tuning families only.
+The defaults (``sweep.plans.refine_options``: ``shrink=0.3``, ``min_width=0.05``,
+``decay=1``, Thompson sampling) were chosen with ``tests/bench/quality.py`` on its
+tuning families only.
 
 Example:
-    >>> from sweep.plans.refine import AnchorRule
+    >>> from sweep.core.metric import Metric
+    >>> from sweep.plans.anchors import AnchorRule
     >>> from sweep.space import Space, Uniform
-    >>> rule = AnchorRule(metric="loss", goal="minimize", k=2, sources=[0], stage=1)
+    >>> rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     >>> plan = AdaptiveRefine(Space({"x": Uniform(0, 1)}), trials=8, rule=rule, seed=0)
 """
 
@@ -54,19 +57,21 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import SweepError
-from ..core.metric import Metric
-from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
-from .fixed import Candidate, Config, ProposingPlan, make_rng, seed_tuple
-from .refine import Anchor, AnchorRule, Box
-
-CATEGORICAL = ("keep", "narrow")
-SAMPLES = ("random", "model", "thompson")
-DEFAULT_SHRINK = 0.3
-DEFAULT_MIN_WIDTH = 0.05
-DEFAULT_DECAY = 1.0
+from .anchors import Anchor, AnchorRule, Box
+from .base import Candidate, Config, ProposingPlan, make_rng, seed_tuple
+from .fixed import Grid
+from .refine_options import (
+    ADAPTIVE_CANDIDATES,
+    ADAPTIVE_DECAY,
+    ADAPTIVE_MIN_WIDTH,
+    ADAPTIVE_SAMPLES,
+    ADAPTIVE_SHRINK,
+    CATEGORICAL,
+    DEFAULT_CATEGORICAL,
+)
+from .surrogate import Surrogate
 
 
 class AdaptiveRefine(ProposingPlan):
@@ -87,7 +92,7 @@ class AdaptiveRefine(ProposingPlan):
         sample: 'thompson' (default), 'model' (expected improvement) or 'random'.
         candidates: random points of the box scored per proposal ('thompson', 'model').
 
-    Example: ``AdaptiveRefine(space, 32, rule=AnchorRule("loss", "minimize", 4, [0], 1))``
+    Example: ``AdaptiveRefine(space, 32, rule=AnchorRule(Metric("loss"), 4, [0], 1))``
     """
 
     learns = True
@@ -99,14 +104,14 @@ class AdaptiveRefine(ProposingPlan):
         trials: int,
         *,
         rule: AnchorRule,
-        shrink: float = DEFAULT_SHRINK,
-        min_width: float = DEFAULT_MIN_WIDTH,
-        decay: float = DEFAULT_DECAY,
-        categorical: str = "keep",
+        shrink: float = ADAPTIVE_SHRINK,
+        min_width: float = ADAPTIVE_MIN_WIDTH,
+        decay: float = ADAPTIVE_DECAY,
+        categorical: str = DEFAULT_CATEGORICAL,
         seed: int | Sequence[int] = 0,
         anchors: Sequence[Anchor] | None = None,
-        sample: str = "thompson",
-        candidates: int = 128,
+        sample: str = ADAPTIVE_SAMPLES[0],
+        candidates: int = ADAPTIVE_CANDIDATES,
     ):
         _check_options(trials, shrink, min_width, decay, sample, categorical)
         super().__init__(space, int(trials))
@@ -115,7 +120,6 @@ class AdaptiveRefine(ProposingPlan):
         self.shrink, self.min_width, self.decay = float(shrink), float(min_width), float(decay)
         self.categorical = categorical
         self.seed = seed_tuple(seed)
-        self.notes: list[str] = []
         self._given = list(anchors) if anchors is not None else None
         self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
         self._results: set[Any] = set()  # own-stage configs whose result is in
@@ -124,13 +128,10 @@ class AdaptiveRefine(ProposingPlan):
         self._anchors: list[Anchor] | None = None
         self.sample = sample
         self.n_candidates = max(1, int(candidates))
-        self._model: Any = None
+        self._model: Surrogate | None = None
         if sample != "random":
-            from .bayes import Bayes
-
-            self._model = Bayes(space, None, (*self.seed, 29), metric=rule.metric,
-                                goal=rule.goal, stage=rule.stage, sources=rule.sources,
-                                history="joint")
+            self._model = Surrogate(space, rule.metric, stage=rule.stage,
+                                    sources=rule.sources)
         self._numeric = list(space.numeric_dims)
         self._cats = list(space.categorical_dims)
         # Configs with a positive prior (a zero-weight value is never proposed).
@@ -158,7 +159,7 @@ class AdaptiveRefine(ProposingPlan):
                 self._results.add(key)
             self._told(key, own)
             slot = (r.stage, key)
-            if r.ok and r.finite(rule.metric) and self._fits(r.params):
+            if r.ok and r.finite(rule.metric.name) and self._fits(r.params):
                 self._pool[slot] = r
             else:
                 self._pool.pop(slot, None)  # a retry that failed replaces an older row
@@ -198,21 +199,10 @@ class AdaptiveRefine(ProposingPlan):
         return self._anchors
 
     def _choose_anchors(self) -> list[Anchor]:
-        rule = self.rule
-        ranked = rank_records(self._pool.values(), Metric(rule.metric, rule.goal), rule.k)
-        anchors = [Anchor(r.trial_id, dict(r.params)) for r in ranked]
-        if self._given is not None and len(anchors) < rule.k:
-            have = {s.trial_id for s in anchors}
-            anchors += [s for s in self._given if s.trial_id not in have][: rule.k - len(anchors)]
-        if not anchors:
-            raise SweepError(
-                f"stage {rule.stage} (refine) has nothing to refine: no trial of "
-                f"{rule.where()} finished ok with a finite {rule.metric!r}; see the error "
-                f"column of {rule.where()} (sweep status / sweep top)")
-        if len(anchors) < rule.k and not self.notes and self._proposed == 0:
-            self.notes.append(f"stage {rule.stage}: only {len(anchors)} trials of "
-                              f"{rule.where()} succeeded; refining around those "
-                              f"(top_k={rule.k})")
+        anchors = self.rule.choose(self._pool.values(), self._given or ())
+        note = self.rule.shortfall(anchors)
+        if note and not self.notes and self._proposed == 0:
+            self.notes.append(note)
         return anchors
 
     # ------------------------------------------------------------------ boxes
@@ -346,24 +336,18 @@ class AdaptiveRefine(ProposingPlan):
 
     def _draw_model(self, rng: np.random.Generator, anchor: Anchor, width: float
                     ) -> Config | None:
-        """The best of ``candidates`` random points of the box by expected improvement
-        under the Gaussian process of ``sweep.plans.bayes`` (trials in flight included)."""
+        """The best of ``candidates`` random points of the box by a posterior draw
+        (``'thompson'``) or expected improvement (``'model'``) under the Gaussian process
+        of ``sweep.plans.surrogate`` (trials in flight included)."""
         model = self._model
-        enc = model.enc
-        m = self.n_candidates
-        rows = np.zeros((m, enc.width))
-        for j, (lo, hi) in enumerate(self._unit_box(anchor, width).values()):
-            rows[:, j] = lo + (hi - lo) * rng.random(m)
-        for name in self._cats:
-            values = self._values(anchor, name)
-            index = [enc.keys[name][value_key(v)] for v in values]
-            pick = np.asarray(index)[rng.integers(len(index), size=m)]
-            rows[np.arange(m), enc.offsets[name] + pick] = math.sqrt(0.5)
-        rows = enc.snap(rows)
+        assert model is not None
+        enc = model.encoder
+        values = {name: self._values(anchor, name) for name in self._cats}
+        rows = enc.box_rows(rng, self.n_candidates, self._unit_box(anchor, width), values)
         if self.sample == "thompson":
-            score = model.draw_rows(rows, rng)
+            score = model.thompson(rows, rng)
         else:
-            score = model.score_rows(rows)
+            score = model.expected_improvement(rows)
         order = np.argsort(-score, kind="stable")
         for i in order[:64]:
             params = enc.decode(rows[i])
@@ -375,8 +359,6 @@ class AdaptiveRefine(ProposingPlan):
         """A config not seen yet anywhere in a discrete space (boxes exhausted), drawn
         from the priors (so a zero-weight value never comes up), else the first such
         config of the grid."""
-        from .fixed import Grid
-
         assert self._cardinality is not None
         for _ in range(256):
             params = self.space.from_unit(rng.random(len(self.space.dims)).tolist())
@@ -408,8 +390,9 @@ class AdaptiveRefine(ProposingPlan):
 def _check_options(trials: int | None, shrink: float, min_width: float, decay: float,
                    sample: str, categorical: str) -> None:
     """ValueError for an option out of its range."""
-    if sample not in SAMPLES:
-        raise ValueError(f"unknown sample {sample!r}: expected one of {', '.join(SAMPLES)}")
+    if sample not in ADAPTIVE_SAMPLES:
+        raise ValueError(f"unknown sample {sample!r}: expected one of "
+                         f"{', '.join(ADAPTIVE_SAMPLES)}")
     if categorical not in CATEGORICAL:
         raise ValueError(f"unknown categorical {categorical!r}: expected keep or narrow")
     if not 0 < shrink <= 1:
@@ -422,5 +405,4 @@ def _check_options(trials: int | None, shrink: float, min_width: float, decay: f
         raise ValueError("an adaptive refine needs a budget (trials >= 0)")
 
 
-__all__ = ["CATEGORICAL", "DEFAULT_DECAY", "DEFAULT_MIN_WIDTH", "DEFAULT_SHRINK",
-           "AdaptiveRefine"]
+__all__ = ["AdaptiveRefine"]

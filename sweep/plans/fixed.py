@@ -1,12 +1,8 @@
-"""Plans: ask/tell objects that place points in a stage's search space. Ray-free.
+"""Fixed plans: grid, random, Sobol and Latin hypercube, decided in advance. Ray-free.
 
-A plan proposes candidates with ``ask(n)`` (up to n; an empty answer means "nothing
-until you tell me more") and is told every finished trial with ``tell(records)`` and
-every intermediate report with ``tell_report(report)``. ``finished`` says when it
-will propose nothing more. The fixed plans here (grid, random, Sobol, Latin
-hypercube) ignore what they are told; ``sweep.plans.refine`` and ``sweep.plans.bayes`` learn
-from it. No plan knows about Ray, the store or trial ids: the driver turns
-candidates into trials, skips what is stored, and tells the plan what came back.
+A fixed plan is a lazy stream of candidates that ignores what it is told (the plan
+interface is ``sweep.plans.base``); ``sampler`` builds one by name. The learning plans
+are ``sweep.plans.refine``, ``sweep.plans.adaptive_refine`` and ``sweep.plans.bayes``.
 
 Example:
     >>> from sweep.space import Space, LogUniform, Choice
@@ -16,18 +12,6 @@ Example:
     (6, {'lr': 0.0001, 'opt': 'sgd'})
     >>> [c.params["lr"] for c in grid.ask(3)]
     [0.0001, 0.0001, 0.01]
-
-A plan of your own only needs ``ask`` (and ``tell`` if it learns)::
-
-    class Corners(Plan):
-        '''Every corner of the unit cube, then nothing.'''
-        def __init__(self, space):
-            super().__init__(space, total=2 ** len(space.dims))
-            self._corners = itertools.product([0.0, 1.0], repeat=len(space.dims))
-        def ask(self, n):
-            out = [Candidate(self.space.from_unit(u)) for u in itertools.islice(self._corners, n)]
-            self.finished = len(out) < n
-            return out
 """
 
 from __future__ import annotations
@@ -36,163 +20,48 @@ import itertools
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ..core.records import Report, TrialRecord
+from ..core.metric import Metric
 from ..space.distributions import Distinct, distinct
 from ..space.search_space import Space
+from .base import (
+    CHUNK,
+    REGISTRY,
+    Candidate,
+    Config,
+    Plan,
+    StageSettings,
+    make_rng,
+    register,
+)
 
-Config = dict[str, Any]
 # Above this many combinations, sampling without replacement rejects duplicates
 # instead of drawing indices from the enumerated product.
 _ENUMERATE_LIMIT = 1_000_000
-_CHUNK = 1024
-
-
-def make_rng(seed: int | Sequence[int]) -> np.random.Generator:
-    """A Generator that depends only on ``seed`` (an int or a tuple such as (seed, stage)),
-    the same in every process and on every machine.
-
-    Example: ``make_rng((0, 1)).random()`` is the same number everywhere.
-    """
-    entropy = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
-
-
-def seed_tuple(seed: int | Sequence[int]) -> tuple[int, ...]:
-    """A seed as a tuple of ints, to extend with more entropy (``(*seed_tuple(s), i)``)."""
-    return (int(seed),) if isinstance(seed, (int, np.integer)) else tuple(int(s) for s in seed)
-
-
-class Candidate(NamedTuple):
-    """A proposed trial: its flat config (the stage's fixed values included) and, for
-    refined trials, the id of the trial it was derived from."""
-
-    params: Config
-    parent: str | None = None
-
-
-class Plan:
-    """The ask/tell interface every plan implements.
-
-    ``total`` is the number of trials the plan will propose (for progress bars and
-    budgets; None when unknown). ``learns`` is True for plans that want ``tell``: the
-    driver then tells them the stored trials of earlier stages before the first ask
-    (and this stage's, on resume), and every result as it arrives.
-    """
-
-    learns = False
-
-    def __init__(self, space: Space, total: int | None = None):
-        self.space = space
-        self.total = total
-        self.finished = False
-
-    def ask(self, n: int) -> list[Candidate]:
-        """Up to ``n`` new candidates; [] means none until more results are told."""
-        raise NotImplementedError
-
-    def tell(self, records: Sequence[TrialRecord]) -> None:
-        """Finished trials (of this stage, or of earlier ones before the first ask)."""
-
-    def tell_report(self, report: Report) -> None:
-        """An intermediate report of a running trial."""
-
-    def start(self) -> None:
-        """Called once the stored history has been told, before the first ask (a plan
-        that chooses from the history, such as refine, chooses here)."""
-
-    def describe(self) -> dict[str, Any] | None:
-        """What the plan decided that a user may want to see (anchors, boxes), JSON-friendly."""
-        return None
-
-    def __len__(self) -> int:
-        if self.total is None:
-            raise TypeError(f"{type(self).__name__} has no fixed length")
-        return self.total
-
-    def candidates(self) -> Iterator[Candidate]:
-        """Every candidate of a plan that needs no results (dry runs, tests); a learning
-        plan is asked a few at a time (each proposal may cost a model fit)."""
-        while not self.finished:
-            batch = self.ask(8 if self.learns else _CHUNK)
-            if not batch:
-                return
-            yield from batch
-
-    def __iter__(self) -> Iterator[Config]:
-        for candidate in self.candidates():
-            yield candidate.params
-
-
-class ProposingPlan(Plan):
-    """A learning plan that proposes one candidate at a time: ``ask(n)`` calls
-    ``_next()`` up to n times; None from it means nothing is left to propose (the plan
-    is then exhausted). It keeps the budget: ``used`` counts this run's proposals and
-    the stage's told trials it did not propose (a resumed stage). Subclasses implement
-    ``_next`` (calling ``_proposing``) and call ``_told`` for what they are told.
-
-    Example: ``class Walk(ProposingPlan): ...`` with ``_next`` returning a Candidate.
-    """
-
-    learns = True
-
-    def __init__(self, space: Space, total: int | None):
-        super().__init__(space, total)
-        self._seen: set[Any] = set()  # config keys proposed or told
-        self._mine: set[Any] = set()  # keys proposed in this run
-        self._foreign: set[Any] = set()  # own-stage keys told but not proposed here
-        self._proposed = 0
-        self._exhausted = False
-
-    @property
-    def used(self) -> int:
-        """Trials of the budget spent: proposed in this run, plus own-stage trials told
-        that this run did not propose (a resumed stage)."""
-        return self._proposed + len(self._foreign)
-
-    def _update_finished(self) -> None:
-        spent = self.total is not None and self.used >= self.total
-        self.finished = bool(spent or self._exhausted)
-
-    def _told(self, key: Any, own: bool) -> None:
-        """A told trial's config: seen; one of this stage not proposed here counts
-        against the budget."""
-        if own and key not in self._mine:
-            self._foreign.add(key)
-        self._seen.add(key)
-
-    def _proposing(self, key: Any) -> None:
-        """A config about to be proposed."""
-        self._seen.add(key)
-        self._mine.add(key)
-        self._proposed += 1
-        self._update_finished()
-
-    def ask(self, n: int) -> list[Candidate]:
-        out: list[Candidate] = []
-        while len(out) < n and not self.finished:
-            candidate = self._next()
-            if candidate is None:
-                self._exhausted = True
-                self._update_finished()
-                break
-            out.append(candidate)
-        return out
-
-    def _next(self) -> Candidate | None:
-        raise NotImplementedError
 
 
 class FixedPlan(Plan):
     """A plan decided in advance: a lazy stream of candidates that ignores ``tell``.
-    Subclasses implement ``_stream()``."""
+    Subclasses implement ``_stream()``; a named one builds itself from a budget
+    (``of_size``, what ``sampler`` calls) and from a stage (``from_stage``)."""
 
     def __init__(self, space: Space, total: int | None):
         super().__init__(space, total)
         self._it: Iterator[Candidate] | None = None
+
+    @classmethod
+    def of_size(cls, space: Space, n: int, seed: int | Sequence[int],
+                points: int | Mapping[str, int] | None = None) -> FixedPlan:
+        """``n`` trials of this plan over ``space`` (``points``: a grid's, per axis)."""
+        raise NotImplementedError(f"{cls.__name__} has no size of its own")
+
+    @classmethod
+    def from_stage(cls, stage: StageSettings, space: Space, metric: Metric | None
+                   ) -> FixedPlan:
+        return cls.of_size(space, stage.trials or 0, stage.seed)
 
     def _stream(self) -> Iterator[Candidate]:
         raise NotImplementedError
@@ -215,6 +84,7 @@ class FixedPlan(Plan):
 # ----------------------------------------------------------------------- grid
 
 
+@register
 class Grid(FixedPlan):
     """The Cartesian product of per-axis values, indexed without materialising it.
 
@@ -228,6 +98,8 @@ class Grid(FixedPlan):
         >>> [g[i]["b"] for i in range(4)]
         [1, 2, 3, 1]
     """
+
+    name = "grid"
 
     def __init__(
         self,
@@ -252,6 +124,22 @@ class Grid(FixedPlan):
         on_axes = {name for name, _ in self.axes}
         self._constants = {n: space[n].from_unit(0.5) for n in space if n not in on_axes}
         super().__init__(space, math.prod(len(axis) for _, axis in self.axes))
+
+    @classmethod
+    def of_size(cls, space: Space, n: int, seed: int | Sequence[int],
+                points: int | Mapping[str, int] | None = None) -> Grid:
+        """The grid of ``points`` per axis (a grid's size is its own: ``n`` is unused)."""
+        return cls(space, points=points)
+
+    @classmethod
+    def from_stage(cls, stage: StageSettings, space: Space, metric: Metric | None
+                   ) -> FixedPlan:
+        """The stage's grid, cut to its first ``trials`` points when it is truncated
+        (W&B's ``run_cap``)."""
+        grid = cls(space, points=stage.axis_points, values=stage.values)
+        if stage.truncate and stage.trials is not None:
+            return Truncated(grid, stage.trials)
+        return grid
 
     def __getitem__(self, index: int) -> Config:
         if not isinstance(index, (int, np.integer)):
@@ -299,6 +187,11 @@ class _UnitPlan(FixedPlan):
         super().__init__(space, int(n))
         self.seed = seed
 
+    @classmethod
+    def of_size(cls, space: Space, n: int, seed: int | Sequence[int],
+                points: int | Mapping[str, int] | None = None) -> FixedPlan:
+        return cls(space, n, seed)
+
     def _points(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
@@ -311,6 +204,7 @@ class _UnitPlan(FixedPlan):
                 yield Candidate(self.space.from_unit(row))
 
 
+@register
 class RandomPlan(_UnitPlan):
     """n independent draws from the priors.
 
@@ -324,6 +218,8 @@ class RandomPlan(_UnitPlan):
         >>> list(plan) == list(RandomPlan(Space({"x": Uniform(0, 1)}), n=2, seed=0))
         True
     """
+
+    name = "random"
 
     def __init__(self, space: Space, n: int, seed: int | Sequence[int]):
         super().__init__(space, n, seed)
@@ -341,7 +237,7 @@ class RandomPlan(_UnitPlan):
         rng = make_rng(self.seed)
         left = self.total
         while left > 0:
-            size = min(_CHUNK, left)
+            size = min(CHUNK, left)
             yield rng.random((size, len(self.space.dims)))
             left -= size
 
@@ -368,7 +264,7 @@ class RandomPlan(_UnitPlan):
         seen = Distinct()
         rng = make_rng(self.seed)
         while len(seen) < self.total:
-            for row in rng.random((_CHUNK, len(self.space.dims))).tolist():
+            for row in rng.random((CHUNK, len(self.space.dims))).tolist():
                 config = self.space.from_unit(row)
                 if seen.add(config):
                     yield Candidate(config)
@@ -376,12 +272,15 @@ class RandomPlan(_UnitPlan):
                         return
 
 
+@register
 class SobolPlan(_UnitPlan):
     """n points of a scrambled Sobol sequence (scipy.stats.qmc): low discrepancy,
     so n points cover the cube more evenly than n random ones.
 
     Example: ``SobolPlan(space, n=64, seed=0)``; powers of two keep the balance.
     """
+
+    name = "sobol"
 
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
@@ -391,17 +290,20 @@ class SobolPlan(_UnitPlan):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*balance properties.*")
             while left > 0:
-                size = min(_CHUNK, left)
+                size = min(CHUNK, left)
                 yield sampler.random(size)
                 left -= size
 
 
+@register
 class LatinHypercubePlan(_UnitPlan):
     """n points of a Latin hypercube (scipy.stats.qmc): each axis cut into n equal
     slices, one point per slice. Drawn in one piece (n x d floats).
 
     Example: ``LatinHypercubePlan(space, n=32, seed=0)``
     """
+
+    name = "lhs"
 
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
@@ -421,15 +323,12 @@ def sampler(
 
     Example: ``sampler(space, "sobol", 64, seed=(0, 0))``
     """
-    if kind == "grid":
-        return Grid(space, points=points)
-    if kind == "random":
-        return RandomPlan(space, n, seed)
-    if kind == "sobol":
-        return SobolPlan(space, n, seed)
-    if kind == "lhs":
-        return LatinHypercubePlan(space, n, seed)
-    raise ValueError(f"unknown plan {kind!r}: expected grid, random, sobol or lhs")
+    cls = REGISTRY.get(kind)
+    if cls is None or not issubclass(cls, FixedPlan):
+        names = [name for name, c in REGISTRY.items() if issubclass(c, FixedPlan)]
+        raise ValueError(f"unknown plan {kind!r}: expected {', '.join(names[:-1])} or "
+                         f"{names[-1]}")
+    return cls.of_size(space, n, seed, points)
 
 
 def distinct_sample(space: Space, kind: str, n: int, seed: int | Sequence[int]
@@ -454,19 +353,5 @@ def distinct_sample(space: Space, kind: str, n: int, seed: int | Sequence[int]
                 return
 
 
-__all__ = [
-    "Candidate",
-    "Config",
-    "FixedPlan",
-    "Grid",
-    "LatinHypercubePlan",
-    "Plan",
-    "ProposingPlan",
-    "RandomPlan",
-    "SobolPlan",
-    "Truncated",
-    "distinct_sample",
-    "make_rng",
-    "sampler",
-    "seed_tuple",
-]
+__all__ = ["FixedPlan", "Grid", "LatinHypercubePlan", "RandomPlan", "SobolPlan", "Truncated",
+           "distinct_sample", "sampler"]

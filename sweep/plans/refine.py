@@ -1,9 +1,12 @@
-"""Refine: boxes around the best trials of earlier stages, sampled densely.
+"""Refine: fixed boxes around the best trials of earlier stages, sampled densely.
 
 A refine plan is told the finished trials of the stages it refines (the driver
-tells it the stored ones before its first ask); its anchors are their top-k, ranked
-by the one rule of ``sweep.core.ranking``. Boxes live in the unit cube, so a log axis
-narrows in decades and an integer axis stays integer. No Ray, no store.
+tells it the stored ones before its first ask); its anchors are their top-k
+(``sweep.plans.anchors``). Boxes live in the unit cube, so a log axis narrows in
+decades and an integer axis stays integer. Once the boxes are drawn (``start``) its
+proposals are a fixed stream: on resume it proposes the stored trials again and the
+driver skips them. The boxes that follow new results are ``sweep.plans.adaptive_refine``
+(``region: adaptive``, the default of a sweep file's refine stage). No Ray, no store.
 
 Example:
     >>> from sweep.space import Space, LogUniform
@@ -18,60 +21,35 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from ..core.errors import SweepError
 from ..core.metric import Metric
-from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space
-from .fixed import Candidate, Config, FixedPlan, Grid, distinct_sample, seed_tuple
-
-REGIONS = ("each", "hull")
-
-
-class Anchor(NamedTuple):
-    """A trial that a refine stage narrows the space around (best first)."""
-
-    trial_id: str
-    params: Config
-
-
-@dataclass
-class Box:
-    """One region of a refine stage: a narrowed space and its share of the budget."""
-
-    anchor: str
-    space: Space
-    trials: int
-    bounds: dict[str, list[Any]] = field(default_factory=dict)
-    categories: dict[str, list[Any]] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-friendly form (for logs, the report and stored stage metadata)."""
-        return {"anchor": self.anchor, "trials": self.trials, "bounds": self.bounds,
-                "categories": self.categories}
+from .adaptive_refine import AdaptiveRefine
+from .anchors import Anchor, AnchorRule, Box
+from .base import (
+    Candidate,
+    Config,
+    ProposingPlan,
+    StageSettings,
+    needs_metric,
+    register,
+    seed_tuple,
+)
+from .fixed import Grid, distinct_sample
+from .refine_options import (
+    DEFAULT_CATEGORICAL,
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_WIDTH,
+    DEFAULT_SHRINK,
+    FIXED_REGIONS,
+    SAMPLES,
+)
 
 
-@dataclass
-class AnchorRule:
-    """Where a refine stage takes its anchors: the top ``k`` of the told trials of
-    ``sources`` (stage numbers), ranked by ``metric`` and ``goal``."""
-
-    metric: str
-    goal: str
-    k: int
-    sources: Sequence[int]
-    stage: int
-
-    def where(self) -> str:
-        if len(self.sources) == 1:
-            return f"stage {self.sources[0]}"
-        return f"stages {self.sources[0]}-{self.sources[-1]}"
-
-
-class Refine(FixedPlan):
+@register
+class Refine(ProposingPlan):
     """Boxes around the best trials of earlier stages, sampled densely.
 
     ``region='hull'``: one box, the bounding box of the anchors in unit space,
@@ -82,9 +60,11 @@ class Refine(FixedPlan):
     (``categorical='keep'``) or the values among the anchors (``'narrow'``).
 
     Anchors are given (``anchors``) or taken from what the plan is told (``rule``).
+    A sweep file's refine stage (``from_stage``) is this plan for ``region: each`` or
+    ``hull`` and an ``AdaptiveRefine`` for ``region: adaptive``.
     """
 
-    learns = True
+    name = "refine"
 
     def __init__(
         self,
@@ -93,16 +73,16 @@ class Refine(FixedPlan):
         *,
         trials: int | None,
         region: str = "each",
-        shrink: float = 0.25,
-        margin: float = 0.1,
-        min_width: float = 0.1,
-        categorical: str = "keep",
-        sample: str = "random",
+        shrink: float = DEFAULT_SHRINK,
+        margin: float = DEFAULT_MARGIN,
+        min_width: float = DEFAULT_MIN_WIDTH,
+        categorical: str = DEFAULT_CATEGORICAL,
+        sample: str = SAMPLES[0],
         points: int | Mapping[str, int] | None = None,
         seed: int | Sequence[int] = 0,
         rule: AnchorRule | None = None,
     ):
-        if region not in REGIONS:
+        if region not in FIXED_REGIONS:
             raise ValueError(f"unknown region {region!r}: expected hull or each")
         if anchors is None and rule is None:
             raise ValueError("a refine plan needs anchors or a rule to choose them")
@@ -112,46 +92,53 @@ class Refine(FixedPlan):
         self.min_width, self.categorical = min_width, categorical
         self.sample, self.points, self.seed = sample, points, seed
         self.rule = rule
-        self.notes: list[str] = []
-        self._told: list[TrialRecord] = []
+        self._history: list[TrialRecord] = []  # told trials of the sources, until start
         self._anchors = list(anchors) if anchors is not None else None
         self._boxes: list[Box] | None = None
+        self._it: Iterator[Candidate] | None = None
+
+    @classmethod
+    def from_stage(cls, stage: StageSettings, space: Space, metric: Metric | None
+                   ) -> ProposingPlan:
+        """A sweep file's refine stage: fixed boxes (``each``, ``hull``) or, for
+        ``region: adaptive``, an ``AdaptiveRefine``."""
+        rule = AnchorRule(needs_metric(metric, stage, "refine"), stage.refine_top_k,
+                          stage.sources, stage.index)
+        if stage.region == "adaptive":
+            return AdaptiveRefine(space, stage.trials or 0, rule=rule, shrink=stage.shrink,
+                                  min_width=stage.min_width, categorical=stage.categorical,
+                                  sample=stage.sample, seed=stage.seed)
+        return cls(space, trials=stage.trials, region=stage.region, shrink=stage.shrink,
+                   margin=stage.margin, min_width=stage.min_width,
+                   categorical=stage.categorical, sample=stage.sample,
+                   points=stage.axis_points, seed=stage.seed, rule=rule)
 
     # ----------------------------------------------------------- learning
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
         if self._boxes is None and self.rule is not None:
             sources = set(self.rule.sources)
-            self._told.extend(r for r in records if r.stage in sources and r.ok
-                              and r.finite(self.rule.metric))
+            name = self.rule.metric.name
+            self._history.extend(r for r in records if r.stage in sources and r.ok
+                                 and r.finite(name))
 
     @property
     def anchors(self) -> list[Anchor]:
         if self._anchors is None:
-            self._anchors = self._anchors_from_told()
+            assert self.rule is not None
+            self._anchors = self.rule.choose(self._history)
+            self._history = []
+            note = self.rule.shortfall(self._anchors)
+            if note:
+                self.notes.append(note)
         return self._anchors
-
-    def _anchors_from_told(self) -> list[Anchor]:
-        rule = self.rule
-        assert rule is not None
-        ranked = rank_records(self._told, Metric(rule.metric, rule.goal))
-        self._told = []
-        if not ranked:
-            raise SweepError(
-                f"stage {rule.stage} (refine) has nothing to refine: no trial of "
-                f"{rule.where()} finished ok with a finite {rule.metric!r}; see the error "
-                f"column of {rule.where()} (sweep status / sweep top)")
-        if len(ranked) < rule.k:
-            self.notes.append(f"stage {rule.stage}: only {len(ranked)} trials of "
-                              f"{rule.where()} succeeded; refining around those "
-                              f"(top_k={rule.k})")
-        return [Anchor(r.trial_id, dict(r.params)) for r in ranked[: rule.k]]
 
     @property
     def boxes(self) -> list[Box]:
         if self._boxes is None:
             self._boxes = self._build_boxes()
             self.total = sum(b.trials for b in self._boxes)
+            self._update_finished()
         return self._boxes
 
     def start(self) -> None:
@@ -251,6 +238,14 @@ class Refine(FixedPlan):
 
     # ------------------------------------------------------------ proposing
 
+    def _next(self) -> Candidate | None:
+        if self._it is None:
+            self._it = self._stream()
+        candidate = next(self._it, None)
+        if candidate is not None:
+            self._proposing(self.space.key(candidate.params))
+        return candidate
+
     def _stream(self) -> Iterator[Candidate]:
         for index, box in enumerate(self.boxes):
             if box.trials <= 0:
@@ -265,4 +260,4 @@ class Refine(FixedPlan):
                 yield Candidate(params, self._parent_of(box, params))
 
 
-__all__ = ["REGIONS", "Anchor", "AnchorRule", "Box", "Refine"]
+__all__ = ["Anchor", "AnchorRule", "Box", "Refine"]

@@ -18,14 +18,26 @@ from typing import Any
 from ..core.errors import SpecError
 from ..core.hints import did_you_mean
 from ..core.values import fraction, integer, json_value, known_keys, number, one_of
+from ..plans.refine_options import (
+    ADAPTIVE_SAMPLES,
+    CATEGORICAL,
+    DEFAULT_CATEGORICAL,
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_WIDTH,
+    DEFAULT_REGION,
+    DEFAULT_SHRINK,
+    REGIONS,
+    SAMPLES,
+    default_min_width,
+    default_shrink,
+    default_top_k,
+    samples,
+)
 from ..space import distributions as sp
 from ..space.search_space import Space
 
 PLANS = ("grid", "random", "sobol", "lhs", "refine", "bayes")
 FIRST_PLANS = ("grid", "random", "sobol", "lhs", "bayes")
-REGIONS = ("adaptive", "each", "hull")
-SAMPLES = ("random", "grid", "sobol")  # inside the fixed boxes of region: each | hull
-ADAPTIVE_SAMPLES = ("thompson", "model", "random")  # inside the moving boxes of adaptive
 STAGE_KEYS = (
     "plan", "trials", "seed", "points", "values", "fixed", "top_k", "region", "margin",
     "min_width", "shrink", "categorical", "sample", "from", "name", "initial",
@@ -33,28 +45,6 @@ STAGE_KEYS = (
 REFINE_KEYS = ("top_k", "region", "margin", "min_width", "shrink", "categorical", "sample",
                "from")
 BAYES_KEYS = ("initial",)
-
-# Refine defaults, chosen with tests/bench/quality.py on its tuning families (README,
-# "Search quality"). The fixed regions keep the defaults of the first release.
-DEFAULT_REGION = "adaptive"
-DEFAULT_SHRINK = 0.25
-DEFAULT_MARGIN = 0.1
-DEFAULT_MIN_WIDTH = 0.1
-ADAPTIVE_SHRINK = 0.3
-ADAPTIVE_MIN_WIDTH = 0.05
-
-
-def default_top_k(trials: int, region: str = "each") -> int:
-    """Seeds for a refine stage of ``trials`` trials: about one per 8 trials, 1..4 for
-    ``each`` and ``adaptive``, 2..8 for ``hull`` (a hull of one seed is only a
-    min_width box).
-
-    Example: ``default_top_k(32) == 4``
-    """
-    if region == "hull":
-        return max(2, min(8, trials // 8))
-    return max(1, min(4, trials // 8))
-
 
 @dataclass
 class Stage:
@@ -72,8 +62,8 @@ class Stage:
     margin: float = DEFAULT_MARGIN
     min_width: float = DEFAULT_MIN_WIDTH
     shrink: float = DEFAULT_SHRINK
-    categorical: str = "keep"
-    sample: str = "random"
+    categorical: str = DEFAULT_CATEGORICAL
+    sample: str = SAMPLES[0]
     source: str = "previous"
     truncate: bool = False
     axis_points: dict[str, int] = field(default_factory=dict)
@@ -90,7 +80,7 @@ class Stage:
     def refine_top_k(self) -> int:
         if self.top_k is not None:
             return self.top_k
-        return default_top_k(self.trials or 8, self.region)
+        return default_top_k(self.trials, self.region)
 
     @property
     def sources(self) -> list[int]:
@@ -180,23 +170,22 @@ def _options(stage: Stage, raw: Mapping[str, Any], where: str) -> None:
     stage.margin = float(number(f"{where}.margin", raw.get("margin", DEFAULT_MARGIN)))
     if stage.margin < 0:
         raise SpecError(f"{where}.margin", raw.get("margin"), "a fraction >= 0")
-    stage.shrink = fraction(f"{where}.shrink", raw.get(
-        "shrink", ADAPTIVE_SHRINK if adaptive else DEFAULT_SHRINK), zero_ok=False)
+    stage.shrink = fraction(f"{where}.shrink", raw.get("shrink", default_shrink(stage.region)),
+                            zero_ok=False)
     stage.min_width = fraction(f"{where}.min_width", raw.get(
-        "min_width", min(stage.shrink, ADAPTIVE_MIN_WIDTH) if adaptive else DEFAULT_MIN_WIDTH),
-        zero_ok=True)
+        "min_width", default_min_width(stage.region, stage.shrink)), zero_ok=True)
     if adaptive and stage.min_width > stage.shrink:
         raise SpecError(f"{where}.min_width", raw.get("min_width"),
                         f"at most shrink ({stage.shrink}) with region: adaptive",
                         "the boxes narrow from shrink down to min_width")
-    stage.categorical = one_of(f"{where}.categorical", raw.get("categorical", "keep"),
-                               ("keep", "narrow"))
-    samples = ADAPTIVE_SAMPLES if adaptive else SAMPLES
+    stage.categorical = one_of(f"{where}.categorical",
+                               raw.get("categorical", DEFAULT_CATEGORICAL), CATEGORICAL)
+    allowed = samples(stage.region)
     if adaptive and raw.get("sample") in ("grid", "sobol"):
         raise SpecError(f"{where}.sample", raw["sample"], "thompson, model or random with "
                         "region: adaptive (the default)",
                         f"sample: {raw['sample']} fills fixed boxes: add region: each or hull")
-    stage.sample = one_of(f"{where}.sample", raw.get("sample", samples[0]), samples)
+    stage.sample = one_of(f"{where}.sample", raw.get("sample", allowed[0]), allowed)
     stage.source = one_of(f"{where}.from", raw.get("from", "previous"), ("previous", "all"))
 
 

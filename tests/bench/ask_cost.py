@@ -21,11 +21,12 @@ import time
 
 import _threads  # noqa: F401  (one BLAS thread; before numpy)
 
+from sweep.core.metric import Metric
 from sweep.core.records import TrialRecord
 from sweep.plans import RandomPlan
 from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.anchors import AnchorRule
 from sweep.plans.bayes import Bayes
-from sweep.plans.refine import AnchorRule
 from sweep.space import Choice, RandInt, Space, Uniform
 
 SPACE = Space({**{f"x{i}": Uniform(0.0, 1.0) for i in range(6)},
@@ -46,7 +47,7 @@ def measure(kind: str, n: int, asks: int) -> tuple[float, float, float]:
     if kind == "bayes":
         plan = Bayes(SPACE, n + asks + 1, 0, metric="loss", stage=1)
     else:
-        rule = AnchorRule("loss", "minimize", 4, [0], 1)
+        rule = AnchorRule(Metric("loss"), 4, [0], 1)
         plan = AdaptiveRefine(SPACE, asks + 1, rule=rule, seed=0)
     plan.tell([record(p, 0, i) for i, p in enumerate(RandomPlan(SPACE, n, 7))])
     plan.start()

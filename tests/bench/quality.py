@@ -98,11 +98,19 @@ from typing import Any
 import _threads  # noqa: F401  (one BLAS thread; before numpy)
 import numpy as np
 
+from sweep.core.metric import Metric
 from sweep.core.records import TrialRecord
 from sweep.plans import Candidate, Plan, RandomPlan, SobolPlan
 from sweep.plans.adaptive_refine import AdaptiveRefine
+from sweep.plans.anchors import AnchorRule
 from sweep.plans.bayes import Bayes
-from sweep.plans.refine import AnchorRule, Refine
+from sweep.plans.refine import Refine
+from sweep.plans.refine_options import (
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_WIDTH,
+    DEFAULT_SHRINK,
+    default_top_k,
+)
 from sweep.space import (
     Bernoulli,
     Choice,
@@ -115,16 +123,6 @@ from sweep.space import (
     Uniform,
     value_key,
 )
-
-try:  # the refine defaults (sweep.spec.stages; sweep.spec.sweep_file before the driver's rewrite)
-    from sweep.spec.stages import DEFAULT_MARGIN, DEFAULT_MIN_WIDTH, DEFAULT_SHRINK, default_top_k
-except ImportError:
-    from sweep.spec.sweep_file import (  # type: ignore[no-redef]
-        DEFAULT_MARGIN,
-        DEFAULT_MIN_WIDTH,
-        DEFAULT_SHRINK,
-        default_top_k,
-    )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine
@@ -889,7 +887,7 @@ def _fine_plan(kind: str, options: Mapping[str, str], space: Space, n_fine: int,
                seed: int) -> Plan:
     if kind == "c2f-adaptive":
         k = _opt(options, "top_k", 0) or default_top_k(n_fine)
-        rule = AnchorRule(METRIC, "minimize", k, [0], 1)
+        rule = AnchorRule(Metric(METRIC), k, [0], 1)
         extra: dict[str, Any] = {key: _opt(options, key, 0.0) for key in
                                  ("shrink", "min_width", "decay") if key in options}
         extra.update({key: options[key] for key in ("sample", "categorical") if key in options})
@@ -898,7 +896,7 @@ def _fine_plan(kind: str, options: Mapping[str, str], space: Space, n_fine: int,
         return _bayes(space, n_fine, (seed, 3), options, stage=1)
     region = "hull" if kind == "c2f-hull" else "each"
     k = _opt(options, "top_k", 0) or default_top_k(n_fine, region)
-    rule = AnchorRule(METRIC, "minimize", k, [0], 1)
+    rule = AnchorRule(Metric(METRIC), k, [0], 1)
     return Refine(space, trials=n_fine, region=region,
                   shrink=_opt(options, "shrink", DEFAULT_SHRINK),
                   margin=_opt(options, "margin", DEFAULT_MARGIN),
@@ -945,7 +943,7 @@ def run_method(method: Method, prob: Problem, seed: int, budgets: Sequence[int],
         if kind in ("bayes", "bayes-sklearn"):
             plan: Plan = _bayes(space, top, (seed, 5), options)
             if kind == "bayes-sklearn":
-                plan.gp = SklearnGP(plan.enc.width)  # type: ignore[attr-defined]
+                plan.model.gp = SklearnGP(plan.model.encoder.width)  # type: ignore[attr-defined]
         else:
             plan = OptunaPlan(space, top, seed * 7919 + 1, liar=kind == "tpe-liar",
                               multivariate=_opt(options, "multivariate", False),
