@@ -129,6 +129,8 @@ class Plan:
 
     learns = False
     name: ClassVar[str | None] = None
+    # True for plans that work from earlier stages' results (never a first stage).
+    refines: ClassVar[bool] = False
     notes: list[str]
 
     def __init__(self, space: Space, total: int | None = None):

@@ -65,6 +65,7 @@ class Refine(ProposingPlan):
     """
 
     name = "refine"
+    refines = True
 
     def __init__(
         self,

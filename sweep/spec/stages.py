@@ -18,6 +18,7 @@ from typing import Any
 from ..core.errors import SpecError
 from ..core.hints import did_you_mean
 from ..core.values import fraction, integer, json_value, known_keys, number, one_of
+from ..plans import REGISTRY
 from ..plans.refine_options import (
     ADAPTIVE_SAMPLES,
     CATEGORICAL,
@@ -36,8 +37,9 @@ from ..plans.refine_options import (
 from ..space import distributions as sp
 from ..space.search_space import Space
 
-PLANS = ("grid", "random", "sobol", "lhs", "refine", "bayes")
-FIRST_PLANS = ("grid", "random", "sobol", "lhs", "bayes")
+# Every plan a stage can name: the plans' registry (sweep.plans.REGISTRY) is the one list.
+PLANS = tuple(REGISTRY)
+FIRST_PLANS = tuple(name for name, cls in REGISTRY.items() if not cls.refines)
 STAGE_KEYS = (
     "plan", "trials", "seed", "points", "values", "fixed", "top_k", "region", "margin",
     "min_width", "shrink", "categorical", "sample", "from", "name", "initial",
@@ -90,7 +92,7 @@ class Stage:
     @property
     def learns(self) -> bool:
         """True for plans that need the sweep's metric (they rank or model results)."""
-        return self.plan in ("refine", "bayes")
+        return REGISTRY[self.plan].learns
 
 
 def stage_seed(seed: int, index: int) -> int:
@@ -115,9 +117,10 @@ def _stage(index: int, raw: Any, space: Space, seed: int, param_points: dict[str
     if "plan" not in raw:
         raise SpecError(f"{where}.plan", expected="one of " + ", ".join(PLANS))
     plan = one_of(f"{where}.plan", raw["plan"], PLANS)
-    if index == 0 and plan == "refine":
-        raise SpecError(f"{where}.plan", plan, "grid, random, sobol, lhs or bayes for the "
-                        "first stage", "a refine stage needs an earlier stage to refine")
+    if index == 0 and plan not in FIRST_PLANS:
+        raise SpecError(f"{where}.plan", plan, f"{', '.join(FIRST_PLANS[:-1])} or "
+                        f"{FIRST_PLANS[-1]} for the first stage",
+                        f"a {plan} stage needs an earlier stage to refine")
     stage = Stage(index=index, plan=plan, seed=stage_seed(seed, index))
     if "name" in raw:
         if not isinstance(raw["name"], str):
