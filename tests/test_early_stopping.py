@@ -103,6 +103,18 @@ def test_reports_reach_the_driver_while_the_trial_runs(results, tmp_path, kind):
     assert sorted(curves["step"]) == [0, 1, 2] and "metrics.loss" in curves.columns
 
 
+def test_forked_children_that_report_do_not_hang_the_sweep(results):
+    """Issue 25, item 14: forked multiprocessing children calling sweep.report with a
+    stopping rule on left the sweep running forever (here, before the fix, their calls
+    into Ray's client crashed the node's raylet). A child's reports are dropped with a
+    warning on its stderr; the trial ends ok."""
+    doc = {"name": "forked", "objective": "tests.objectives:report_from_forked_children",
+           "metric": {"name": "loss"}, "parameters": {"x": {"value": 1}},
+           "method": "grid", "early_terminate": never_stops()}
+    df = sweep.run(doc, results=results)
+    assert list(df["status"]) == ["ok"] and df["metrics.children"].iloc[0] == 10.0
+
+
 def test_a_stopped_trial_frees_its_slot_and_keeps_its_step(results, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
