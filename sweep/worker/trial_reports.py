@@ -142,7 +142,7 @@ class TrialContext:
             try:
                 check_step(value)
             except ValueError as exc:
-                self.bad_step = f'"{key}": {short(value, 60)}: {exc}'
+                self.bad_step = f'"{key}": {exc}'
 
     def pending(self) -> list[Report]:
         """Reports the driver has not received yet (all of them when there is no hub)."""
@@ -151,7 +151,8 @@ class TrialContext:
     def warnings(self) -> list[str]:
         """What this trial's reports lost, one sentence each (empty when nothing).
 
-        Example: ``["2 reports had more than 200 extra metrics: 150 were dropped ..."]``
+        Example: ``["2 report(s) had more than 200 extra metrics: 150 values were
+        dropped (the metric 'loss' is always kept)"]``
         """
         out = []
         if self.wide:
