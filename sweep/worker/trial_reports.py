@@ -100,7 +100,7 @@ class TrialContext:
         # a report from one of those (a thread an earlier trial left running) is not this
         # trial's. threading._active is the registry enumerate() reads (a fifth its cost:
         # this runs for every trial).
-        self.owner = threading.current_thread()
+        self.owner = threading.get_ident()
         registry = getattr(threading, "_active", None)
         self.inherited: dict[int | None, threading.Thread] = (
             registry.copy() if isinstance(registry, dict)
@@ -225,8 +225,8 @@ def report(step: int | None = None, **metrics: Any) -> None:
     if context.generation != _GENERATION:
         _warn_forked(context)
         return
-    thread = threading.current_thread()
-    if thread is not context.owner and context.inherited.get(thread.ident) is thread:
+    ident = threading.get_ident()
+    if ident != context.owner and context.inherited.get(ident) is threading.current_thread():
         context.foreign += 1
         return
     if step is not None:
