@@ -1,4 +1,4 @@
-"""Shared fixtures: one local Ray per test session, token auth set explicitly."""
+"""Shared fixtures: one local Ray per test session, on a token of the session's own."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import os
 
 import pytest
 
-# Ray 2.5x turns token authentication on for new local clusters; say so explicitly so
-# every Ray this suite starts (here and in CLI subprocesses) runs the same way.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+from tests.procs import isolate_ray
+
+# Ray 2.5x turns token authentication on for new local clusters and, without a token,
+# writes one to ~/.ray/auth_token (and later Rays read it). Every Ray this suite starts
+# or joins (here, in CLI subprocesses, in a test's own cluster) runs in token mode with
+# this session's token, whatever the shell exported (RAY_AUTH_MODE=disabled included):
+# no test depends on another's side effect, none reads or writes the user's ~/.ray.
+isolate_ray(os.environ)
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 

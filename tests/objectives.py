@@ -162,3 +162,26 @@ def report_then_wait(config: dict[str, Any]) -> dict[str, float]:
     while not os.path.exists(release) and time.time() < deadline:
         time.sleep(0.02)
     return {"loss": 0.25}
+
+
+def _child_reports(n: int) -> int:
+    import sweep
+
+    for i in range(n):
+        sweep.report(step=10 + i, loss=0.5)
+        time.sleep(0.02)
+    return n
+
+
+def report_from_forked_children(config: dict[str, Any]) -> dict[str, float]:
+    """Reports step 0, then two forked multiprocessing workers call sweep.report 5 times
+    each (issue 25, item 14: with a stopping rule that hung the sweep, their Ray calls
+    even crashing the node's raylet); 'children' counts the calls they made."""
+    import multiprocessing
+
+    import sweep
+
+    sweep.report(step=0, loss=1.0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        done = pool.map(_child_reports, [5, 5])
+    return {"loss": 0.5, "children": float(sum(done))}

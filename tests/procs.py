@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,16 +51,24 @@ def short_tmpdir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
-def ray_env(auth: str = "token", **extra: str) -> dict[str, str]:
-    """An environment for Ray processes and drivers started by a test: RAY_AUTH_MODE set
-    explicitly (with a fresh RAY_AUTH_TOKEN for token mode), no RAY_ADDRESS."""
-    env = dict(os.environ)
+def isolate_ray(env: MutableMapping[str, str], auth: str = "token") -> None:
+    """Set ``env`` (a dict, or ``os.environ``) for a Ray of the test's own: RAY_AUTH_MODE
+    ``auth`` whatever the shell exported, with a fresh RAY_AUTH_TOKEN in token mode (so
+    that no Ray started or joined with it reads or writes ``~/.ray/auth_token``), no
+    RAY_ADDRESS or RAY_AUTH_TOKEN_PATH, no usage stats."""
     for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         env.pop(key, None)
     env["RAY_AUTH_MODE"] = auth
     if auth == "token":
         env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+
+
+def ray_env(auth: str = "token", **extra: str) -> dict[str, str]:
+    """An environment for Ray processes and drivers started by a test: ``isolate_ray``
+    (a fresh token in token mode), the repository first on PYTHONPATH, then ``extra``."""
+    env = dict(os.environ)
+    isolate_ray(env, auth)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra)

@@ -51,25 +51,34 @@ def never_stops() -> dict:
     return {"type": "median", "min_samples": 100}
 
 
-@pytest.mark.parametrize("kind", ["python", "command"])
+@pytest.mark.parametrize("kind", ["python", "command", "wandb"])
 def test_reports_reach_the_driver_while_the_trial_runs(results, tmp_path, kind):
+    """A report reaches the driver while its trial runs: a Python objective's
+    (sweep.report), a command's JSON line, and a command's wandb.log (W&B's run file,
+    read when it changes). ``-s`` prints the latency of each (issue 25, item 6)."""
     markers = tmp_path / "markers"
     markers.mkdir()
     if kind == "python":
         job = {"objective": "tests.objectives:report_then_wait"}
     else:
         script = tmp_path / "job.py"
+        report = {"command": 'print(json.dumps({"step": step, "loss": 1.0 / (step + 1)}), '
+                             'flush=True)',
+                  "wandb": 'wandb.log({"loss": 1.0 / (step + 1)})'}[kind]
         script.write_text(textwrap.dedent("""
             import json, os, sys, time
             markers = sys.argv[1].split("=", 1)[1]
+            if KIND == "wandb":
+                import wandb
+                wandb.init()
             for step in range(3):
-                print(json.dumps({"step": step, "loss": 1.0 / (step + 1)}), flush=True)
+                REPORT
                 with open(os.path.join(markers, "reports.jsonl"), "a") as f:
                     f.write(json.dumps({"step": step, "t": time.time()}) + "\\n")
             while not os.path.exists(os.path.join(markers, "release")):
                 time.sleep(0.02)
             print(json.dumps({"loss": 0.25}))
-        """))
+        """).replace("KIND", repr(kind)).replace("REPORT", report))
         job = {"command": [sys.executable, str(script), "${args}"]}
     name = f"live-{kind}"
     doc = {"name": name, **job, "metric": {"name": "loss"},
@@ -101,6 +110,18 @@ def test_reports_reach_the_driver_while_the_trial_runs(results, tmp_path, kind):
     # The curves table holds all three steps, as pandas reads it.
     curves = pd.read_parquet(os.path.join(results, name, "curves"))
     assert sorted(curves["step"]) == [0, 1, 2] and "metrics.loss" in curves.columns
+
+
+def test_forked_children_that_report_do_not_hang_the_sweep(results):
+    """Issue 25, item 14: forked multiprocessing children calling sweep.report with a
+    stopping rule on left the sweep running forever (here, before the fix, their calls
+    into Ray's client crashed the node's raylet). A child's reports are dropped with a
+    warning on its stderr; the trial ends ok."""
+    doc = {"name": "forked", "objective": "tests.objectives:report_from_forked_children",
+           "metric": {"name": "loss"}, "parameters": {"x": {"value": 1}},
+           "method": "grid", "early_terminate": never_stops()}
+    df = sweep.run(doc, results=results)
+    assert list(df["status"]) == ["ok"] and df["metrics.children"].iloc[0] == 10.0
 
 
 def test_a_stopped_trial_frees_its_slot_and_keeps_its_step(results, tmp_path):

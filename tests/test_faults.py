@@ -6,7 +6,7 @@ subprocess with a private RAY_TMPDIR, so they never touch the session Ray of the
 tests, nor any other Ray on the machine (a Cluster writes ``<tmp>/ray/ray_current_cluster``,
 which plain ``ray.init()`` calls elsewhere would otherwise connect to). CLI drivers that only
 need *a* Ray connect to the session Ray with ``--address`` (no second Ray start on a
-two-core machine). Every subprocess gets RAY_AUTH_MODE explicitly.
+two-core machine). Every subprocess gets the session's Ray token (tests/conftest.py).
 
 Progress is observed through files (the store's journal, the lock file, logs written by
 ``tests.objectives:marked_sleep``), never through sleeps.
@@ -63,10 +63,13 @@ def marked(name: str, marker_dir: Path, sleep: float, stages: list, **extra) -> 
 
 
 def sub_env(ray_tmp: str | None = None) -> dict[str, str]:
-    """The environment of a subprocess: RAY_AUTH_MODE set, no inherited RAY_ADDRESS."""
+    """The environment of a subprocess: the session's Ray token and mode (conftest), which
+    its own Ray (``ray_tmp``) uses too and a CLI driver joining the session Ray needs; no
+    inherited RAY_ADDRESS."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    env["RAY_AUTH_MODE"] = "token"
+    assert env.get("RAY_AUTH_MODE") == "token" and env.get("RAY_AUTH_TOKEN"), \
+        "tests/conftest.py gives the session a Ray token of its own"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     if ray_tmp is not None:
         env["RAY_TMPDIR"] = ray_tmp

@@ -443,3 +443,205 @@ def test_a_batch_whose_raylet_died_starts_no_further_trial(monkeypatch):
     parents[:] = [4242]
     ran.clear()
     assert len(run_batch(obj, trials).records) == 3 and ran == ["a", "b", "c"]
+
+
+# ------------------------------------------- round 2 (issue 25): reports from a trial
+
+
+def test_a_step_beyond_int64_fails_that_report_and_only_that_trial():
+    """Issue 25, item 10: sweep.report(step=2**63+5) made every flush of the store fail;
+    the report's entry refuses it, naming the range, and its batch-mates are untouched."""
+    def reports(config):
+        sweep.report(step=config["step"], loss=1.0)
+        return 0.5
+
+    result = run_batch(Objective("loss", target=reports, sweep="t"),
+                       [("big", {"step": 2**63 + 5}, None), ("ok", {"step": 7}, None),
+                        ("low", {"step": -(2**63) - 1}, None)])
+    big, ok, low = result.records
+    assert big.status == low.status == "failed" and ok.status == "ok"
+    assert "64-bit range" in big.error and "2**63-1" in big.error
+    assert "64-bit range" in low.error
+    assert [(r.trial_id, r.step) for r in result.reports] == [("ok", 7)]
+
+
+def test_one_rule_for_steps_from_python_and_from_command_lines():
+    """Issue 25: step=True was accepted from Python but refused in a command's JSON line,
+    and a line's {"step": 1e20} was taken as a report: one rule (check_step) for both, a
+    refused line said in the trial's error column rather than dropped silently."""
+    def bool_step(config):
+        sweep.report(step=True, loss=1.0)
+        return 0.5
+
+    (record,) = batch(bool_step, [{}])
+    assert record.status == "failed" and "a bool is not a step" in record.error
+
+    script = textwrap.dedent("""
+        import json
+        print(json.dumps({"step": True, "loss": 9.0}))
+        print(json.dumps({"step": 1e20, "loss": 8.0}))
+        print(json.dumps({"step": 1, "loss": 0.5}))
+        print(json.dumps({"loss": 0.5}))
+    """)
+    result = run_batch(Objective("loss", command=[PY, "-c", script], sweep="t"),
+                       [("c", {}, None)])
+    (record,) = result.records
+    assert record.status == "ok" and [r.step for r in result.reports] == [1]
+    assert record.error.startswith("warning: 2 JSON line(s) with a step key were not taken")
+    assert "a bool is not a step" in record.error  # the first refused line, and why
+
+
+def test_the_store_encoder_never_lets_one_bad_step_break_a_flush():
+    """Issue 25, item 10, the store's side: a step outside int64 (from a journal an older
+    version wrote) made every flush raise OverflowError; the encoder leaves that curve
+    row out and writes a null step for a trial row, and every other row is written."""
+    from sweep.core.records import Report, TrialRecord
+    from sweep.store.codec import Codec, curves_schema, curves_table, trials_schema, trials_table
+
+    rows = [("s", Report("a", 2**63 + 5, {"loss": 1.0}, 1.0)),
+            ("s", Report("a", 3, {"loss": 0.5}, 2.0)),
+            ("s", Report("a", -(2**63) - 1, {"loss": 0.1}, 3.0))]
+    table = curves_table(rows, curves_schema(["loss"]))
+    assert table.column("step").to_pylist() == [3]
+    assert table.column("metrics.loss").to_pylist() == [0.5]
+
+    records = [TrialRecord("s", 0, "a", None, "ok", {}, {"loss": 1.0}, step=2**64),
+               TrialRecord("s", 0, "b", None, "ok", {}, {"loss": 2.0}, step=4)]
+    table = trials_table(records, Codec({}), trials_schema({}, ["loss"]))
+    assert table.column("step").to_pylist() == [None, 4]
+    assert table.column("trial_id").to_pylist() == ["a", "b"]
+
+
+def test_a_wide_report_keeps_the_metric_and_says_what_it_dropped():
+    """Issue 25, item 16: a report of more than 200 metrics dropped the sweep's metric
+    when it came after them (so early stopping never triggered), silently."""
+    def wide(config):
+        metrics = {f"m{i:03d}": float(i) for i in range(300)}
+        metrics["loss"] = 0.25  # last
+        sweep.report(step=0, **metrics)
+        return 0.25
+
+    result = run_batch(Objective("loss", target=wide, sweep="t"), [("w", {}, None)])
+    (record,) = result.records
+    (report,) = result.reports
+    assert report.metrics["loss"] == 0.25 and len(report.metrics) == 201
+    assert record.status == "ok"
+    assert ("warning: 1 report(s) had more than 200 extra metrics: 100 values were dropped "
+            "(the metric 'loss' is always kept)") in record.error
+
+
+def test_reports_from_a_thread_an_earlier_trial_left_running_are_not_the_next_trials():
+    """Issue 25, item 15: a thread that outlives its objective kept reporting, and its
+    reports landed on the worker's next trials. A report belongs to the trial that made
+    it: the stray thread's reports during the next trial are dropped and said, while a
+    thread that trial starts itself reports for it."""
+    import threading
+
+    calls = [0]
+    stop = threading.Event()
+
+    def stray() -> None:
+        step = 100
+        while not stop.is_set():
+            sweep.report(step=step, stray=1.0)
+            calls[0] += 1
+            step += 1
+            time.sleep(0.001)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while calls[0] < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert calls[0] >= count, "the stray thread does not report"
+
+    def objective(config):
+        if config["name"] == "a":
+            threading.Thread(target=stray, daemon=True).start()
+            wait_for(1)  # it reported while its own trial ran
+            return 0.0
+        wait_for(calls[0] + 5)  # and keeps reporting during this one
+        own = threading.Thread(target=lambda: sweep.report(step=1, loss=0.5))
+        own.start()
+        own.join()
+        sweep.report(step=2, loss=0.25)
+        return 0.25
+
+    try:
+        result = run_batch(Objective("loss", target=objective, sweep="t"),
+                           [("a", {"name": "a"}, None), ("b", {"name": "b"}, None)])
+    finally:
+        stop.set()
+    a, b = result.records
+    assert a.status == "ok"
+    assert {r.trial_id for r in result.reports if "stray" in r.metrics} == {"a"}
+    assert [(r.step, r.metrics) for r in result.reports if r.trial_id == "b"] == [
+        (1, {"loss": 0.5}), (2, {"loss": 0.25})]
+    assert b.status == "ok" and b.step == 2
+    assert "from a thread that an earlier trial left running were dropped" in b.error
+
+
+class _HubThatHangsInAFork:
+    """A report hub client like Ray's in a forked child: a push from a process other than
+    the one that made it never returns."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.pushed: list[int] = []
+
+    def push(self, report) -> bool:
+        if os.getpid() != self.pid:
+            import threading
+
+            threading.Event().wait()
+        self.pushed.append(report.step)
+        return False
+
+
+def _report_from_a_forked_child(config):
+    import multiprocessing
+
+    sweep.report(step=0, loss=1.0)
+    child = multiprocessing.get_context("fork").Process(
+        target=sweep.report, kwargs={"step": 1, "loss": 0.5})
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return {"loss": 0.5, "child_hung": 1.0}
+    return {"loss": 0.5, "child_exit": float(child.exitcode)}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reporting_neither_hangs_nor_vanishes_silently(capfd):
+    """Issue 25, item 14: a forked multiprocessing child calling sweep.report hung the
+    sweep when it had a stopping rule (Ray's hub client does not survive a fork), and
+    vanished silently without one. The child's report is dropped with a warning that
+    says why; the trial's own reports go on."""
+    hub = _HubThatHangsInAFork()
+    obj = Objective("loss", target=_report_from_a_forked_child, sweep="t", hub=hub)
+    (record,) = run_batch(obj, [("f", {}, None)]).records
+    assert record.status == "ok", record.error
+    assert record.metrics.get("child_exit") == 0.0, record.metrics
+    assert hub.pushed == [0]
+    err = capfd.readouterr().err
+    assert "sweep: warning: sweep.report was called in process" in err
+    assert "a child forked from the process running trial f" in err
+
+    capfd.readouterr()
+    (record,) = batch(_report_from_a_forked_child, [{}])  # no rule: no hub
+    assert record.metrics.get("child_exit") == 0.0
+    assert "a child forked from the process running trial t0" in capfd.readouterr().err
+
+
+def test_a_result_line_over_the_line_limit_names_the_limit():
+    """Issue 25 (weak): a 1.5 MB result line failed the trial without naming the limit."""
+    script = textwrap.dedent("""
+        import json
+        print(json.dumps({"loss": 0.5, "blob": "x" * 1_500_000}))
+    """)
+    (record,) = run_batch(Objective("loss", command=[PY, "-c", script], sweep="t"),
+                          [("c", {}, None)]).records
+    assert record.status == "failed"
+    assert "1 stdout line(s) were longer than the 1,048,576 bytes a line may have" in \
+        record.error

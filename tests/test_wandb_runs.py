@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,213 @@ def test_nothing_outside_the_trial_and_no_network(tmp_path):
     finally:
         trap.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------- round 2 (issue 25)
+
+
+class _CountingServer:
+    """An HTTP server on 127.0.0.1 that counts the requests it gets and answers 401 (a
+    stand-in for W&B's server: a client that goes online fails fast, and is counted)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                counter.requests.append(f"{self.command} {self.path}")
+                body = b'{"errors": [{"message": "unauthorized"}]}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.requests: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def wandb_server(monkeypatch):
+    """W&B's server address and an API key in the environment, as a logged-in user has
+    them; the server counts what reaches it."""
+    server = _CountingServer()
+    monkeypatch.setenv("WANDB_BASE_URL", server.url)
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789" * 4)
+    yield server
+    server.close()
+
+
+def _online_by_argument(config):
+    import wandb as wb
+
+    with wb.init(mode="online") as run:
+        run.log({"loss": 0.5})
+
+
+def _online_by_settings(config):
+    import wandb as wb
+
+    wb.setup(settings=wb.Settings(mode="online"))
+    wb.login()
+    with wb.init(settings=wb.Settings(mode="online")) as run:
+        run.log({"loss": 0.5})
+
+
+def _online_by_environment(config):
+    import wandb as wb
+
+    os.environ["WANDB_MODE"] = "online"
+    with wb.init(settings={"mode": "online"}) as run:
+        run.log({"loss": 0.5})
+
+
+@pytest.mark.parametrize("fn", [_online_by_argument, _online_by_settings,
+                                _online_by_environment])
+def test_a_function_that_asks_for_online_stays_offline(tmp_path, wandb_server, fn):
+    """Issue 25, item 12 (security): wandb.init(mode="online"), Settings(mode="online")
+    or WANDB_MODE=online set by the code itself sent the user's API key to W&B's server.
+    Offline holds whatever the code asks: no request reaches the server, and the run's
+    metrics come back from its offline file."""
+    with wandb_runs.in_process(str(tmp_path / "t"), {"lr": 0.1}, sweep_name="demo",
+                               trial_id="t") as info:
+        fn({})
+    assert wandb_server.requests == []
+    assert info.steps == [(0, {"loss": 0.5})]
+
+
+def test_a_script_that_asks_for_online_stays_offline(tmp_path, wandb_server, monkeypatch):
+    """The same for a command (W&B's command agents): every Python the trial's command
+    starts gets the guard (PYTHONPATH's sitecustomize), the script's own sitecustomize
+    still runs after it."""
+    script = tmp_path / "online.py"
+    script.write_text(textwrap.dedent("""
+        import os, sitecustomize, wandb
+        print("theirs" if getattr(sitecustomize, "THEIRS", False) else "not theirs")
+        os.environ["WANDB_MODE"] = "online"
+        wandb.login()
+        run = wandb.init(mode="online", settings=wandb.Settings(mode="online"))
+        run.log({"loss": 0.25, "ok": True})
+        run.finish()
+    """))
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text("THEIRS = True\n")
+    monkeypatch.setenv("PYTHONPATH", str(theirs))  # the worker's, which prepare extends
+    env = dict(os.environ)
+    env.update(wandb_runs.prepare(str(tmp_path / "t"), {"lr": 0.1}, sweep_name="demo",
+                                  trial_id="t"))
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=DEADLINE_S, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "theirs"
+    assert wandb_server.requests == []
+    assert wandb_runs.read_steps(str(tmp_path / "t")) == [(0, {"loss": 0.25, "ok": 1.0})]
+
+
+def test_booleans_logged_with_wandb_are_kept_as_1_and_0_as_in_a_result(tmp_path):
+    """Issue 25, item 8: booleans logged with wandb.log were dropped, while a Python
+    objective's booleans are kept as 1/0: one rule for both (returned.numeric_metrics)."""
+    from sweep.worker.returned import check_result
+
+    logged = {"loss": 0.5, "converged": True, "diverged": False, "nested": {"flag": True}}
+
+    def logs_bools(config):
+        import wandb as wb
+
+        with wb.init() as run:
+            run.log(logged)
+
+    with wandb_runs.in_process(str(tmp_path / "t"), {}, sweep_name="demo",
+                               trial_id="t") as info:
+        logs_bools({})
+    _, as_result, _ = check_result(logged, "loss")
+    assert info.steps == [(0, as_result)]
+    assert as_result == {"loss": 0.5, "converged": 1.0, "diverged": 0.0, "nested.flag": 1.0}
+    assert info.summary == as_result
+
+
+def test_a_second_wandb_init_keeps_the_first_runs_metrics(tmp_path):
+    """Issue 25 (weak): a second wandb.init() in one trial discarded what the first run
+    logged (the reader started over with the newer run)."""
+    def two_runs(config):
+        import wandb as wb
+
+        with wb.init() as run:
+            run.log({"loss": 0.5})
+        with wb.init() as run:
+            run.log({"acc": 0.75})
+
+    with wandb_runs.in_process(str(tmp_path / "t"), {}, sweep_name="demo",
+                               trial_id="t") as info:
+        two_runs({})
+    assert info.steps == [(0, {"loss": 0.5}), (0, {"acc": 0.75})]
+    assert info.summary == {"loss": 0.5, "acc": 0.75}
+
+
+def test_a_logged_step_wakes_the_watcher_no_timer_needed(tmp_path):
+    """Issue 25, item 6: the watcher looked every 0.5 s (and W&B flushed its file every
+    0.25 s): a command's wandb.log reached the driver ~0.5-0.75 s late. Now a change of
+    the run file wakes it: with a timer of an hour, a step still arrives while the script
+    waits after logging it."""
+    params = {**PARAMS, "epochs": 2, "sleep_s": 120.0}
+    env = dict(os.environ, **wandb_runs.prepare(str(tmp_path / "trial"), params,
+                                                sweep_name="demo", trial_id="live"))
+    proc = subprocess.Popen([sys.executable, str(SCRIPT)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    seen: list[int] = []
+    try:
+        with wandb_runs.watch(str(tmp_path / "trial"),
+                              lambda steps: seen.extend(s for s, _ in steps),
+                              interval_s=3600.0):
+            deadline = time.monotonic() + DEADLINE_S
+            while not seen and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert seen == [0] and proc.poll() is None  # the script sleeps after step 0
+            proc.kill()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_a_folder_watch_wakes_on_changes_in_new_subfolders(tmp_path):
+    from sweep.worker.file_events import FolderWatch
+
+    with FolderWatch(str(tmp_path), depth=2) as watch:
+        if not watch.live:
+            pytest.skip("no inotify here: FolderWatch falls back to timed waits")
+        assert watch.wait(0.05) is False  # nothing happened
+        (tmp_path / "wandb" / "run-1").mkdir(parents=True)
+        assert watch.wait(60) is True
+        while watch.wait(0.05):  # the rest of the creation's events
+            pass
+        (tmp_path / "wandb" / "run-1" / "run-1.wandb").write_bytes(b"x")
+        assert watch.wait(60) is True
+        while watch.wait(0.05):
+            pass
+        (tmp_path / "wandb" / "run-1" / "files").mkdir()  # depth 3: not watched
+        (tmp_path / "wandb" / "run-1" / "files" / "x").write_bytes(b"x")
+        while watch.wait(0.05):  # the mkdir itself is seen in run-1
+            pass
+        (tmp_path / "wandb" / "run-1" / "files" / "x").write_bytes(b"y")
+        assert watch.wait(0.2) is False
+        import threading
+
+        threading.Timer(0.05, watch.wake).start()
+        assert watch.wait(60) is True

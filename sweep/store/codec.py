@@ -74,6 +74,18 @@ def string_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def fits_int64(value: Any) -> bool:
+    """True for None and for the integers an int64 column holds: a value outside that
+    range must never reach ``pa.array`` (its OverflowError would fail every flush).
+
+    Example: ``fits_int64(2**63) is False``
+    """
+    return value is None or INT64_MIN <= value <= INT64_MAX
+
+
 def micros(seconds: float | None) -> int | None:
     """Epoch seconds as integer microseconds (the timestamp columns' unit)."""
     return None if seconds is None else int(seconds * 1_000_000)
@@ -202,12 +214,16 @@ def trials_table(records: Sequence[TrialRecord], codec: Codec, schema: pa.Schema
             continue
         else:
             values = [getattr(r, name) for r in records]
+            if name == "step":  # a step beyond int64 is no step; the row is written
+                values = [v if fits_int64(v) else None for v in values]
         arrays.append(pa.array(values, typ, from_pandas=False))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def curves_table(rows: Sequence[tuple[str, Any]], schema: pa.Schema) -> pa.Table:
-    """(sweep name, Report) pairs to an Arrow table of ``schema``."""
+    """(sweep name, Report) pairs to an Arrow table of ``schema``; a report whose step
+    is beyond int64 is left out (the worker refuses those, an older journal may not)."""
+    rows = [row for row in rows if fits_int64(row[1].step)]
     arrays = []
     for f in schema:
         name, typ = f.name, f.type
@@ -268,5 +284,5 @@ def _seconds(v: Any) -> float | None:
 
 
 __all__ = ["BASE_COLUMNS", "CURVE_COLUMNS", "TAIL_COLUMNS", "Codec", "column_type",
-           "curves_schema", "curves_table", "micros", "record_from_row", "string_cell",
-           "trials_schema", "trials_table"]
+           "curves_schema", "curves_table", "fits_int64", "micros", "record_from_row",
+           "string_cell", "trials_schema", "trials_table"]

@@ -2,7 +2,9 @@
 Ray), the total wrapper around an objective (``wrapper``), trial ids (``trial_ids``),
 command-line jobs (``command``), ``sweep.report`` from inside a trial
 (``trial_reports``), checks of what an objective returned (``returned``) and W&B scripts
-run offline (``wandb_offline``). Light imports only: every worker process loads this.
+run offline (``wandb_offline``; ``wandb_guard`` keeps W&B offline whatever the script
+asks, ``file_events`` wakes the reader of a run file when it changes). Light imports
+only: every worker process loads this.
 
 Example:
     >>> from sweep.worker import trial_id

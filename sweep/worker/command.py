@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .trial_reports import step_of
+from .trial_reports import step_key, step_of
 
 # Macros that stand for several arguments and must be an argument of their own.
 LIST_MACROS = ("args", "args_no_hyphens", "args_no_boolean_flags", "args_no_equals",
@@ -44,6 +44,9 @@ TEXT_MACROS = ("interpreter", "program", "args_json", "args_json_file", "name", 
 MACRO_RE = re.compile(r"\$\{([^}]*)\}")
 TAIL_LINES = 200
 GRACE_S = 2.0
+# The longest stdout line read whole (a JSON result or report line must fit); a longer
+# one keeps only its tail, and the trial's error says so.
+LINE_LIMIT = 1 << 20
 
 
 class CommandError(ValueError):
@@ -164,13 +167,15 @@ def _text_macro(name: str, values: MacroValues, environ: Mapping[str, str]) -> s
 @dataclass
 class ProgramExit:
     """How a program ended: its exit code (None when killed by us), why we killed it
-    ('timeout', 'stopped' or ''), the last JSON object line, and the stderr tail."""
+    ('timeout', 'stopped' or ''), the last JSON object line, the stdout and stderr
+    tails, and how many stdout lines were longer than ``LINE_LIMIT`` (cut)."""
 
     returncode: int | None
     killed: str
     result: dict[str, Any] | None
     stdout_tail: list[str]
     stderr_tail: list[str]
+    cut_lines: int = 0
 
 
 class _Reader(threading.Thread):
@@ -183,6 +188,8 @@ class _Reader(threading.Thread):
         self.fd = fd
         self.on_line = on_line
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.cut = 0  # lines longer than LINE_LIMIT
+        self._cutting = False
 
     def _line(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
@@ -201,7 +208,11 @@ class _Reader(threading.Thread):
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     self._line(raw)
-                if len(pending) > 1 << 20:  # a huge line without a newline: keep its end
+                    self._cutting = False
+                if len(pending) > LINE_LIMIT:  # a huge line without a newline: keep its end
+                    if not self._cutting:
+                        self.cut += 1
+                        self._cutting = True
                     pending = pending[-(1 << 16):]
             if pending:
                 self._line(pending)
@@ -274,12 +285,13 @@ def run_program(
     cwd: str | None,
     env: Mapping[str, str],
     timeout_s: float | None,
-    on_report: Callable[[int, dict[str, Any]], bool],
+    on_report: Callable[[int | None, dict[str, Any]], bool],
     should_stop: Callable[[], bool] = lambda: False,
     poll_s: float = 0.2,
 ) -> ProgramExit:
-    """Run ``argv`` (no shell) in its own process group; report JSON step lines through
-    ``on_report(step, line)``, which returns True to stop the program."""
+    """Run ``argv`` (no shell) in its own process group; report JSON lines with a step key
+    through ``on_report(step, line)`` (step None when the key's value is not a step),
+    which returns True to stop the program."""
     state = {"result": None, "stop": False}
 
     def on_line(line: str) -> None:
@@ -287,8 +299,7 @@ def run_program(
         if value is None:
             return
         state["result"] = value
-        step = step_of(value)
-        if step is not None and on_report(step, value):
+        if step_key(value) is not None and on_report(step_of(value), value):
             state["stop"] = True
 
     proc, out, err = _spawn(argv, cwd, env, on_line)
@@ -314,9 +325,10 @@ def run_program(
         for reader in (out, err):
             reader.join(1.0)
     returncode = None if killed else proc.returncode
-    return ProgramExit(returncode, killed, state["result"], list(out.tail), list(err.tail))
+    return ProgramExit(returncode, killed, state["result"], list(out.tail), list(err.tail),
+                       out.cut)
 
 
-__all__ = ["LIST_MACROS", "TEXT_MACROS", "CommandError", "MacroValues", "ProgramExit",
+__all__ = ["LINE_LIMIT", "LIST_MACROS", "TEXT_MACROS", "CommandError", "MacroValues", "ProgramExit",
            "check_template", "expand", "kill_group", "parse_json_line", "run_program",
            "uses_parameters"]

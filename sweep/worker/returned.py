@@ -98,6 +98,18 @@ def numeric_metrics(mapping: Mapping[Any, Any], metric: str | None = None,
     return metrics, dropped
 
 
+def with_warnings(error: str | None, notes: list[str]) -> str | None:
+    """``error`` with a ``warning:`` line per note after it (the ``error`` column of an
+    ``ok`` trial holds only such lines).
+
+    Example: ``with_warnings(None, ["3 values dropped"]) == "warning: 3 values dropped"``
+    """
+    if not notes:
+        return error
+    lines = "\n".join(f"warning: {note}" for note in notes)
+    return lines if not error else f"{error}\n{lines}"
+
+
 # A checked result: (status, metrics, error).
 Checked = tuple[str, dict[str, float], str | None]
 
@@ -123,8 +135,9 @@ def _check(result: Any, metric: str | None) -> tuple[str, dict[str, float], str 
         return "ok", {name: result}, None
     if isinstance(result, Mapping):
         metrics, dropped = numeric_metrics(result, metric)
-        warning = (f"warning: {dropped} more numeric entries were dropped (at most "
-                   f"{MAX_EXTRA_METRICS} extra metrics are kept)") if dropped else None
+        warning = with_warnings(None, [f"{dropped} more numeric entries were dropped (at most "
+                                       f"{MAX_EXTRA_METRICS} extra metrics are kept)"]
+                                ) if dropped else None
         if metric is None:
             return "ok", metrics, warning
         if metric not in metrics:
@@ -160,4 +173,5 @@ __all__ = [
     "numeric_metrics",
     "short",
     "truncate",
+    "with_warnings",
 ]

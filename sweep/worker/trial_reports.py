@@ -21,16 +21,22 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import numbers
+import os
+import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.records import Report
-from .returned import numeric_metrics
+from .returned import MAX_EXTRA_METRICS, numeric_metrics, short
 
 # Keys that name the step of a JSON report line (command jobs), in order of preference:
 # sweep's own, W&B's history index, Ray Tune's, then a plain epoch counter.
 STEP_KEYS = ("step", "_step", "training_iteration", "epoch")
+# The range of the results table's int64 step column.
+STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1
 
 
 class TrialStopped(BaseException):
@@ -38,27 +44,88 @@ class TrialStopped(BaseException):
     BaseException, so that the objective's own ``except Exception`` lets it pass)."""
 
 
+def check_step(step: Any) -> int:
+    """``step`` as an int, or ``ValueError`` saying why it is not a step. The one rule for
+    every way a trial reports (``sweep.report``, a command's JSON lines): an integer (an
+    int, numpy's included, or a float with an integer value) in the 64-bit range the
+    results table stores; a bool is not a step.
+
+    Example: ``check_step(3.0) == 3``; ``check_step(True)`` and ``check_step(1e20)`` raise
+    """
+    if isinstance(step, bool):
+        raise ValueError(f"step must be an integer, got {step!r} (a bool is not a step)")
+    if isinstance(step, numbers.Integral):
+        value = int(step)
+    elif isinstance(step, numbers.Real) and float(step).is_integer():
+        value = int(float(step))
+    else:
+        raise ValueError(f"step must be an integer, got {short(step, 60)}")
+    if not STEP_MIN <= value <= STEP_MAX:
+        raise ValueError(f"step {short(step, 60)} is outside the 64-bit range the results "
+                         f"table stores (-2**63 .. 2**63-1)")
+    return value
+
+
+# Bumped in a forked child: a trial entered before the fork belongs to the parent, and a
+# child's report must neither reach the parent's report hub (Ray does not survive a
+# fork: the call would hang) nor vanish without a word.
+_GENERATION = 0
+
+
+def _after_fork_in_child() -> None:
+    global _GENERATION
+    _GENERATION += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class TrialContext:
-    """The running trial's reports, and the hub (a Ray actor handle) or None."""
+    """The running trial's reports, the hub (a Ray actor handle) or None, and what its
+    reports lost (said as warnings in the trial's ``error`` column)."""
 
-    __slots__ = ("hub", "previous", "reports", "stop_requested", "trial_id")
+    __slots__ = ("bad_step", "bad_steps", "foreign", "generation", "hub", "inherited",
+                 "metric", "owner", "previous", "reports", "stop_requested", "trial_id",
+                 "wide", "wide_dropped")
 
-    def __init__(self, trial_id: str, hub: Any = None):
+    def __init__(self, trial_id: str, hub: Any = None, metric: str | None = None):
         self.trial_id = trial_id
         self.hub = hub
+        self.metric = metric
         self.reports: list[Report] = []
         self.stop_requested = False
         self.previous: TrialContext | None = None
+        # The thread that runs the objective, and the threads alive before it started:
+        # a report from one of those (a thread an earlier trial left running) is not this
+        # trial's. threading._active is the registry enumerate() reads (a fifth its cost:
+        # this runs for every trial).
+        self.owner = threading.get_ident()
+        registry = getattr(threading, "_active", None)
+        self.inherited: dict[int | None, threading.Thread] = (
+            registry.copy() if isinstance(registry, dict)
+            else {t.ident: t for t in threading.enumerate()})
+        self.generation = _GENERATION
+        self.foreign = 0  # reports dropped: made by a thread of an earlier trial
+        self.wide = 0  # reports with more than MAX_EXTRA_METRICS extra metrics
+        self.wide_dropped = 0  # the metrics those reports lost
+        self.bad_steps = 0  # command report lines whose step is not a step
+        self.bad_step = ""  # the first of them, for the warning
 
     @property
     def last(self) -> Report | None:
         return self.reports[-1] if self.reports else None
 
     def add(self, step: int | None, metrics: Mapping[str, Any]) -> Report:
-        """Record one report; ``step`` None continues from the last one."""
+        """Record one report; ``step`` None continues from the last one. The sweep's
+        metric is kept whatever its place; extra metrics past ``MAX_EXTRA_METRICS`` are
+        dropped and counted."""
         if step is None:
-            step = 0 if not self.reports else self.reports[-1].step + 1
-        values, _ = numeric_metrics(metrics)
+            step = 0 if not self.reports else min(self.reports[-1].step + 1, STEP_MAX)
+        values, dropped = numeric_metrics(metrics, self.metric)
+        if dropped:
+            self.wide += 1
+            self.wide_dropped += dropped
         report = Report(self.trial_id, int(step), values, time.time())
         if self.reports and self.reports[-1].step == report.step:
             self.reports[-1] = report  # the same step reported again: the last one counts
@@ -68,9 +135,38 @@ class TrialContext:
             self.stop_requested = bool(self.hub.push(report))
         return report
 
+    def refuse_step(self, key: str, value: Any) -> None:
+        """Count a command's report line whose step is not a step (it is not a report)."""
+        self.bad_steps += 1
+        if not self.bad_step:
+            try:
+                check_step(value)
+            except ValueError as exc:
+                self.bad_step = f'"{key}": {exc}'
+
     def pending(self) -> list[Report]:
         """Reports the driver has not received yet (all of them when there is no hub)."""
         return [] if self.hub is not None else self.reports
+
+    def warnings(self) -> list[str]:
+        """What this trial's reports lost, one sentence each (empty when nothing).
+
+        Example: ``["2 report(s) had more than 200 extra metrics: 150 values were
+        dropped (the metric 'loss' is always kept)"]``
+        """
+        out = []
+        if self.wide:
+            kept = f"the metric {self.metric!r} is always kept" if self.metric else \
+                "the first ones are kept"
+            out.append(f"{self.wide} report(s) had more than {MAX_EXTRA_METRICS} extra "
+                       f"metrics: {self.wide_dropped} values were dropped ({kept})")
+        if self.foreign:
+            out.append(f"{self.foreign} report(s) from a thread that an earlier trial left "
+                       f"running were dropped (a report belongs to the trial that made it)")
+        if self.bad_steps:
+            out.append(f"{self.bad_steps} JSON line(s) with a step key were not taken as "
+                       f"reports, their step not being a step (first: {self.bad_step})")
+        return out
 
 
 _CURRENT: TrialContext | None = None
@@ -81,11 +177,11 @@ def current() -> TrialContext | None:
     return _CURRENT
 
 
-def enter(trial_id: str, hub: Any = None) -> TrialContext:
+def enter(trial_id: str, hub: Any = None, metric: str | None = None) -> TrialContext:
     """Make ``trial_id`` the current trial (pair with ``leave``; the worker wrapper's hot
-    path, so no context manager)."""
+    path, so no context manager). ``metric`` is the sweep's, kept in every report."""
     global _CURRENT
-    context = TrialContext(trial_id, hub)
+    context = TrialContext(trial_id, hub, metric)
     context.previous = _CURRENT
     _CURRENT = context
     return context
@@ -98,12 +194,13 @@ def leave(context: TrialContext) -> None:
 
 
 @contextlib.contextmanager
-def trial_context(trial_id: str, hub: Any = None) -> Iterator[TrialContext]:
+def trial_context(trial_id: str, hub: Any = None, metric: str | None = None
+                  ) -> Iterator[TrialContext]:
     """Make ``trial_id`` the current trial while the block runs.
 
     Example: ``with trial_context("t1"): train(config)``
     """
-    context = enter(trial_id, hub)
+    context = enter(trial_id, hub, metric)
     try:
         yield context
     finally:
@@ -112,31 +209,53 @@ def trial_context(trial_id: str, hub: Any = None) -> Iterator[TrialContext]:
 
 def report(step: int | None = None, **metrics: Any) -> None:
     """Report the trial's metrics at ``step`` (an epoch, an iteration); a no-op outside a
-    sweep. Non-numeric values are ignored; a step reported twice keeps the last.
+    sweep. Non-numeric values are ignored (bools count as 1/0); a step reported twice
+    keeps the last. A report belongs to the trial that made it: one from a thread an
+    earlier trial left running is dropped (and said in this trial's ``error`` column);
+    one from a forked child process is dropped with a warning on the child's stderr.
 
-    Raises ``TrialStopped`` when the sweep's stopping rule has stopped this trial.
+    Raises ``ValueError`` for a step that is not a step (``check_step``), and
+    ``TrialStopped`` when the sweep's stopping rule has stopped this trial.
 
     Example: ``sweep.report(step=epoch, loss=val_loss, acc=val_acc)``
     """
     context = _CURRENT
     if context is None:
         return
+    if context.generation != _GENERATION:
+        _warn_forked(context)
+        return
+    ident = threading.get_ident()
+    if ident != context.owner and context.inherited.get(ident) is threading.current_thread():
+        context.foreign += 1
+        return
     if step is not None:
-        step = _step_value(step)
+        try:
+            step = check_step(step)
+        except ValueError as exc:
+            raise ValueError(f"sweep.report: {exc}") from None
     context.add(step, metrics)
     if context.stop_requested:
         raise TrialStopped(f"stopped by the sweep's stopping rule at step "
                            f"{context.reports[-1].step}")
 
 
-def _step_value(step: Any) -> int:
-    try:
-        value = int(step)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"sweep.report: step must be an integer, got {step!r}") from None
-    if value != step and not (isinstance(step, float) and step.is_integer()):
-        raise ValueError(f"sweep.report: step must be an integer, got {step!r}")
-    return value
+_WARNED_FORK: set[int] = set()
+
+
+def _warn_forked(context: TrialContext) -> None:
+    """Say once per child process, on its stderr (not through ``warnings``, whose
+    filters a fork inherits and may hide it), why its reports go nowhere."""
+    pid = os.getpid()
+    if pid in _WARNED_FORK:
+        return
+    _WARNED_FORK.add(pid)
+    with contextlib.suppress(Exception):
+        print(f"sweep: warning: sweep.report was called in process {pid}, a child forked "
+              f"from the process running trial {context.trial_id}: reports are taken only "
+              f"from the trial's own process (send the child's values back and report "
+              f"them there); this report and the next from this process are dropped",
+              file=sys.stderr, flush=True)
 
 
 def step_key(line: Mapping[str, Any]) -> str | None:
@@ -149,22 +268,18 @@ def step_key(line: Mapping[str, Any]) -> str | None:
 
 def step_of(line: Mapping[str, Any]) -> int | None:
     """The step of a JSON report line (``STEP_KEYS``, first present wins), or None when
-    the line has no integer step.
+    the line has none or its value is not a step (``check_step``).
 
     Example: ``step_of({"_step": 3, "loss": 0.2}) == 3``
     """
-    for key in STEP_KEYS:
-        if key in line:
-            value = line[key]
-            if isinstance(value, bool):
-                return None
-            if isinstance(value, int):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            return None
-    return None
+    key = step_key(line)
+    if key is None:
+        return None
+    try:
+        return check_step(line[key])
+    except ValueError:
+        return None
 
 
-__all__ = ["STEP_KEYS", "TrialContext", "TrialStopped", "current", "enter", "leave", "report",
-           "step_key", "step_of", "trial_context"]
+__all__ = ["STEP_KEYS", "STEP_MAX", "STEP_MIN", "TrialContext", "TrialStopped", "check_step",
+           "current", "enter", "leave", "report", "step_key", "step_of", "trial_context"]

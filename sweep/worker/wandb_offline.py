@@ -46,12 +46,22 @@ from typing import Any
 
 import yaml
 
+from . import wandb_guard
+from .file_events import FolderWatch
+from .returned import as_number
+from .trial_reports import check_step
+
 PARAMS_FILE = "wandb-sweep-params.yaml"
 """The parameter file :func:`prepare` writes into the trial's folder."""
 
-FLUSH_INTERVAL_S = 0.25
+FLUSH_INTERVAL_S = 0.02
 """How often wandb-core flushes the run's ``.wandb`` file (its default is 15 s, which
-would hold every record of a short run until the end)."""
+would hold every record of a short run until the end): a logged step reaches the
+reader (woken by the file's change, :func:`watch`) within about this long."""
+
+SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wandb_site")
+"""Put first on a trial command's ``PYTHONPATH``: its ``sitecustomize`` keeps W&B offline
+in every Python the command starts, whatever the script asks (``wandb_guard``)."""
 
 Step = tuple[int, dict[str, float]]
 """One logged step: (``_step``, numeric metrics, nested keys joined with dots)."""
@@ -118,7 +128,9 @@ def prepare(
     variables that run a W&B script offline inside it: ``wandb.init()`` then loads
     ``params`` into ``wandb.config`` and writes its run under ``trial_dir/wandb/``.
 
-    Offline, silent, no console capture, no git/code/requirements/system-metrics
+    Offline whatever the script asks (``PYTHONPATH`` starts with ``SITE_DIR``, whose
+    ``sitecustomize`` forces every W&B mode offline), silent, no console capture, no
+    git/code/requirements/system-metrics
     collection, no error reporting, W&B's cache/config/data folders inside
     ``trial_dir`` (nothing in ``$HOME``), run id and name from ``trial_id``, project
     from ``sweep_name``, and the ``.wandb`` file flushed every ``FLUSH_INTERVAL_S``.
@@ -134,7 +146,9 @@ def prepare(
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, PARAMS_FILE)
     write_params(path, params)
+    python_path = os.environ.get("PYTHONPATH", "")
     return {
+        "PYTHONPATH": SITE_DIR + (os.pathsep + python_path if python_path else ""),
         "WANDB_MODE": "offline",
         "WANDB_DIR": root,
         "WANDB_SWEEP_PARAM_PATH": path,
@@ -246,12 +260,10 @@ def _item_path(item: Any) -> list[str]:
     return [item.key] if item.key else list(item.nested_key)
 
 
-def _as_metric(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
+def _as_step(value: Any) -> int | None:
     try:
-        return float(value)
-    except OverflowError:
+        return check_step(value)  # the one rule of steps (reports, command lines)
+    except ValueError:
         return None
 
 
@@ -264,7 +276,7 @@ def _flat_metrics(value: Any, name: str, out: dict[str, float]) -> None:
         for key, inner in value.items():
             _flat_metrics(inner, f"{name}.{key}" if name else str(key), out)
         return
-    number = _as_metric(value)
+    number = as_number(value)  # the rule of results and reports: bools count as 1/0
     if number is not None and name:
         out[name] = number
 
@@ -297,9 +309,13 @@ class RunReader:
     offset, and leaves a partly written record for the next call), and returns the
     new history steps; :attr:`steps`, :meth:`summary` and :attr:`config` hold
     everything read so far. If the trial starts a newer run (a second
-    ``wandb.init()``), the reader moves to it and starts over with that run; with
-    ``ignore_existing``, runs already in ``trial_dir`` (an earlier attempt of the
-    trial) are never read. Not thread-safe: poll from one thread at a time.
+    ``wandb.init()``), the reader reads the rest of the earlier one, then moves to the
+    newer: :attr:`steps` and :meth:`summary` keep what every run of the trial logged
+    (a later run's value of a metric wins), :attr:`config`, :attr:`finished` and
+    :attr:`exit_code` are the newest run's. With ``ignore_existing``, runs already in
+    ``trial_dir`` (an earlier attempt of the trial) are never read; with
+    ``newest_only``, only the newest run is (what :func:`read_steps` reads). Not
+    thread-safe: poll from one thread at a time.
 
     Example:
         >>> reader = RunReader("/runs/t1")
@@ -307,15 +323,39 @@ class RunReader:
         >>> reader.summary()["loss"]   # last value
     """
 
-    def __init__(self, trial_dir: str, *, ignore_existing: bool = False) -> None:
+    def __init__(self, trial_dir: str, *, ignore_existing: bool = False,
+                 newest_only: bool = False) -> None:
         self.trial_dir = os.path.abspath(trial_dir)
+        self._newest_only = newest_only
         self._exclude = frozenset(
             os.path.realpath(p) for p in (_run_files(trial_dir) if ignore_existing else ()))
+        self._done: set[str] = set()  # runs read to their end (a newer one started)
+        self._earlier_steps: list[Step] = []
+        self._earlier_summary: dict[str, float] = {}
+        self._path: str | None = None
         self._reset(None)
 
+    @property
+    def steps(self) -> list[Step]:
+        """Every history step read so far, of every run of the trial in order."""
+        return self._earlier_steps + self._steps
+
+    def _runs(self) -> list[str]:
+        """The trial's run files not excluded nor done, oldest first."""
+        if self._newest_only:
+            newest = find_run_file(self.trial_dir, exclude=self._exclude)
+            return [] if newest is None else [newest]
+        found = {os.path.realpath(p) for p in _run_files(self.trial_dir)}
+        found -= self._exclude | self._done
+        return sorted(found, key=lambda p: (_run_dir_key(os.path.dirname(p)), p))
+
     def _reset(self, path: str | None) -> None:
-        self.path = path
-        self.steps: list[Step] = []
+        if self._path is not None:  # an earlier run: keep what it logged
+            self._done.add(self._path)
+            self._earlier_steps.extend(self._steps)
+            self._earlier_summary = self.summary()
+        self._path = path
+        self._steps: list[Step] = []
         self.finished = False
         self.exit_code: int | None = None
         self.run_id: str | None = None
@@ -397,11 +437,24 @@ class RunReader:
 
         Example: ``RunReader("/runs/t1").poll()`` -> ``[(0, {"loss": 0.5}), ...]``
         """
-        path = find_run_file(self.trial_dir, exclude=self._exclude)
+        new: list[Step] = []
+        for path in self._runs():
+            if path != self.path:
+                if self.path is not None:
+                    new.extend(self._read())  # the rest of the run it leaves
+                self._reset(path)
+            new.extend(self._read())
+        return new
+
+    @property
+    def path(self) -> str | None:
+        """The run file being read (the newest so far), or None."""
+        return self._path
+
+    def _read(self) -> list[Step]:
+        path = self.path
         if path is None:
             return []
-        if path != self.path:
-            self._reset(path)
         try:
             with open(path, "rb") as f:
                 f.seek(self._offset)
@@ -456,14 +509,14 @@ class RunReader:
         for item in history.item:
             path = _item_path(item)
             value = _item_value(item)
-            if path == ["_step"] and _as_metric(value) is not None:
-                step = int(value)
+            if path == ["_step"] and _as_step(value) is not None:
+                step = _as_step(value)
             elif _public(path):
                 _flat_metrics(value, ".".join(path), metrics)
         if step is None:
             step = int(history.step.num)
         if metrics:
-            self.steps.append((step, metrics))
+            self._steps.append((step, metrics))
             new.append((step, metrics))
             self._last.update(metrics)
 
@@ -471,11 +524,12 @@ class RunReader:
         """The run's summary as read so far: the last value of each numeric metric
         (W&B's summary records over the last logged values, so a run that crashed
         before writing one still has its metrics), plus numeric entries the script
-        set in ``run.summary``; nested keys joined with dots.
+        set in ``run.summary``; nested keys joined with dots. With several runs in the
+        trial, every run's metrics, a later run's value winning.
 
         Example: ``reader.summary()`` -> ``{"epoch": 4.0, "loss": 0.2, "acc": 0.8}``
         """
-        out = dict(self._last)
+        out = {**self._earlier_summary, **self._last}
         for key, value in self._summary.items():
             if not key.startswith("_"):
                 _flat_metrics(value, key, out)
@@ -505,7 +559,7 @@ def read_steps(trial_dir: str) -> list[Step]:
 
     Example: ``read_steps("/runs/t1")`` -> ``[(0, {"loss": 1.0}), (1, {"loss": 0.5})]``
     """
-    reader = RunReader(trial_dir)
+    reader = RunReader(trial_dir, newest_only=True)
     reader.poll()
     return reader.steps
 
@@ -516,7 +570,7 @@ def summary(trial_dir: str) -> dict[str, float]:
 
     Example: ``summary("/runs/t1")`` -> ``{"epoch": 4.0, "loss": 0.2, "acc": 0.8}``
     """
-    reader = RunReader(trial_dir)
+    reader = RunReader(trial_dir, newest_only=True)
     reader.poll()
     return reader.summary()
 
@@ -529,11 +583,12 @@ def watch(
     interval_s: float = 0.5,
     ignore_existing: bool = True,
 ) -> Iterator[RunReader]:
-    """Tail the trial's run from a daemon thread while the block runs: every
-    ``interval_s`` seconds, new steps go to ``on_steps`` (called from that thread;
-    its exceptions are ignored), and once more when the block ends. Runs already in
-    ``trial_dir`` when it starts (an earlier attempt) are not read unless
-    ``ignore_existing`` is False. Read the yielded reader's ``steps`` and
+    """Tail the trial's run from a daemon thread while the block runs: the thread sleeps
+    until a file under ``trial_dir/wandb`` changes (inotify; where that is missing, it
+    looks every ``interval_s`` seconds), then hands the new steps to ``on_steps``
+    (called from that thread; its exceptions are ignored); once more when the block
+    ends. Runs already in ``trial_dir`` when it starts (an earlier attempt) are not read
+    unless ``ignore_existing`` is False. Read the yielded reader's ``steps`` and
     ``summary()`` after the block.
 
     Example:
@@ -543,6 +598,8 @@ def watch(
     """
     reader = RunReader(trial_dir, ignore_existing=ignore_existing)
     stop = threading.Event()
+    # The trial's folder, wandb/ in it, and the run folders in that (the .wandb files).
+    events = FolderWatch(trial_dir, depth=2)
 
     def deliver() -> None:
         try:
@@ -554,8 +611,10 @@ def watch(
                 on_steps(steps)
 
     def loop() -> None:
-        while not stop.wait(interval_s):
-            deliver()
+        while not stop.is_set():
+            events.wait(interval_s)
+            if not stop.is_set():
+                deliver()
 
     thread = threading.Thread(target=loop, name="sweep-wandb-watch", daemon=True)
     thread.start()
@@ -563,7 +622,9 @@ def watch(
         yield reader
     finally:
         stop.set()
+        events.wake()
         thread.join()
+        events.close()
         deliver()
 
 
@@ -640,8 +701,9 @@ def in_process(
     """Run a Python objective that may call ``wandb.init()`` (W&B's function agents)
     as one offline W&B run of this trial.
 
-    Sets :func:`prepare`'s environment variables for the block and restores them
-    after; starts W&B's session afresh before (so ``wandb.init()`` reads them) and
+    Keeps W&B offline in this process for good (``wandb_guard``: whatever mode the
+    objective asks for), sets :func:`prepare`'s environment variables for the block
+    and restores them after; starts W&B's session afresh before (so ``wandb.init()`` reads them) and
     ends it after, finishing a run the objective left open (with exit code 1 if the
     block raised); then fills in the yielded :class:`RunInfo` with the steps, summary
     and config of the trial's run. With ``on_steps``, new steps go there live (see
@@ -657,6 +719,9 @@ def in_process(
     if not info.enabled:
         yield info
         return
+    # W&B stays offline in this process from now on, whatever the objective asks (the
+    # environment below only sets a default that wandb.init(mode=...) overrides).
+    wandb_guard.install()
     info.env = prepare(trial_dir, params, sweep_name=sweep_name, trial_id=trial_id)
     saved = {key: os.environ.get(key) for key in info.env}
     os.environ.update(info.env)

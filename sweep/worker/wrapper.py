@@ -38,7 +38,7 @@ from ..core.records import Report, TrialRecord
 from . import command as cmd
 from . import trial_reports as reporting
 from . import wandb_offline as wandb_runs
-from .returned import Checked, check_result, numeric_metrics, short, truncate
+from .returned import Checked, check_result, numeric_metrics, short, truncate, with_warnings
 from .trial_reports import TrialContext, TrialStopped, step_key
 
 
@@ -235,8 +235,11 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
                                       trial_id=trial))
         cwd = objective.cwd if objective.cwd and os.path.isdir(objective.cwd) else None
 
-        def on_report(step: int, line: dict[str, Any]) -> bool:
+        def on_report(step: int | None, line: dict[str, Any]) -> bool:
             key = step_key(line)
+            if step is None:  # a step key whose value is not a step: not a report
+                context.refuse_step(str(key), line.get(key))
+                return False
             context.add(step, {k: v for k, v in line.items() if k != key})
             return context.stop_requested
 
@@ -278,11 +281,16 @@ def _command_outcome(objective: Objective, outcome: cmd.ProgramExit, context: Tr
     if outcome.returncode != 0:
         return "failed", {}, truncate(f"command exited with status {outcome.returncode}\n"
                                       + "\n".join(outcome.stderr_tail).strip())
+    cut = (f"{outcome.cut_lines} stdout line(s) were longer than the "
+           f"{cmd.LINE_LIMIT:,} bytes a line may have and were cut (a JSON result or report "
+           f"line must fit in it)") if outcome.cut_lines else None
     if outcome.result is None:
         return "failed", {}, truncate(
-            "command printed no JSON object line on stdout; last lines:\n"
+            "command printed no JSON object line on stdout"
+            + (f"; {cut}" if cut else "") + "; last lines:\n"
             + "\n".join(outcome.stdout_tail[-5:]))
-    return check_result(outcome.result, objective.metric)
+    status, metrics, error = check_result(outcome.result, objective.metric)
+    return status, metrics, with_warnings(error, [cut] if cut else [])
 
 
 # ------------------------------------------------------------------- workers
@@ -328,7 +336,7 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     """
     started = time.time()
     t0 = time.perf_counter()
-    context = reporting.enter(trial, objective.hub)
+    context = reporting.enter(trial, objective.hub, objective.metric)
     try:
         if objective.command is not None:
             status, metrics, error = _run_command(objective, trial, flat, nested, context,
@@ -342,6 +350,7 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     finally:
         reporting.leave(context)
     duration = time.perf_counter() - t0
+    error = with_warnings(error, context.warnings())
     last = context.last
     if status == "ok" and last is not None:
         # A trial that reported keeps its reported metrics its result left out.

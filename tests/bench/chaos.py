@@ -166,8 +166,9 @@ def _log_crashes(path: Path) -> None:
 
     outcome = sweep_pool.RayPool._outcome
 
-    def logged(self: Any, task: Any) -> Any:
-        done = outcome(self, task)
+    def logged(self: Any, flight: Any) -> Any:
+        done = outcome(self, flight)
+        task = getattr(flight, "task", flight)  # the pool's in-flight entry, or the task
         if done.crashed:
             line = json.dumps({"t": time.time(), "submitted": task.submitted,
                                "attempt": task.attempt,
