@@ -391,6 +391,58 @@ def test_asha_repeated_step_replaces_the_value_and_judges_again():
     assert rule.should_stop("b", 2, 0.1)  # a stop is final
 
 
+def test_asha_a_report_at_max_step_never_stops_the_trial():
+    # Issue 25, item 3: a trial that reaches max_step has run every step; a rung below
+    # max_step that it first reaches with that report (a step gap, a non-integer eta) is
+    # recorded, never judged.
+    gap = rule_of({"type": "asha", "max_step": 10})  # rungs 1, 3, 9
+    assert not gap.should_stop("a", 1, 0.1) and not gap.should_stop("a", 10, 0.1)
+    assert not gap.should_stop("b", 10, 0.9)  # rungs 1, 3, 9 first reached at step 10
+    assert gap._curves[0].at[9] == {"a": 0.1, "b": 0.9}  # recorded all the same
+    assert gap.stopped() == {}
+    assert gap.should_stop("c", 9, 0.9)  # below max_step the same value stops
+    odd = rule_of({"type": "asha", "max_step": 16, "eta": 2.5})  # ..., 6.25, 15.625
+    for step in range(1, 17):
+        assert not odd.should_stop("a", step, 0.1)
+    for step in range(1, 16):
+        assert not odd.should_stop("b", step, 0.1)
+    assert not odd.should_stop("b", 16, 0.9)  # rung 15.625 first reached at max_step 16
+    assert odd.rungs()[-1]["trials"] == 2
+
+
+def test_a_nan_is_the_worst_value_where_a_cutoff_falls_between_it_and_a_number():
+    # Issue 25, item 4: a cutoff interpolated between a NaN (the worst) and a number lies
+    # past every number: the NaN side stops, every finite value continues, exactly as with
+    # a finite worst value made ever worse.
+    for bad in (NAN, INF):
+        asha = rule_of({"type": "asha", "max_step": 10})
+        assert not asha.should_stop("a", 1, bad)
+        assert not asha.should_stop("b", 1, 1.0)
+        # cutoff at 2/3 of the way from the NaN to 1.0: past every number
+        assert asha.should_stop("c", 1, bad)
+        assert not asha.should_stop("d", 1, 1e300)
+        for finite_worst, stops in ((1e300, True), (1e6, True)):
+            twin = rule_of({"type": "asha", "max_step": 10})  # the same with a number
+            twin.should_stop("a", 1, finite_worst)
+            twin.should_stop("b", 1, 1.0)
+            assert twin.should_stop("c", 1, finite_worst) is stops
+        med = rule_of({"type": "median", "min_samples": 2})
+        assert not med.should_stop("a", 1, bad)
+        assert not med.should_stop("b", 1, 1.0)
+        assert med.should_stop("c", 1, bad)  # median(NaN, 1.0): past every number
+        assert not med.should_stop("d", 1, 1e300)
+        json.dumps(asha.rungs() + med.rungs())  # a cutoff past every number shows as null
+        assert all(r["cutoff"] is None or math.isfinite(r["cutoff"])
+                   for r in asha.rungs() + med.rungs())
+
+    from sweep.stopping.base import PAST_EVERY_NUMBER, median, percentile
+    assert percentile([-INF, -1.0], 100 * (1 - 1 / 3)) == -PAST_EVERY_NUMBER
+    assert percentile([-INF, -INF, -1.0], 50) == -INF  # exactly on a worst value
+    assert percentile([-3.0, -1.0], 50) == -2.0
+    assert median([1.0, INF]) == PAST_EVERY_NUMBER and median([INF, INF]) == INF
+    assert median([1.0, 3.0, INF]) == 3.0
+
+
 # -------------------------------------------------------------------------- median
 
 # Worked by hand: grace_period 2, min_samples 2, lockstep in the order a, b, c, d.

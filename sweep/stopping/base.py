@@ -4,7 +4,11 @@ and the bookkeeping of trials' curves the rules build on.
 Conventions of every rule:
 
 * ``value`` is the sweep's metric as reported; the ``Metric`` given when the rule is built
-  says which way is better. NaN and +-inf count as the worst possible value. ``None``
+  says which way is better. NaN and +-inf count as the worst possible value, literally:
+  a loss of +inf, worse than every number. Where a cutoff falls between such a value and a
+  number (an interpolated percentile, a median of two), it lies past every number and short
+  of the worst (``PAST_EVERY_NUMBER``): every finite value is on its good side and the
+  non-finite ones on its bad side, as for a finite worst value made ever worse. ``None``
   (the report lacks the metric) is ignored: a trial that reports no value is never stopped.
 * ``step`` is an integer that grows with training. ASHA and median read it as is: steps
   may jump (1 then 10), a rung ``c`` is reached by the first report with ``step >= c``
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,6 +46,9 @@ import numpy as np
 from ..core.metric import Metric
 
 STEP_CAP = 2**62  # bands/rungs beyond this are never reached
+# A loss past every number and short of the worst (+inf): a cutoff between a NaN/inf and a
+# number. No finite loss is greater, so ``loss > PAST_EVERY_NUMBER`` holds for +inf alone.
+PAST_EVERY_NUMBER = sys.float_info.max
 
 
 def loss_of(value: Any, metric: Metric) -> float:
@@ -55,8 +63,9 @@ def loss_of(value: Any, metric: Metric) -> float:
 
 
 def value_of(loss: float, metric: Metric) -> float | None:
-    """A loss back in the metric's units; None when it is not finite (JSON-friendly)."""
-    if not math.isfinite(loss):
+    """A loss back in the metric's units; None when it is not finite or past every number
+    (JSON-friendly)."""
+    if not math.isfinite(loss) or abs(loss) >= PAST_EVERY_NUMBER:
         return None
     return float(metric.sign * loss)
 
@@ -110,11 +119,45 @@ class Curves:
         return min(self.values[trial].values())
 
 
-def percentile(values: list[float], q: float) -> float:
-    """numpy's linear percentile, with the limit (-inf) where a -inf takes part."""
-    with np.errstate(invalid="ignore"):
-        p = float(np.percentile(np.asarray(values, dtype=float), q))
-    return -math.inf if math.isnan(p) else p
+def percentile(values: Iterable[float], q: float) -> float:
+    """numpy's linear percentile (Ray Tune's ASHA cutoff) with -inf as the worst value
+    literally: where the interpolation falls strictly between a -inf and a number, the
+    result is ``-PAST_EVERY_NUMBER`` (above the worst, below every number: the limit of a
+    finite worst value made ever worse); exactly on a -inf it is -inf. numpy gives NaN
+    there (``-inf + inf * t``).
+
+    Example: ``percentile([-math.inf, -1.0], 50) == -PAST_EVERY_NUMBER``
+    """
+    ordered = sorted(values)
+    if ordered[0] != -math.inf and ordered[-1] != math.inf:
+        return float(np.percentile(np.asarray(ordered, dtype=float), q))
+    # numpy's "linear" method: the virtual index (n - 1) * q / 100, then its two neighbours.
+    n = len(ordered)
+    index = (n - 1) * (q / 100)
+    below = min(int(math.floor(index)), n - 1)
+    gamma = index - below
+    a, b = ordered[below], ordered[min(below + 1, n - 1)]
+    if math.isfinite(a) and math.isfinite(b):
+        return float(np.percentile(np.asarray(ordered, dtype=float), q))
+    if gamma == 0 or a == b:
+        return a
+    if a == -math.inf:
+        return -math.inf if b == math.inf else -PAST_EVERY_NUMBER
+    return PAST_EVERY_NUMBER  # a finite, b = +inf
+
+
+def median(values: Iterable[float]) -> float:
+    """``np.median`` (Optuna's ``MedianPruner`` cutoff) with +inf as the worst loss
+    literally: the median of a number and +inf (an even count) is ``PAST_EVERY_NUMBER``,
+    where numpy gives +inf.
+
+    Example: ``median([1.0, math.inf]) == PAST_EVERY_NUMBER``
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if n % 2 == 0 and ordered[n // 2] == math.inf and math.isfinite(ordered[n // 2 - 1]):
+        return PAST_EVERY_NUMBER
+    return float(np.median(np.asarray(ordered, dtype=float)))
 
 
 class StoppingRule:
@@ -185,5 +228,5 @@ class StoppingRule:
         return f"<{type(self).__name__}: {self.describe()}>"
 
 
-__all__ = ["STEP_CAP", "Curves", "StoppingRule", "loss_of", "percentile", "show_steps",
-           "value_of"]
+__all__ = ["PAST_EVERY_NUMBER", "STEP_CAP", "Curves", "StoppingRule", "loss_of", "median",
+           "percentile", "show_steps", "value_of"]
