@@ -255,6 +255,48 @@ def test_curves_round_trip(tmp_path):
     assert df["metrics.loss"].iloc[-1] == pytest.approx(0.2)
 
 
+def test_reports_keep_their_arrival_order_and_nan_apart_from_a_missing_value(tmp_path):
+    # Issue 25, item 2: the order reports were given in (the order the rule saw them),
+    # not their time, is what a replay gets back; NaN stays NaN, a missing metric None.
+    writer, reader = open_demo(tmp_path)
+    given = [Report("b", 1, {"loss": 0.5}, 1.7e9 + 2), Report("a", 1, {"loss": math.nan},
+                                                            1.7e9 + 3),
+             Report("a", 2, {}, 1.7e9 + 1), Report("b", 1, {"loss": 0.4}, 1.7e9 + 2)]
+    writer.add_reports("demo", 0, given[:2])
+    writer.flush()
+    writer.add_reports("demo", 0, given[2:])
+    writer.add_reports("demo", 1, [Report("c", 0, {"loss": 1.0}, 1.7e9)])
+    writer.flush()
+    got = reader.arrivals(0, "loss")
+    assert [(t, s) for t, s, _ in got] == [("b", 1), ("a", 1), ("a", 2), ("b", 1)]
+    assert got[0][2] == 0.5 and math.isnan(got[1][2]) and got[2][2] is None
+    assert got[3][2] == 0.4
+    # A new writer (a restarted driver) continues the numbers after the stored ones.
+    again, _ = open_demo(tmp_path)
+    again.add_reports("demo", 0, [Report("a", 3, {"loss": 0.1}, 1.0)])  # an early clock
+    again.flush()
+    assert reader.arrivals(0, "loss")[-1] == ("a", 3, 0.1)
+    assert reader.arrivals(1, "loss") == [("c", 0, 1.0)]
+
+
+def test_curves_written_before_arrival_numbers_still_read_in_time_order(tmp_path):
+    writer, reader = open_demo(tmp_path)
+    folder = f"{writer.folder.dir}/curves/stage=0"
+    os.makedirs(folder)
+    old = pa.table({"sweep": ["demo"] * 3, "trial_id": ["a", "b", "a"], "step": [2, 1, 1],
+                    "time": pa.array([3_000_000, 2_000_000, 1_000_000],
+                                     pa.timestamp("us", tz="UTC")),
+                    "metrics.loss": [0.3, math.nan, None]})
+    pq.write_table(old, f"{folder}/part-old.parquet")
+    assert [(t, s) for t, s, _ in reader.arrivals(0, "loss")] == [("a", 1), ("b", 1), ("a", 2)]
+    writer.add_reports("demo", 0, [Report("b", 2, {"loss": 0.2}, 0.5)])
+    writer.flush()  # the old file gains the column, as nulls
+    got = reader.arrivals(0, "loss")
+    assert [(t, s) for t, s, _ in got] == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert math.isnan(got[1][2]) and got[0][2] is None
+    assert len(reader.read_curves()) == 4
+
+
 def test_timestamps_and_types_survive(tmp_path):
     writer, reader = open_demo(tmp_path)
     writer.add([record(1)])
