@@ -313,7 +313,6 @@ def test_a_background_child_holding_stdout_does_not_hold_the_trial():
      + "[" * 400 + "]" * 400 + "}\n", "nested"),
     ('name: s\nobjective: m:f\nmetric: loss\nmethod: grid\nparameters:\n'
      '  x: {values: ["\\ud800"]}\n', "UTF-8"),
-    ("name: d\nname: e\nobjective: m:f\n", "given twice, at lines 1 and 2"),
     ("name: 123\nobjective: m:f\nmethod: grid\nparameters: {x: {value: 1}}\n", "quote it"),
 ])
 def test_what_validate_refuses_is_one_line_and_what_it_accepts_runs(tmp_path, capsys, text,
