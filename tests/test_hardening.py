@@ -361,6 +361,35 @@ def test_a_corrupt_part_file_is_named_and_everything_else_works(tmp_path, capsys
     assert "4 trials stored" in captured.out and bad.name in captured.err
 
 
+@pytest.mark.usefixtures("ray_session")
+def test_a_part_file_with_damaged_pages_is_named_and_status_top_report_run_go_on(
+        tmp_path, capsys):
+    # Issue 25, item 11: the file's footer reads, its pages do not.
+    from tests.test_store import damage_pages
+
+    spec = tmp_path / "pages.yaml"
+    spec.write_text(yaml.safe_dump(doc("pages", "tests.objectives:quadratic",
+                                       {"lr": {"min": 0.001, "max": 1.0}},
+                                       [{"plan": "random", "trials": 5, "seed": 3}])))
+    results = tmp_path / "results"
+    assert main(["run", str(spec), "--results", str(results), "--quiet"]) == 0
+    (part,) = (results / "pages" / "trials").rglob("part-*.parquet")
+    damage_pages(str(part))
+    capsys.readouterr()
+    folder = str(results / "pages")
+    for command in (["status"], ["top"], ["top", "--format", "json"],
+                    ["report", "-o", str(tmp_path / "r.html")]):
+        assert main([*command, folder]) == 0, command
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err and part.name in captured.err, command
+    # The run goes on: the damaged file's trials run again, the file is named.
+    assert main(["run", str(spec), "--results", str(results), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert part.name in captured.err and "Traceback" not in captured.err
+    assert main(["status", folder]) == 0
+    assert "5 trials stored" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------ usability
 
 
