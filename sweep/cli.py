@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import logging
@@ -387,6 +388,25 @@ def _open_results(path: str) -> tuple[Any, Any]:
     return spec, open_reader(spec, root, folder=folder)
 
 
+def _reads_results(command: Any) -> Any:
+    """A command that reads a results folder: a folder it cannot read (an unreachable
+    endpoint, a lost connection) is one line and exit 2, not a traceback."""
+
+    @functools.wraps(command)
+    def reading(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            text = str(exc).strip().splitlines()
+            raise SweepError(f"could not read the results at {args.path}: "
+                             f"{text[0] if text else type(exc).__name__}") from None
+
+    return reading
+
+
+@_reads_results
 def cmd_status(args: argparse.Namespace) -> int:
     from .store.journal import pending_count
     from .views.tables import store_stage_lines
@@ -417,6 +437,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_reads_results
 def cmd_top(args: argparse.Namespace) -> int:
     from .views.tables import top_frame, top_records, top_table
 
@@ -433,6 +454,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_reads_results
 def cmd_report(args: argparse.Namespace) -> int:
     spec, reader = _open_results(args.path)
     output = args.output or f"{spec.folder}-report.html"
