@@ -414,6 +414,26 @@ def test_a_key_given_twice_takes_its_last_value_with_a_warning_naming_both_lines
     assert spec.space["lr"].support() == [yaml.safe_load(text)["parameters"]["lr"]["values"][0]]
 
 
+def readme_differences() -> list[str]:
+    """The rows of the README's table of differences (What differs, and why)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("What differs, and why:", 1)[1].split("\n\n", 2)[1]
+    return [line for line in table.splitlines() if line.startswith("|")][2:]
+
+
+def test_q_uniform_weighs_every_value_alike_and_the_readme_says_how_wandb_differs():
+    # Issue 25, item 9: W&B's engine rounds a uniform draw (its two end values get half
+    # the weight); sweep keeps every value of min, min+q, ..., max equally likely, so
+    # that stored sweeps draw the same points: a deliberate difference, documented.
+    spec = loads_spec("name: q\nobjective: m:f\nmethod: random\nrun_cap: 1\nparameters:\n"
+                      "  x: {distribution: q_uniform, min: 0, max: 4, q: 1}\n")
+    dist = spec.space["x"]
+    assert dist.support() == [0, 1, 2, 3, 4]
+    assert dist.probabilities() == pytest.approx([0.2] * 5)
+    rows = [r for r in readme_differences() if r.startswith("| `q_uniform` random draws")]
+    assert rows and "half the weight" in rows[0] and "equally likely" in rows[0]
+
+
 def test_grid_larger_than_the_stage_trials():
     doc = mutated("stages", [{"plan": "grid", "points": 3, "trials": 10}])
     with pytest.raises(SpecError) as info:

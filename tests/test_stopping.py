@@ -499,6 +499,25 @@ def test_median_non_finite_is_the_worst():
     assert rule.should_stop("c", 1, NAN)
 
 
+def test_median_compares_at_or_after_t_keeps_the_last_value_and_the_readme_says_so():
+    # Issue 25, item 5: both are deliberate differences from Optuna's MedianPruner,
+    # listed in the README's table of differences.
+    from tests.test_spec import readme_differences
+
+    rule = rule_of({"type": "median", "min_samples": 1})
+    assert not rule.should_stop("a", 5, 1.0)   # a reported 5, not 4: it counts at t=4
+    assert rule.should_stop("b", 4, 2.0)
+    again = rule_of({"type": "median", "min_samples": 1})
+    assert not again.should_stop("a", 1, 9.0)
+    assert not again.should_stop("a", 1, 1.0)  # the last value of step 1 counts
+    assert again.should_stop("b", 1, 2.0)      # 2.0 > 1.0 (Optuna: 9.0, no stop)
+    rows = readme_differences()
+    assert any("MedianPruner" in r and "exactly its step t" in r and "at or after t" in r
+               for r in rows)
+    assert any("MedianPruner" in r and "first value" in r and "last value counts" in r
+               for r in rows)
+
+
 # ------------------------------------------------------------------ common behaviour
 
 RULES = [
