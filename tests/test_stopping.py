@@ -588,6 +588,48 @@ def test_a_trial_that_never_reports_is_never_stopped():
         assert rule.should_stop("silent", 50, None) is False
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"),
+                          st.one_of(st.integers(0, 30), st.just(2**70), st.just(-(2**66))),
+                          st.sampled_from([0.5, 1.0, 2.0, 3.0, INF, -1.0])), max_size=60),
+       st.lists(st.integers(0, 32), max_size=5))
+def test_curves_in_flat_arrays_match_the_plain_definition(reports, extra):
+    # The compact curves (16 bytes a point, a running best) against the definition: the
+    # last value of each step, the value at c = that of the smallest step >= c.
+    from sweep.stopping.base import Curves
+
+    curves = Curves([1, 2.5, 10])
+    plain: dict[str, dict[int, float]] = {}
+    for trial, step, loss in reports:
+        curves.update(trial, step, loss)
+        plain.setdefault(trial, {})[step] = loss
+        assert curves.best(trial) == min(plain[trial].values())
+    for c in extra:
+        curves.add_checkpoint(c)
+    for c in curves.checkpoints:
+        expected = {t: v[min(s for s in v if s >= c)] for t, v in plain.items()
+                    if any(s >= c for s in v)}
+        assert curves.at[c] == expected, c
+
+
+def test_a_rule_keeps_16_bytes_a_report_of_a_long_trial():
+    # Weak item of issue 25: a trial's curve was a dict of boxed numbers (~150 bytes a
+    # report); now two flat arrays.
+    import sys
+
+    for raw in ({"type": "asha"}, {"type": "hyperband", "min_iter": 1}):
+        rule = rule_of(raw)
+        n = 50_000
+        for step in range(n):
+            rule.should_stop("long", step, 1.0 / (step + 1))
+        curves = rule._curves[0] if isinstance(rule, AshaRule) else rule._curves
+        held = [curves._points["long"]]
+        if isinstance(rule, HyperbandRule):
+            held.append(rule._iterations["long"])
+        size = sum(sys.getsizeof(p.keys) + sys.getsizeof(p.values) for p in held)
+        assert size < 20 * n * len(held), (raw, size)
+
+
 def test_replay_needs_a_fresh_rule():
     rule = rule_of({"type": "median"})
     rule.should_stop("a", 1, 1.0)

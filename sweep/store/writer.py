@@ -35,6 +35,7 @@ from .journal import Journal, leftovers, parse_lines
 from .parts import REPEATED, ROWS_KEY, UNIQUE
 
 SHIP_SECONDS = 5.0
+REPORT_CHUNK = 4096
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
@@ -131,7 +132,13 @@ class ResultsWriter:
         """Record intermediate reports (the curves table), with the same guarantees, and
         number them in the order given (the ``seq`` column, continuing the stage's stored
         numbers): the order a stopping rule must see them in again after a restart
-        (``ResultsReader.arrivals``). Give them in the order the driver's rule saw them."""
+        (``ResultsReader.arrivals``). Give them in the order the driver's rule saw them.
+        Taken ``REPORT_CHUNK`` at a time, so that a trial's million reports cost the
+        writer a flush's worth of memory, not a million journal rows."""
+        for start in range(0, len(reports), REPORT_CHUNK):
+            self._add_reports(sweep, stage, reports[start:start + REPORT_CHUNK])
+
+    def _add_reports(self, sweep: str, stage: int, reports: Sequence[Report]) -> None:
         if not reports:
             return
         first = self._next_seq.get(stage)
