@@ -39,7 +39,8 @@ examples:
   sweep report mlp-digits -o report.html
 
 PATH (status, top, report) is a sweep's results folder (results/mlp-digits), a
-URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results.
+URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results (its free
+text too: "First Sweep").
 """
 
 
@@ -361,7 +362,14 @@ def resolve_path(path: str) -> tuple[str, str]:
             raise SweepError(f"{path!r} names no sweep: expected <root URI>/<sweep folder>")
         # Options such as ?endpoint_override=... belong to the root.
         return urlunsplit((parts.scheme, parts.netloc, head, parts.query, parts.fragment)), name
+    from .spec.wandb_names import folder_name
+
     candidates = [path, os.path.join("results", path)]
+    # A sweep's free-text name ("First Sweep") names the folder its safe form does.
+    for given in list(candidates):
+        parent, name = os.path.split(given.rstrip("/" + os.sep))
+        if name and folder_name(name) != name:
+            candidates.append(os.path.join(parent, folder_name(name)))
     for candidate in candidates:
         if os.path.isfile(os.path.join(candidate, "spec.yaml")):
             full = os.path.abspath(candidate)

@@ -390,6 +390,40 @@ def test_a_part_file_with_damaged_pages_is_named_and_status_top_report_run_go_on
     assert "5 trials stored" in capsys.readouterr().out
 
 
+def test_status_top_report_take_the_free_text_name(tmp_path, capsys, monkeypatch):
+    # Weak item of issue 25: a sweep named "First Sweep" lives in results/First-Sweep-<h>;
+    # status did not take the name itself.
+    folder = stored_sweep(tmp_path / "results", "First Sweep", {"x": {"min": 0.0, "max": 1.0}},
+                          [{"params": {"x": 0.5}, "metrics": {"loss": 1.0}}])
+    assert folder.name.startswith("First-Sweep-")
+    monkeypatch.chdir(tmp_path)
+    for command in (["status"], ["top"]):
+        assert main([*command, "First Sweep"]) == 0, capsys.readouterr()
+    assert "sweep 'First Sweep'" in capsys.readouterr().out
+    assert main(["status", str(tmp_path / "results" / "First Sweep")]) == 0
+
+
+def test_fresh_names_the_sweep_it_moves_aside(tmp_path, caplog):
+    # Weak item of issue 25: on a folder-name collision --fresh moved another sweep's
+    # results and said it moved this sweep's.
+    from sweep.engine.runner import prepare_writer
+
+    spec = sweep.load_spec(doc("Mine!", "m:f", {"x": {"min": 0.0, "max": 1.0}},
+                               [{"plan": "random", "trials": 2}]))
+    other = sweep.load_spec(doc("Theirs", "m:f", {"x": {"min": 0.0, "max": 1.0}},
+                                [{"plan": "random", "trials": 2}]))
+    target = tmp_path / spec.folder
+    target.mkdir()
+    (target / "spec.yaml").write_text(other.to_yaml())  # as if their names collided
+    with pytest.raises(SweepError, match="different sweep: name: was 'Theirs'"):
+        prepare_writer(spec, str(tmp_path), fresh=False)
+    with caplog.at_level("WARNING", logger="sweep"):
+        writer = prepare_writer(spec, str(tmp_path), fresh=True)
+    writer.folder.lock.release()
+    moved = [r.getMessage() for r in caplog.records if "moved" in r.getMessage()]
+    assert moved and "sweep 'Theirs'" in moved[0] and spec.folder in moved[0], moved
+
+
 # ------------------------------------------------------------------ usability
 
 
