@@ -271,6 +271,8 @@ def test_reports_keep_their_arrival_order_and_nan_apart_from_a_missing_value(tmp
     assert [(t, s) for t, s, _ in got] == [("b", 1), ("a", 1), ("a", 2), ("b", 1)]
     assert got[0][2] == 0.5 and math.isnan(got[1][2]) and got[2][2] is None
     assert got[3][2] == 0.4
+    # Step 1 of b given twice at one time: two reports, and read_curves shows both.
+    assert len(reader.read_curves(stages=[0])) == 4
     # A new writer (a restarted driver) continues the numbers after the stored ones.
     again, _ = open_demo(tmp_path)
     again.add_reports("demo", 0, [Report("a", 3, {"loss": 0.1}, 1.0)])  # an early clock

@@ -171,13 +171,17 @@ class ResultsReader:
         return {t for t, s in latest.items() if wanted is None or s in wanted}
 
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
-        """The curves table: one row per report (sweep, stage, trial_id, step, time,
-        metrics.<name>...), sorted by trial and step."""
+        """The curves table: one row per report (sweep, stage, trial_id, step, time, seq,
+        metrics.<name>...), sorted by trial and step (``arrivals`` gives a stage's reports
+        in the order they arrived)."""
         table = self.folder.curves.table(stages=stages)
         if table is None:
             return pd.DataFrame(columns=["sweep", "stage", "trial_id", "step", "time"])
         df = table.to_pandas()
-        df = df.drop_duplicates(["trial_id", "step", "time"])
+        # A report folded twice (a journal of an older version) is shown once; two reports
+        # of one step at one time stay two when their arrival numbers differ.
+        df = df.drop_duplicates([c for c in ("trial_id", "step", "time", "seq")
+                                 if c in df.columns])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
