@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import logging
@@ -38,7 +39,8 @@ examples:
   sweep report mlp-digits -o report.html
 
 PATH (status, top, report) is a sweep's results folder (results/mlp-digits), a
-URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results.
+URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results (its free
+text too: "First Sweep").
 """
 
 
@@ -360,7 +362,14 @@ def resolve_path(path: str) -> tuple[str, str]:
             raise SweepError(f"{path!r} names no sweep: expected <root URI>/<sweep folder>")
         # Options such as ?endpoint_override=... belong to the root.
         return urlunsplit((parts.scheme, parts.netloc, head, parts.query, parts.fragment)), name
+    from .spec.wandb_names import folder_name
+
     candidates = [path, os.path.join("results", path)]
+    # A sweep's free-text name ("First Sweep") names the folder its safe form does.
+    for given in list(candidates):
+        parent, name = os.path.split(given.rstrip("/" + os.sep))
+        if name and folder_name(name) != name:
+            candidates.append(os.path.join(parent, folder_name(name)))
     for candidate in candidates:
         if os.path.isfile(os.path.join(candidate, "spec.yaml")):
             full = os.path.abspath(candidate)
@@ -387,6 +396,25 @@ def _open_results(path: str) -> tuple[Any, Any]:
     return spec, open_reader(spec, root, folder=folder)
 
 
+def _reads_results(command: Any) -> Any:
+    """A command that reads a results folder: a folder it cannot read (an unreachable
+    endpoint, a lost connection) is one line and exit 2, not a traceback."""
+
+    @functools.wraps(command)
+    def reading(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            text = str(exc).strip().splitlines()
+            raise SweepError(f"could not read the results at {args.path}: "
+                             f"{text[0] if text else type(exc).__name__}") from None
+
+    return reading
+
+
+@_reads_results
 def cmd_status(args: argparse.Namespace) -> int:
     from .store.journal import pending_count
     from .views.tables import store_stage_lines
@@ -417,6 +445,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_reads_results
 def cmd_top(args: argparse.Namespace) -> int:
     from .views.tables import top_frame, top_records, top_table
 
@@ -433,6 +462,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_reads_results
 def cmd_report(args: argparse.Namespace) -> int:
     spec, reader = _open_results(args.path)
     output = args.output or f"{spec.folder}-report.html"

@@ -3,11 +3,15 @@ what plans are told and when, early stopping, resume."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import tempfile
 import time
 from typing import ClassVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sweep
 from sweep.engine import planning as planning_module
@@ -449,3 +453,112 @@ def test_nothing_yet_is_asked_again_once_a_result_is_told(results, monkeypatch):
     assert drv.run()[0].ran == 5
     assert sorted(store.read()["params.x"]) == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert plans[0].waits >= 4 and pool.max_in_flight == 1  # it waited for each result
+
+
+# ------------------------------------------------ reports: stored once, replayed as live
+
+STOP_RULES = [
+    {"type": "asha", "max_step": 6, "eta": 2},
+    {"type": "asha", "max_step": 9, "eta": 2.5, "brackets": 2},
+    {"type": "median", "min_samples": 1},
+    {"type": "median", "grace_period": 2, "min_samples": 2},
+    {"type": "hyperband", "min_iter": 1, "eta": 2},
+    {"type": "hyperband", "max_iter": 8, "s": 2, "eta": 2, "strict": False},
+]
+report_values = st.one_of(st.floats(-3, 3, allow_nan=False, width=16),
+                          st.sampled_from([math.nan, math.inf, -math.inf, None]))
+# Steps in any order: repeated, missing, going back.
+timelines = st.lists(st.tuples(st.integers(0, 8), report_values), max_size=8)
+
+
+def _same(a, b) -> bool:
+    """Equal, NaN equal to NaN."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _rows_equal(xs, ys) -> bool:
+    return len(xs) == len(ys) and all(
+        len(x) == len(y) and all(map(_same, x, y)) for x, y in zip(xs, ys))
+
+
+def _key(value):
+    return "nan" if isinstance(value, float) and value != value else value
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rule=st.sampled_from(STOP_RULES), goal=st.sampled_from(["minimize", "maximize"]),
+       curves=st.lists(timelines, min_size=2, max_size=6), rng=st.randoms(use_true_random=False),
+       cut=st.one_of(st.none(), st.integers(1, 60)),
+       probes=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 10), report_values),
+                       max_size=8))
+def test_every_report_is_stored_once_and_a_rule_rebuilt_from_storage_decides_as_the_live_one(
+        rule, goal, curves, rng, cut, probes):
+    """Issue 25, items 1 and 2: reports arrive in any order, after their trial's result,
+    at the end of the stage only, NaN among them; the driver may die at any wait. Every
+    report made and delivered is stored once, the live rule saw exactly the stored
+    sequence, and a rule rebuilt from storage is in the live rule's state."""
+    from sweep.stopping import replay
+    from tests.fakepool import Cut, ScriptedPool
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = load_spec({"name": "prop", "objective": "tests.objectives:quadratic",
+                          "metric": {"name": "loss", "goal": goal},
+                          "parameters": {"i": {"values": list(range(len(curves)))}},
+                          "stages": [{"plan": "grid"}], "early_terminate": rule})
+        writer, reader = opened(spec, tmp)
+        pool = ScriptedPool(dict(enumerate(curves)), rng, cut_at=cut)
+        seen: list[tuple] = []
+
+        class Watched(Driver):
+            def _rule(self, stage):
+                live = super()._rule(stage)
+                decide = live.should_stop
+
+                def watched(trial, step, value):
+                    seen.append((trial, step, value))
+                    return decide(trial, step, value)
+
+                live.should_stop = watched
+                self.live = live
+                return live
+
+        drv = Watched(spec, writer, reader, pool, progress=Progress(quiet=True),
+                      clock=lambda: pool.clock)
+        with contextlib.suppress(Cut):
+            drv.run()
+        stored = reader.arrivals(0, "loss")
+        # The live rule saw the stored sequence, in its order, NaN and all.
+        assert _rows_equal(seen, stored)
+        # Each report made is stored once; all of them unless the driver died.
+        table = reader.folder.curves.table()
+        rows = [] if table is None else sorted(
+            (t, s, int(m), _key(v)) for t, s, m, v in zip(
+                table.column("trial_id").to_pylist(), table.column("step").to_pylist(),
+                table.column("time").cast("int64").to_pylist(),
+                table.column("metrics.loss").to_pylist()
+                if "metrics.loss" in table.column_names else [None] * table.num_rows))
+        made = sorted((r.trial_id, r.step, int(r.time * 1_000_000), _key(r.metrics.get("loss")))
+                      for r in pool.made)
+        assert len(set(rows)) == len(rows)
+        if cut is None or pool.waits < cut:
+            assert rows == made
+        else:
+            assert set(rows) <= set(made)
+        # A rule rebuilt from storage is the live one: the same stops, rungs, decisions.
+        rebuilt = spec.stopping_rule()
+        replay(rebuilt, stored)
+        live = drv.live
+        assert rebuilt.stopped() == live.stopped()
+        assert rebuilt.rungs() == live.rungs()
+        ids = [*sorted({r.trial_id for r in pool.made}), "new-a", "new-b"]
+        for k, step, value in probes:
+            trial = ids[k % len(ids)]
+            assert rebuilt.should_stop(trial, step, value) == live.should_stop(trial, step,
+                                                                               value)
+        # A trial is stored once, and stopped only if the driver stopped it.
+        df = reader.read(latest=False)
+        assert df["trial_id"].is_unique
+        assert set(df.loc[df["status"] == "stopped", "trial_id"]) <= set(pool.stopped)
+        if cut is None or pool.waits < cut:
+            assert len(df) == len(curves)

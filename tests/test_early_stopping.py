@@ -174,3 +174,24 @@ def test_resume_with_stopping_on_reruns_nothing_and_rebuilds_the_rungs(results):
     assert resumed.loc[6.0, "step"] == first.loc[6.0, "step"]
     others = resumed.drop(index=6.0)
     assert list(others["finished_at"]) == list(first.drop(index=6.0)["finished_at"])
+
+
+def test_every_report_made_before_a_result_is_stored(results):
+    """Issue 25, item 1: trials of short steps push their last reports just before they
+    return, and the stage (the sweep) ends with their results: none of those reports may
+    be left in the hub. Each trial's reports are all stored, once."""
+    steps = 30
+    for attempt in range(3):
+        name = f"last-reports-{attempt}"
+        doc = {"name": name, "objective": "tests.objectives:curve",
+               "metric": {"name": "loss"},
+               "parameters": {"x": {"values": [1.0, 2.0, 3.0, 4.0]},
+                              "steps": {"value": steps}, "pause": {"value": 0.0}},
+               "method": "grid", "early_terminate": never_stops()}
+        df = sweep.run(doc, results=results)
+        assert set(df["status"]) == {"ok"}
+        curves = pd.read_parquet(os.path.join(results, name, "curves"))
+        per_trial = curves.groupby("trial_id")["step"].apply(sorted).to_dict()
+        assert per_trial == {t: list(range(steps)) for t in df["trial_id"]}, attempt
+        # Numbered in the order they arrived, each once.
+        assert curves["seq"].is_unique and sorted(curves["seq"]) == list(range(len(curves)))

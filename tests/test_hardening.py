@@ -313,7 +313,6 @@ def test_a_background_child_holding_stdout_does_not_hold_the_trial():
      + "[" * 400 + "]" * 400 + "}\n", "nested"),
     ('name: s\nobjective: m:f\nmetric: loss\nmethod: grid\nparameters:\n'
      '  x: {values: ["\\ud800"]}\n', "UTF-8"),
-    ("name: d\nname: e\nobjective: m:f\n", "given twice, at lines 1 and 2"),
     ("name: 123\nobjective: m:f\nmethod: grid\nparameters: {x: {value: 1}}\n", "quote it"),
 ])
 def test_what_validate_refuses_is_one_line_and_what_it_accepts_runs(tmp_path, capsys, text,
@@ -360,6 +359,69 @@ def test_a_corrupt_part_file_is_named_and_everything_else_works(tmp_path, capsys
     assert main(["status", str(folder)]) == 0
     captured = capsys.readouterr()
     assert "4 trials stored" in captured.out and bad.name in captured.err
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_part_file_with_damaged_pages_is_named_and_status_top_report_run_go_on(
+        tmp_path, capsys):
+    # Issue 25, item 11: the file's footer reads, its pages do not.
+    from tests.test_store import damage_pages
+
+    spec = tmp_path / "pages.yaml"
+    spec.write_text(yaml.safe_dump(doc("pages", "tests.objectives:quadratic",
+                                       {"lr": {"min": 0.001, "max": 1.0}},
+                                       [{"plan": "random", "trials": 5, "seed": 3}])))
+    results = tmp_path / "results"
+    assert main(["run", str(spec), "--results", str(results), "--quiet"]) == 0
+    (part,) = (results / "pages" / "trials").rglob("part-*.parquet")
+    damage_pages(str(part))
+    capsys.readouterr()
+    folder = str(results / "pages")
+    for command in (["status"], ["top"], ["top", "--format", "json"],
+                    ["report", "-o", str(tmp_path / "r.html")]):
+        assert main([*command, folder]) == 0, command
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err and part.name in captured.err, command
+    # The run goes on: the damaged file's trials run again, the file is named.
+    assert main(["run", str(spec), "--results", str(results), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert part.name in captured.err and "Traceback" not in captured.err
+    assert main(["status", folder]) == 0
+    assert "5 trials stored" in capsys.readouterr().out
+
+
+def test_status_top_report_take_the_free_text_name(tmp_path, capsys, monkeypatch):
+    # Weak item of issue 25: a sweep named "First Sweep" lives in results/First-Sweep-<h>;
+    # status did not take the name itself.
+    folder = stored_sweep(tmp_path / "results", "First Sweep", {"x": {"min": 0.0, "max": 1.0}},
+                          [{"params": {"x": 0.5}, "metrics": {"loss": 1.0}}])
+    assert folder.name.startswith("First-Sweep-")
+    monkeypatch.chdir(tmp_path)
+    for command in (["status"], ["top"]):
+        assert main([*command, "First Sweep"]) == 0, capsys.readouterr()
+    assert "sweep 'First Sweep'" in capsys.readouterr().out
+    assert main(["status", str(tmp_path / "results" / "First Sweep")]) == 0
+
+
+def test_fresh_names_the_sweep_it_moves_aside(tmp_path, caplog):
+    # Weak item of issue 25: on a folder-name collision --fresh moved another sweep's
+    # results and said it moved this sweep's.
+    from sweep.engine.runner import prepare_writer
+
+    spec = sweep.load_spec(doc("Mine!", "m:f", {"x": {"min": 0.0, "max": 1.0}},
+                               [{"plan": "random", "trials": 2}]))
+    other = sweep.load_spec(doc("Theirs", "m:f", {"x": {"min": 0.0, "max": 1.0}},
+                                [{"plan": "random", "trials": 2}]))
+    target = tmp_path / spec.folder
+    target.mkdir()
+    (target / "spec.yaml").write_text(other.to_yaml())  # as if their names collided
+    with pytest.raises(SweepError, match="different sweep: name: was 'Theirs'"):
+        prepare_writer(spec, str(tmp_path), fresh=False)
+    with caplog.at_level("WARNING", logger="sweep"):
+        writer = prepare_writer(spec, str(tmp_path), fresh=True)
+    writer.folder.lock.release()
+    moved = [r.getMessage() for r in caplog.records if "moved" in r.getMessage()]
+    assert moved and "sweep 'Theirs'" in moved[0] and spec.folder in moved[0], moved
 
 
 # ------------------------------------------------------------------ usability
@@ -498,12 +560,13 @@ def test_the_store_encoder_never_lets_one_bad_step_break_a_flush():
     from sweep.core.records import Report, TrialRecord
     from sweep.store.codec import Codec, curves_schema, curves_table, trials_schema, trials_table
 
-    rows = [("s", Report("a", 2**63 + 5, {"loss": 1.0}, 1.0)),
-            ("s", Report("a", 3, {"loss": 0.5}, 2.0)),
-            ("s", Report("a", -(2**63) - 1, {"loss": 0.1}, 3.0))]
+    rows = [("s", Report("a", 2**63 + 5, {"loss": 1.0}, 1.0), 1),
+            ("s", Report("a", 3, {"loss": 0.5}, 2.0), 2),
+            ("s", Report("a", -(2**63) - 1, {"loss": 0.1}, 3.0), 3)]
     table = curves_table(rows, curves_schema(["loss"]))
     assert table.column("step").to_pylist() == [3]
     assert table.column("metrics.loss").to_pylist() == [0.5]
+    assert table.column("seq").to_pylist() == [2]
 
     records = [TrialRecord("s", 0, "a", None, "ok", {}, {"loss": 1.0}, step=2**64),
                TrialRecord("s", 0, "b", None, "ok", {}, {"loss": 2.0}, step=4)]

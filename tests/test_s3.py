@@ -282,3 +282,61 @@ def test_a_head_pod_that_restarts_loses_at_most_the_last_seconds(s3, tmp_path):
     third.add([rec(100)])
     third.flush()
     assert not [k for k in keys(s3, "headpod/pod/.journal/") if not k.endswith("/")]
+
+
+def test_a_killed_drivers_journal_and_its_shipped_segments_fold_once(s3, tmp_path):
+    """Issue 25, item 18: a driver SIGKILLed with results on S3 leaves each result twice,
+    in its journal on this disk and in the segments it shipped to the bucket; the rerun
+    folded both (61 Parquet rows for 60 trials, counted twice by pandas and DuckDB)."""
+    from sweep.core.records import Report, TrialRecord
+    from sweep.space import Space, Uniform
+    from sweep.store.codec import Codec
+
+    root = results_root(s3, "killed", "k")
+    codec = Codec.of(Space({"x": Uniform(0, 1)}))
+
+    def rec(i):
+        return TrialRecord(sweep="k", stage=0, trial_id=f"t{i}", status="ok",
+                           params={"x": i / 100}, metrics={"loss": float(i)},
+                           started_at=1.7e9 + i, finished_at=1.7e9 + i + 1, duration_s=1.0)
+
+    def writer(**options):
+        folder = ResultsFolder(root, "k", journal_dir=str(tmp_path / "disk"))
+        return ResultsWriter(folder, codec, **options)
+
+    first = writer(ship_seconds=0.0)
+    first.add([rec(i) for i in range(30)])
+    first.add_reports("k", 0, [Report(f"t{i}", s, {"loss": s / 10}, 1.7e9 + s)
+                               for i in range(3) for s in range(4)])
+    first.add([rec(i) for i in range(30, 60)])  # shipped too (ship_seconds=0)
+    first.ship()
+    assert any(k.startswith("killed/k/.journal/") for k in keys(s3, "killed/k/"))
+    del first  # SIGKILLed: nothing flushed; its journal stays on this disk
+    second = writer()
+    assert second.recover() == 60
+    df = read_trials(s3, "killed/k/trials")
+    assert len(df) == 60 and df["trial_id"].is_unique
+    fs, base = pafs.FileSystem.from_uri(uri(s3, "killed/k/curves"))
+    curves = pd.read_parquet(base, filesystem=fs)
+    assert len(curves) == 12 and curves["seq"].is_unique
+    assert second.recover() == 0  # and nothing the next time
+    assert len(read_trials(s3, "killed/k/trials")) == 60
+
+
+def test_status_top_report_on_an_unreachable_endpoint_are_one_line_exit_2(s3, tmp_path):
+    """Issue 25, item 20: ``run`` said so in one line; status, top and report ended in a
+    traceback."""
+    dead = free_port()
+    where = f"s3://{BUCKET}/runs/on-s3?endpoint_override=127.0.0.1:{dead}&scheme=http"
+    for command in (["status", where], ["top", where], ["top", where, "--format", "json"],
+                    ["report", where, "-o", str(tmp_path / "r.html")]):
+        status, out = sweep_main(*command)
+        assert status == 2, (command, out)
+        assert out.startswith("sweep: error: could not read the results at s3://"), out
+        assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+
+
+def test_a_uri_with_a_space_says_to_write_it_as_percent_20(s3, tmp_path):
+    status, out = sweep_main("status", f"s3://{BUCKET}/my runs/x?{s3['query']}")
+    assert status == 2 and "write each space as %20" in out
+    assert f"s3://{BUCKET}/my%20runs?" in out

@@ -396,6 +396,44 @@ def test_duplicate_names_after_flattening():
     assert info.value.path in ("parameters.model.depth", "parameters.model.parameters.depth")
 
 
+def test_a_key_given_twice_takes_its_last_value_with_a_warning_naming_both_lines():
+    # Issue 25, item 7: W&B runs such files (PyYAML keeps the last value); refusing them
+    # (round 1) broke real files. The warning names the key, both lines and the value used.
+    text = ("name: dup\nobjective: m:f\nmetric: {name: loss}\nmethod: grid\n"
+            "parameters:\n  lr: {values: [0.1, 0.2]}\n  x: {value: 1}\n"
+            "  lr: {values: [0.3]}\nname: dup-last\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = loads_spec(text, source="w.yaml")
+    assert spec.name == "dup-last" and spec.space["lr"].support() == [0.3]
+    messages = sorted(str(w.message) for w in caught)
+    assert ("w.yaml: 'lr' is given twice in parameters, at lines 6 and 8: the last is used "
+            '({"values": [0.3]}), as PyYAML and W&B do') in messages
+    assert ("w.yaml: 'name' is given twice, at lines 1 and 9: the last is used "
+            '("dup-last"), as PyYAML and W&B do') in messages
+    assert spec.space["lr"].support() == [yaml.safe_load(text)["parameters"]["lr"]["values"][0]]
+
+
+def readme_differences() -> list[str]:
+    """The rows of the README's table of differences (What differs, and why)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("What differs, and why:", 1)[1].split("\n\n", 2)[1]
+    return [line for line in table.splitlines() if line.startswith("|")][2:]
+
+
+def test_q_uniform_weighs_every_value_alike_and_the_readme_says_how_wandb_differs():
+    # Issue 25, item 9: W&B's engine rounds a uniform draw (its two end values get half
+    # the weight); sweep keeps every value of min, min+q, ..., max equally likely, so
+    # that stored sweeps draw the same points: a deliberate difference, documented.
+    spec = loads_spec("name: q\nobjective: m:f\nmethod: random\nrun_cap: 1\nparameters:\n"
+                      "  x: {distribution: q_uniform, min: 0, max: 4, q: 1}\n")
+    dist = spec.space["x"]
+    assert dist.support() == [0, 1, 2, 3, 4]
+    assert dist.probabilities() == pytest.approx([0.2] * 5)
+    rows = [r for r in readme_differences() if r.startswith("| `q_uniform` random draws")]
+    assert rows and "half the weight" in rows[0] and "equally likely" in rows[0]
+
+
 def test_grid_larger_than_the_stage_trials():
     doc = mutated("stages", [{"plan": "grid", "points": 3, "trials": 10}])
     with pytest.raises(SpecError) as info:

@@ -391,6 +391,58 @@ def test_asha_repeated_step_replaces_the_value_and_judges_again():
     assert rule.should_stop("b", 2, 0.1)  # a stop is final
 
 
+def test_asha_a_report_at_max_step_never_stops_the_trial():
+    # Issue 25, item 3: a trial that reaches max_step has run every step; a rung below
+    # max_step that it first reaches with that report (a step gap, a non-integer eta) is
+    # recorded, never judged.
+    gap = rule_of({"type": "asha", "max_step": 10})  # rungs 1, 3, 9
+    assert not gap.should_stop("a", 1, 0.1) and not gap.should_stop("a", 10, 0.1)
+    assert not gap.should_stop("b", 10, 0.9)  # rungs 1, 3, 9 first reached at step 10
+    assert gap._curves[0].at[9] == {"a": 0.1, "b": 0.9}  # recorded all the same
+    assert gap.stopped() == {}
+    assert gap.should_stop("c", 9, 0.9)  # below max_step the same value stops
+    odd = rule_of({"type": "asha", "max_step": 16, "eta": 2.5})  # ..., 6.25, 15.625
+    for step in range(1, 17):
+        assert not odd.should_stop("a", step, 0.1)
+    for step in range(1, 16):
+        assert not odd.should_stop("b", step, 0.1)
+    assert not odd.should_stop("b", 16, 0.9)  # rung 15.625 first reached at max_step 16
+    assert odd.rungs()[-1]["trials"] == 2
+
+
+def test_a_nan_is_the_worst_value_where_a_cutoff_falls_between_it_and_a_number():
+    # Issue 25, item 4: a cutoff interpolated between a NaN (the worst) and a number lies
+    # past every number: the NaN side stops, every finite value continues, exactly as with
+    # a finite worst value made ever worse.
+    for bad in (NAN, INF):
+        asha = rule_of({"type": "asha", "max_step": 10})
+        assert not asha.should_stop("a", 1, bad)
+        assert not asha.should_stop("b", 1, 1.0)
+        # cutoff at 2/3 of the way from the NaN to 1.0: past every number
+        assert asha.should_stop("c", 1, bad)
+        assert not asha.should_stop("d", 1, 1e300)
+        for finite_worst, stops in ((1e300, True), (1e6, True)):
+            twin = rule_of({"type": "asha", "max_step": 10})  # the same with a number
+            twin.should_stop("a", 1, finite_worst)
+            twin.should_stop("b", 1, 1.0)
+            assert twin.should_stop("c", 1, finite_worst) is stops
+        med = rule_of({"type": "median", "min_samples": 2})
+        assert not med.should_stop("a", 1, bad)
+        assert not med.should_stop("b", 1, 1.0)
+        assert med.should_stop("c", 1, bad)  # median(NaN, 1.0): past every number
+        assert not med.should_stop("d", 1, 1e300)
+        json.dumps(asha.rungs() + med.rungs())  # a cutoff past every number shows as null
+        assert all(r["cutoff"] is None or math.isfinite(r["cutoff"])
+                   for r in asha.rungs() + med.rungs())
+
+    from sweep.stopping.base import PAST_EVERY_NUMBER, median, percentile
+    assert percentile([-INF, -1.0], 100 * (1 - 1 / 3)) == -PAST_EVERY_NUMBER
+    assert percentile([-INF, -INF, -1.0], 50) == -INF  # exactly on a worst value
+    assert percentile([-3.0, -1.0], 50) == -2.0
+    assert median([1.0, INF]) == PAST_EVERY_NUMBER and median([INF, INF]) == INF
+    assert median([1.0, 3.0, INF]) == 3.0
+
+
 # -------------------------------------------------------------------------- median
 
 # Worked by hand: grace_period 2, min_samples 2, lockstep in the order a, b, c, d.
@@ -445,6 +497,25 @@ def test_median_non_finite_is_the_worst():
     for t in "ab":
         assert not rule.should_stop(t, 1, 1.0)
     assert rule.should_stop("c", 1, NAN)
+
+
+def test_median_compares_at_or_after_t_keeps_the_last_value_and_the_readme_says_so():
+    # Issue 25, item 5: both are deliberate differences from Optuna's MedianPruner,
+    # listed in the README's table of differences.
+    from tests.test_spec import readme_differences
+
+    rule = rule_of({"type": "median", "min_samples": 1})
+    assert not rule.should_stop("a", 5, 1.0)   # a reported 5, not 4: it counts at t=4
+    assert rule.should_stop("b", 4, 2.0)
+    again = rule_of({"type": "median", "min_samples": 1})
+    assert not again.should_stop("a", 1, 9.0)
+    assert not again.should_stop("a", 1, 1.0)  # the last value of step 1 counts
+    assert again.should_stop("b", 1, 2.0)      # 2.0 > 1.0 (Optuna: 9.0, no stop)
+    rows = readme_differences()
+    assert any("MedianPruner" in r and "exactly its step t" in r and "at or after t" in r
+               for r in rows)
+    assert any("MedianPruner" in r and "first value" in r and "last value counts" in r
+               for r in rows)
 
 
 # ------------------------------------------------------------------ common behaviour
@@ -515,6 +586,48 @@ def test_a_trial_that_never_reports_is_never_stopped():
         rule.finished("silent")
         assert "silent" not in rule.stopped()
         assert rule.should_stop("silent", 50, None) is False
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"),
+                          st.one_of(st.integers(0, 30), st.just(2**70), st.just(-(2**66))),
+                          st.sampled_from([0.5, 1.0, 2.0, 3.0, INF, -1.0])), max_size=60),
+       st.lists(st.integers(0, 32), max_size=5))
+def test_curves_in_flat_arrays_match_the_plain_definition(reports, extra):
+    # The compact curves (16 bytes a point, a running best) against the definition: the
+    # last value of each step, the value at c = that of the smallest step >= c.
+    from sweep.stopping.base import Curves
+
+    curves = Curves([1, 2.5, 10])
+    plain: dict[str, dict[int, float]] = {}
+    for trial, step, loss in reports:
+        curves.update(trial, step, loss)
+        plain.setdefault(trial, {})[step] = loss
+        assert curves.best(trial) == min(plain[trial].values())
+    for c in extra:
+        curves.add_checkpoint(c)
+    for c in curves.checkpoints:
+        expected = {t: v[min(s for s in v if s >= c)] for t, v in plain.items()
+                    if any(s >= c for s in v)}
+        assert curves.at[c] == expected, c
+
+
+def test_a_rule_keeps_16_bytes_a_report_of_a_long_trial():
+    # Weak item of issue 25: a trial's curve was a dict of boxed numbers (~150 bytes a
+    # report); now two flat arrays.
+    import sys
+
+    for raw in ({"type": "asha"}, {"type": "hyperband", "min_iter": 1}):
+        rule = rule_of(raw)
+        n = 50_000
+        for step in range(n):
+            rule.should_stop("long", step, 1.0 / (step + 1))
+        curves = rule._curves[0] if isinstance(rule, AshaRule) else rule._curves
+        held = [curves._points["long"]]
+        if isinstance(rule, HyperbandRule):
+            held.append(rule._iterations["long"])
+        size = sum(sys.getsizeof(p.keys) + sys.getsizeof(p.values) for p in held)
+        assert size < 20 * n * len(held), (raw, size)
 
 
 def test_replay_needs_a_fresh_rule():

@@ -10,6 +10,14 @@ One stage is a short loop::
         wait for finished tasks and reports
         reports -> curves table, plan, stopping rule (a stop frees the slot at once)
         finished trials (retries for dead workers, timeouts) -> store, then plan.tell
+    the pool's last reports (``collect``) -> curves table, plan, stopping rule
+
+Every report is stored once and given to its stage's stopping rule in the order it is
+stored (the curves table's ``seq``), so that a rule rebuilt from the stored curves after a
+restart (``_rule``) decides as the live one did. A report that arrives after its trial's
+result counts for the others but stops nothing (the trial has finished); one that arrives
+after its stage ended (a stopped trial's task reporting before its cancellation lands) is
+stored under its stage and judged by no rule (no trial of that stage is left to stop).
 
 Example:
     >>> driver = Driver(spec, writer, reader, pool, progress=Progress(quiet=True))  # doctest: +SKIP
@@ -23,7 +31,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,9 +144,6 @@ class StageRun:
     rule: Any = None
     retry: deque[Task] = field(default_factory=deque)
     running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
-    # Trials of this stage that ended in this run: their late reports still count.
-    ended: set[str] = field(default_factory=set)
-    judged: dict[str, int] = field(default_factory=dict)  # last step the rule saw
     last_report: dict[str, Report] = field(default_factory=dict)
     done: int = 0
     best: float | None = None
@@ -175,6 +180,10 @@ class Driver:
         self._slots_at = time.monotonic()
         self.nested = any(len(p) > 1 for p in spec.paths.values())
         self.results: list[StageResult] = []
+        # With a stopping rule, reports travel on their own and may arrive after their
+        # trial's result, or after its stage: each trial's stage, to store them under.
+        self._stage_of: dict[str, int] | None = (
+            {} if spec.early_terminate is not None else None)
 
     # ------------------------------------------------------------------ stages
 
@@ -185,8 +194,10 @@ class Driver:
         gc.freeze()
         for stage in self.spec.stages:
             self.results.append(self.run_stage(stage))
-        self.writer.flush()
         self.pool.settle()
+        # What the tasks of stopped trials reported before their cancellation landed.
+        self._on_reports(None, self.pool.collect())
+        self.writer.flush()
         return self.results
 
     def run_stage(self, stage: Stage) -> StageResult:
@@ -194,6 +205,9 @@ class Driver:
         try:
             while self._step(run):
                 pass
+            # Every trial of the stage has its result: its reports are in the hub or
+            # already here, and the stage ends only with them stored and judged.
+            self._record(run, self._on_reports(run, self.pool.collect()))
         except BaseException:
             # Flush before cancelling: a cancel can race inside Ray and abort the process.
             self.writer.flush()
@@ -226,19 +240,14 @@ class Driver:
         return run
 
     def _rule(self, stage: Stage) -> Any:
-        """The stage's stopping rule, its rungs rebuilt from the stored curves."""
+        """The stage's stopping rule, rebuilt from the stored curves: fed every stored
+        report of the stage in the order the live rule saw them (NaN included)."""
         if self.spec.early_terminate is None or self.spec.metric is None:
             return None
         from ..stopping import replay
 
         rule = self.spec.stopping_rule()
-        curves = self.reader.read_curves(stages=[stage.index])
-        column = f"metrics.{self.spec.metric.name}"
-        if not curves.empty and column in curves.columns:
-            curves = curves.sort_values(["time", "trial_id", "step"], kind="stable")
-            replay(rule, ((str(t), int(s), float(v)) for t, s, v in
-                          zip(curves["trial_id"], curves["step"], curves[column])
-                          if v == v))
+        replay(rule, self.reader.arrivals(stage.index, self.spec.metric.name))
         return rule
 
     def _describe(self, run: StageRun, *, log: bool) -> None:
@@ -266,7 +275,9 @@ class Driver:
         done, reports = self.pool.wait(self._wait_s())
         if TERMINATING.is_set():
             raise Terminated()
-        records = self._on_reports(run, reports)
+        # Trials whose result is in hand have finished: their reports stop nothing.
+        finishing = {i.trial_id for outcome in done for i in outcome.task.items}
+        records = self._on_reports(run, reports, finishing)
         for outcome in done:
             records.extend(self._on_done(run, outcome))
         for task in self.pool.expire(self.clock()):
@@ -339,6 +350,9 @@ class Driver:
         self.pool.submit(task, self.backstop)
         for item in task.items:
             run.running[item.trial_id] = (task, item)
+        if self._stage_of is not None:
+            for item in task.items:
+                self._stage_of[item.trial_id] = run.stage.index
 
     # ----------------------------------------------------------------- results
 
@@ -361,7 +375,8 @@ class Driver:
                 name, index, rec.trial_id, item.parent, rec.status, item.params, rec.metrics,
                 rec.error, attempt, rec.started_at, rec.finished_at, rec.duration_s,
                 rec.node, rec.gpu_ids, rec.step))
-        self._store_reports(run, outcome.result.reports)
+        self._take_reports(run, outcome.result.reports,
+                           finishing={i.trial_id for i in task.items})
         unrun = [i for i in items.values() if i.trial_id in running]
         if unrun:
             # The worker saw its node's raylet die and started no more of its batch: those
@@ -409,37 +424,62 @@ class Driver:
                 step=None if last is None else last.step))
         return out
 
-    def _on_reports(self, run: StageRun, reports: Sequence[Report]) -> list[TrialRecord]:
-        """Store reports, tell the plan, ask the rule; returns the rows of stopped trials."""
+    def _on_reports(self, run: StageRun | None, reports: Sequence[Report],
+                    finishing: Collection[str] = ()) -> list[TrialRecord]:
+        """Store reports under their trials' stages; those of ``run``'s stage also go to
+        its plan and rule. Returns the rows of the trials the rule stopped."""
+        if not reports:
+            return []
         # The hub may hand over a trial's reports out of order (an async actor runs its
-        # calls concurrently): the worker's clock puts them back in order.
+        # calls concurrently): the worker's clock puts each batch back in order.
         reports = sorted(reports, key=lambda r: (r.time, r.step))
-        self._store_reports(run, [r for r in reports if r.trial_id in run.running
-                                  or r.trial_id in run.ended])
-        live = [r for r in reports if r.trial_id in run.running]
-        stopped: list[TrialRecord] = []
+        current = None if run is None else run.stage.index
+        stage_of = self._stage_of
+        if stage_of is None:
+            return [] if run is None else self._take_reports(run, reports, finishing)
+        here: list[Report] = []
+        elsewhere: dict[int, list[Report]] = {}
+        for report in reports:
+            stage = stage_of.get(report.trial_id)
+            if stage is None:
+                continue  # no trial of this driver's (nothing else pushes to its hub)
+            if stage == current:
+                here.append(report)
+            else:
+                elsewhere.setdefault(stage, []).append(report)
+        for stage, late in sorted(elsewhere.items()):
+            # Its stage has ended: stored, and judged by no rule (no trial is left to stop).
+            self.writer.add_reports(self.spec.name, stage, late)
+        if run is None or not here:
+            return []
+        return self._take_reports(run, here, finishing)
+
+    def _take_reports(self, run: StageRun, reports: Sequence[Report],
+                      finishing: Collection[str] = ()) -> list[TrialRecord]:
+        """Store a stage's reports (numbered in this order), tell the plan, and give every
+        one to the rule in the same order; a trial still running whose report the rule
+        stops is stopped (its row returned). The rule sees a finished trial's reports too:
+        they count for the others and stop nothing."""
+        if not reports:
+            return []
+        self.writer.add_reports(self.spec.name, run.stage.index, reports)
+        running = run.running
+        for report in reports:
+            if report.trial_id in running:
+                run.last_report[report.trial_id] = report
+            run.plan.tell_report(report)
+        rule = run.rule
         metric = self.spec.metric.name if self.spec.metric else None
-        for report in live:
-            if report.trial_id not in run.running or run.rule is None or metric is None:
-                continue
-            if report.step < run.judged.get(report.trial_id, -1):
-                continue  # a straggler: stored above, but the rule has moved past it
-            run.judged[report.trial_id] = report.step
-            value = report.metrics.get(metric)
-            if value is not None and run.rule.should_stop(report.trial_id, report.step, value):
+        if rule is None or metric is None:
+            return []
+        stopped: list[TrialRecord] = []
+        for report in reports:
+            decided = rule.should_stop(report.trial_id, report.step, report.metrics.get(metric))
+            if decided and report.trial_id in running and report.trial_id not in finishing:
                 stopped.append(self._stopped(run, report))
         if stopped:
             self.pool.stop([r.trial_id for r in stopped])
         return stopped
-
-    def _store_reports(self, run: StageRun, reports: Sequence[Report]) -> None:
-        if not reports:
-            return
-        self.writer.add_reports(self.spec.name, run.stage.index, reports)
-        for report in reports:
-            if report.trial_id in run.running:
-                run.last_report[report.trial_id] = report
-            run.plan.tell_report(report)
 
     def _stopped(self, run: StageRun, report: Report) -> TrialRecord:
         task, item = run.running.pop(report.trial_id)
@@ -462,8 +502,6 @@ class Driver:
                 for r in records:
                     run.last_report.pop(r.trial_id, None)
                     if run.rule is not None:
-                        run.ended.add(r.trial_id)
-                        run.judged.pop(r.trial_id, None)
                         run.rule.finished(r.trial_id)
             self._track_best(run, records)
             run.done += len(records)

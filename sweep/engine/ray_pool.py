@@ -5,8 +5,9 @@ task runs ``sweep.worker.entry.run_batch`` on one or more trials with the sweep'
 resources (``max_retries=0``: the driver counts retries itself, so ``attempts`` is
 exact). When the sweep has a stopping rule the pool also starts the report hub and
 long-polls it in the same ``ray.wait``, so reports and finished tasks arrive
-together. The driver's policy lives in ``sweep.engine.driver``, which runs as well on a
-fake pool with no Ray (the tests do).
+together, and ``collect`` takes what the hub still holds when a stage ends. The
+driver's policy lives in ``sweep.engine.driver``, which runs as well on a fake pool
+with no Ray (the tests do).
 
 Example:
     >>> pool = RayPool(objective, spec.resources, with_hub=False)   # doctest: +SKIP
@@ -48,11 +49,14 @@ class _Flight:
 
 
 @functools.cache
-def _batch_task(ray: Any) -> Any:
+def _batch_task(ray: Any, delivered: bool = False) -> Any:
     """``run_batch`` as one Ray remote function for the process: Ray exports a remote
     function once per job (again after a new ``ray.init``) and each worker loads an
-    export before running it, which made every ``sweep.run`` in a loop pay a few ms."""
-    return ray.remote(run_batch)
+    export before running it, which made every ``sweep.run`` in a loop pay a few ms.
+    ``delivered``: the hub's variant, which returns once the hub has every report."""
+    from .report_hub import run_batch_delivered
+
+    return ray.remote(run_batch_delivered if delivered else run_batch)
 
 
 class RayPool:
@@ -69,7 +73,8 @@ class RayPool:
         if self._hub is not None:
             objective.hub = HubClient(self._hub)
         self._objective_ref = ray.put(objective)
-        self._remote = _batch_task(ray).options(**resources.ray_options(), max_retries=0)
+        self._remote = _batch_task(ray, self._hub is not None).options(
+            **resources.ray_options(), max_retries=0)
         self._inflight: dict[Any, _Flight] = {}
         self._marks = f"{uuid.uuid4().hex[:12]}"
         self._submitted = 0
@@ -123,6 +128,25 @@ class RayPool:
                 continue
             done.append(self._outcome(self._inflight.pop(ref)))
         return done, reports
+
+    def collect(self, timeout_s: float = 30.0) -> list[Report]:
+        """The reports the hub holds now, and those of a drain in flight: the driver's
+        last collection before a stage ends (every report of a task whose result has
+        arrived is in the hub by then: ``report_hub.run_batch_delivered``)."""
+        if self._hub is None:
+            return []
+        ray = self.ray
+        refs = ([self._drain] if self._drain is not None else []) + [self._hub.take.remote()]
+        self._drain = None
+        reports: list[Report] = []
+        try:
+            # In this order: a drain in flight took its reports before take() ran.
+            for batch in ray.get(refs, timeout=timeout_s):
+                reports.extend(batch)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.warning("the report hub did not answer (%s); reports it holds are not stored",
+                        type(exc).__name__)
+        return reports
 
     def _outcome(self, flight: _Flight) -> Done:
         ray, task = self.ray, flight.task

@@ -79,6 +79,7 @@ def prepare_writer(spec: Spec, results: str, *, fresh: bool) -> ResultsWriter:
     stored = folder.read_spec()
     if stored is not None:
         problem = _resume_problem(stored, spec)
+        owner = _stored_name(stored)
         if problem and not fresh:
             raise SweepError(
                 f"the results in {folder.dir} are of a different sweep: {problem}. Rerun "
@@ -88,7 +89,11 @@ def prepare_writer(spec: Spec, results: str, *, fresh: bool) -> ResultsWriter:
             if folder.lock.holder() and folder.lock.alive() is not False:
                 folder.lock.acquire()  # raises, naming the running driver
             moved = folder.move_aside()
-            if moved:
+            if moved and owner not in (None, spec.name):
+                # Another sweep whose name has the same folder (a hash collision).
+                log.warning("moved the results of sweep %r (another sweep in the folder %r "
+                            "that %r uses) to %s", owner, spec.folder, spec.name, moved)
+            elif moved:
                 log.warning("moved the earlier results of %r to %s", spec.name, moved)
     elif fresh:
         folder.move_aside()
@@ -103,6 +108,16 @@ def prepare_writer(spec: Spec, results: str, *, fresh: bool) -> ResultsWriter:
         folder.lock.release()
         raise
     return writer
+
+
+def _stored_name(stored: str) -> str | None:
+    """The name in a stored spec's text (None when it cannot be read)."""
+    try:
+        old = load_yaml(stored, "spec.yaml")
+    except SpecError:
+        return None
+    name = old.get("name") if isinstance(old, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _resume_problem(stored: str, spec: Spec) -> str | None:

@@ -48,13 +48,20 @@ class AshaRule(StoppingRule):
       ``e**(number of rungs)``; here the same probabilities are used but the draw is a
       hash (sha256) of the trial id, so a replay assigns the same brackets.
 
+    * A report at ``max_step`` or past it is never judged: the trial has run every step and
+      is finished, whatever rung it first reaches with that report (a rung below
+      ``max_step`` that a step gap or a non-integer ``eta`` leaves unreached until then).
+      Its value is recorded at those rungs all the same. (Tune: a trial at ``max_t`` is
+      stopped as completed before any rung is judged.)
+
     Differences from Tune: ``max_step`` bounds the rungs and does not stop a trial (the
     objective's own length does; Tune's ``stop_last_trials`` would stop it); a report
     that jumps past several rungs is judged (and recorded) at each of them, lowest first,
     with its value (Tune judges only the highest and fills the skipped ones with later
     values); a repeated report of the step a rung was judged at replaces the value and
     judges again; NaN/inf are the worst value (Tune's ``nanpercentile`` skips NaN and a
-    NaN trial is never stopped).
+    NaN trial is never stopped), a cutoff between a NaN and a number lying past every number
+    (``base.percentile``).
     """
 
     kind = "asha"
@@ -119,8 +126,11 @@ class AshaRule(StoppingRule):
 
     def _decide(self, trial_id: str, step: int, loss: float) -> bool:
         curves = self._curves[self.bracket(trial_id)]
+        rungs = curves.update(trial_id, step, loss)
+        if self.max_step is not None and step >= self.max_step:
+            return False  # it has run every step: finished, whatever rung it reaches here
         stop = False
-        for rung in curves.update(trial_id, step, loss):
+        for rung in rungs:
             others = [v for t, v in curves.at[rung].items() if t != trial_id]
             cutoff = self._cutoff(others)
             if cutoff is not None and -loss < cutoff:

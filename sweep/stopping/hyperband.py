@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.errors import SpecError
 from ..core.metric import Metric
-from .base import STEP_CAP, Curves, StoppingRule, show_steps, value_of
+from .base import STEP_CAP, Curves, Points, StoppingRule, show_steps, value_of
 from .settings import MAX_S, check_keys, setting_eta, setting_int
 
 
@@ -87,7 +87,7 @@ class HyperbandRule(StoppingRule):
                             f"an integer >= eta ({eta}): the first band is max_iter / eta")
         self._r = 1.0 / eta
         self._curves = Curves(self.bands)  # in iterations (W&B's history index + 1)
-        self._iterations: dict[str, dict[int, int]] = {}  # trial -> step -> iteration
+        self._iterations: dict[str, Points] = {}  # trial -> step -> iteration
         self._cache: dict[int, float] = {}
 
     @classmethod
@@ -134,8 +134,13 @@ class HyperbandRule(StoppingRule):
         return cached
 
     def _decide(self, trial_id: str, step: int, loss: float) -> bool:
-        iterations = self._iterations.setdefault(trial_id, {})
-        iteration = iterations.setdefault(step, len(iterations) + 1)
+        iterations = self._iterations.get(trial_id)
+        if iterations is None:
+            iterations = self._iterations[trial_id] = Points("q")
+        iteration = iterations.get(step)
+        if iteration is None:
+            iteration = len(iterations) + 1
+            iterations.put(step, iteration)
         for band in self._curves.update(trial_id, iteration, loss):
             self._cache.pop(band, None)
         i = bisect.bisect_right(self.bands, len(iterations)) - 1

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..core.metric import Metric
-from .base import Curves, StoppingRule, value_of
+from .base import Curves, StoppingRule, median, value_of
 from .settings import check_keys, setting_int, synonym
 
 
@@ -37,7 +35,14 @@ class MedianRule(StoppingRule):
     running, finished or stopped, because a decision must follow from the reports alone
     (a replay has no completion events); ``min_samples`` plays both ``n_startup_trials``
     and ``n_min_trials``. NaN/inf are the worst value (Optuna: a trial whose values are all
-    NaN is pruned; NaN values of others are skipped).
+    NaN is pruned; NaN values of others are skipped); the median of a number and a NaN lies
+    past every number (``base.median``): a trial whose values are all NaN stops there, any
+    other continues.
+
+    Also different from Optuna, both deliberate: the others' value at ``t`` is each one's
+    value at its first reported step at or after ``t`` (Optuna takes only trials that
+    reported exactly ``t``), and a step reported twice keeps its last value (Optuna's
+    intermediate values keep the first).
     """
 
     kind = "median"
@@ -70,7 +75,7 @@ class MedianRule(StoppingRule):
         others = [v for t, v in self._curves.at[step].items() if t != trial_id]
         if len(others) < self.min_samples:
             return False
-        return self._curves.best(trial_id) > float(np.median(others))
+        return self._curves.best(trial_id) > median(others)
 
     def rungs(self) -> list[dict]:
         out = []
@@ -78,7 +83,7 @@ class MedianRule(StoppingRule):
             values = list(self._curves.at[step].values())
             if len(values) >= self.min_samples:
                 out.append({"bracket": 0, "step": step, "trials": len(values),
-                            "cutoff": value_of(float(np.median(values)), self.metric)})
+                            "cutoff": value_of(median(values), self.metric)})
         return out
 
     def describe(self) -> str:

@@ -48,6 +48,9 @@ CURVE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("trial_id", pa.string()),
     ("step", pa.int64()),
     ("time", pa.timestamp("us", tz="UTC")),
+    # The order the driver received a stage's reports in, and its stopping rule saw them
+    # (a replay after a restart feeds them in this order); null in files written before.
+    ("seq", pa.int64()),
 ]
 
 
@@ -220,24 +223,27 @@ def trials_table(records: Sequence[TrialRecord], codec: Codec, schema: pa.Schema
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def curves_table(rows: Sequence[tuple[str, Any]], schema: pa.Schema) -> pa.Table:
-    """(sweep name, Report) pairs to an Arrow table of ``schema``; a report whose step
-    is beyond int64 is left out (the worker refuses those, an older journal may not)."""
+def curves_table(rows: Sequence[tuple[str, Any, int | None]], schema: pa.Schema) -> pa.Table:
+    """(sweep name, Report, arrival number) triples to an Arrow table of ``schema``; a report
+    whose step is beyond int64 is left out (the worker refuses those, an older journal may
+    not)."""
     rows = [row for row in rows if fits_int64(row[1].step)]
     arrays = []
     for f in schema:
         name, typ = f.name, f.type
         if name == "sweep":
-            values: list[Any] = [sweep for sweep, _ in rows]
+            values: list[Any] = [sweep for sweep, _, _ in rows]
+        elif name == "seq":
+            values = [seq for _, _, seq in rows]
         elif name == "time":
-            arrays.append(_timestamps([r.time for _, r in rows], typ))
+            arrays.append(_timestamps([r.time for _, r, _ in rows], typ))
             continue
         elif name.startswith("metrics."):
             key = name[8:]
-            values = [r.metrics.get(key) for _, r in rows]
+            values = [r.metrics.get(key) for _, r, _ in rows]
             values = [None if v is None else float(v) for v in values]
         else:
-            values = [getattr(r, name) for _, r in rows]
+            values = [getattr(r, name) for _, r, _ in rows]
         arrays.append(pa.array(values, typ, from_pandas=False))
     return pa.Table.from_arrays(arrays, schema=schema)
 

@@ -20,7 +20,10 @@ stays few, whole and readable while it changes. No Ray.
   output is in place, so a driver killed at any point leaves every row readable
   exactly once; the next driver finishes the job (``finish_interrupted``).
 - Readers list the files, skip any that is not valid Parquet (with one warning naming
-  it) and, when a file vanishes under them (a rewrite or a compaction), list again.
+  it) and, when a file vanishes under them (a rewrite or a compaction), list again. A
+  file whose footer reads but whose pages do not (damaged data) is found when a read
+  or a merge fails on it, at whatever depth: it is named in one warning, skipped from
+  then on (reads, merges, schema changes), and the read starts over without it.
   ``pandas.read_parquet`` on the folder sees a merged file and its inputs together only
   in the instant between the rename and the deletes.
 
@@ -36,7 +39,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -133,13 +136,38 @@ class PartSet:
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowException) as exc:
-            self._bad.add(path)
-            self.warn(f"skipping {path}: not a readable Parquet file ({exc}); its trials "
-                      f"run again on the next `sweep run` unless the journal holds them. "
-                      f"Move it away to silence this warning")
+            self._skip(path, exc)
             return None
         self._schemas[path] = schema
         return schema
+
+    def _skip(self, path: str, exc: BaseException) -> None:
+        """Leave ``path`` out of every read and merge from now on, with one warning."""
+        self._bad.add(path)
+        self._schemas.pop(path, None)
+        self._rows.pop(path, None)
+        self.warn(f"skipping {path}: not a readable Parquet file ({_first_line(exc)}); its "
+                  f"rows are left out (its trials run again on the next `sweep run` unless "
+                  f"the journal holds them). Move it away to silence this warning")
+
+    def _damaged(self, files: Sequence[str]) -> list[str]:
+        """Those of ``files`` whose pages cannot all be read (each skipped from now on)."""
+        out = []
+        for path in files:
+            try:
+                for _ in self._batches(path):
+                    pass
+            except FileNotFoundError:
+                continue
+            except (OSError, pa.ArrowException) as exc:
+                self._skip(path, exc)
+                out.append(path)
+        return out
+
+    def _batches(self, path: str) -> Iterator[pa.RecordBatch]:
+        """A part file's rows, batch by batch, page by page (bounded memory)."""
+        reader = pq.ParquetFile(self.fs.open_input_file(path), **MERGE_READ)
+        yield from reader.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
 
     def rows_of(self, path: str) -> int:
         """A part file's row count (from its footer, read once)."""
@@ -187,7 +215,8 @@ class PartSet:
         return path
 
     def conform(self, schema: pa.Schema) -> None:
-        """Give every part file ``schema`` (missing columns as nulls), one file at a time."""
+        """Give every part file ``schema`` (missing columns as nulls), one file at a time
+        (a damaged one is skipped, not rewritten)."""
         for path in self.files():
             if not self._schemas[path].equals(schema):
                 self._replace(_stage_of(path), [path], schema)
@@ -216,22 +245,28 @@ class PartSet:
         else:
             return 0
         self._replace(stage, chosen, unify([self._schemas[p] for p in chosen]))
-        return len(chosen)
+        return len(chosen)  # after a damaged input: skipped, and the next call goes on
 
-    def _replace(self, stage: int, inputs: Sequence[str], schema: pa.Schema) -> str:
+    def _replace(self, stage: int, inputs: Sequence[str], schema: pa.Schema) -> str | None:
         """Write ``inputs`` (streamed, batch by batch) as one new part file of ``schema``,
         then delete them. A manifest names both while it happens, so a crash at any point
-        leaves every row readable exactly once (see ``_superseded``)."""
+        leaves every row readable exactly once (see ``_superseded``). None, and nothing
+        changed, when an input's pages are damaged (that input is skipped from now on)."""
         folder = f"{self.directory}/stage={stage}"
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = f"{folder}/.tmp-{name}"
         rows = 0
-        with pq.ParquetWriter(tmp, schema, filesystem=self.fs) as writer:
-            for path in inputs:
-                reader = pq.ParquetFile(self.fs.open_input_file(path), **MERGE_READ)
-                for batch in reader.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
-                    writer.write_table(_conformed(pa.Table.from_batches([batch]), schema))
-                    rows += batch.num_rows
+        try:
+            with pq.ParquetWriter(tmp, schema, filesystem=self.fs) as writer:
+                for path in inputs:
+                    for batch in _read_or_damaged(path, self._batches(path)):
+                        writer.write_table(_conformed(pa.Table.from_batches([batch]), schema))
+                        rows += batch.num_rows
+        except _Damaged as damaged:
+            # The inputs stay as they are; the damaged one is left out from now on.
+            self._delete(tmp)
+            self._skip(damaged.path, damaged.error)
+            return None
         manifest = f"{folder}/{MANIFEST}{uuid.uuid4().hex[:8]}.json"
         with self.fs.open_output_stream(manifest) as f:
             f.write(json.dumps({"output": name,
@@ -345,8 +380,10 @@ class PartSet:
               read: Callable[[ds.Dataset], pa.Table | None]) -> pa.Table | None:
         """``read`` over a dataset of the valid part files of ``stages`` (None when there
         are none). Files that vanish while being read (a concurrent rewrite or
-        compaction) are listed again."""
-        for attempt in range(READ_ATTEMPTS):
+        compaction) are listed again; a file whose pages cannot be read is skipped (named
+        in one warning) and the read starts over without it."""
+        vanished = 0
+        while vanished < READ_ATTEMPTS:
             files = self.files(stages)
             if not files:
                 return None
@@ -359,8 +396,11 @@ class PartSet:
                                        partition_base_dir=self.directory))
             except FileNotFoundError:
                 self._forget_missing(files)
+                vanished += 1
             except (OSError, pa.ArrowException) as exc:
-                if attempt == READ_ATTEMPTS - 1 or not self._forget_missing(files):
+                if self._forget_missing(files):
+                    vanished += 1
+                elif not self._damaged(files):  # each pass skips one file or more
                     raise OSError(f"could not read {self.directory}: {exc}") from exc
         return None
 
@@ -372,6 +412,34 @@ class PartSet:
             self._schemas.pop(path, None)
             self._rows.pop(path, None)
         return bool(gone)
+
+
+class _Damaged(Exception):
+    """A part file's pages could not be read while it was being merged."""
+
+    def __init__(self, path: str, error: BaseException):
+        super().__init__(path)
+        self.path, self.error = path, error
+
+
+def _read_or_damaged(path: str, batches: Iterator[pa.RecordBatch]
+                     ) -> Iterator[pa.RecordBatch]:
+    """``batches``, with a read error (not a write error of the caller's) as ``_Damaged``."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            raise _Damaged(path, exc) from exc
+        yield batch
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _tier(rows: int) -> int:

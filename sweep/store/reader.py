@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -170,15 +171,58 @@ class ResultsReader:
         return {t for t, s in latest.items() if wanted is None or s in wanted}
 
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
-        """The curves table: one row per report (sweep, stage, trial_id, step, time,
-        metrics.<name>...), sorted by trial and step."""
+        """The curves table: one row per report (sweep, stage, trial_id, step, time, seq,
+        metrics.<name>...), sorted by trial and step (``arrivals`` gives a stage's reports
+        in the order they arrived)."""
         table = self.folder.curves.table(stages=stages)
         if table is None:
             return pd.DataFrame(columns=["sweep", "stage", "trial_id", "step", "time"])
         df = table.to_pandas()
-        df = df.drop_duplicates(["trial_id", "step", "time"])
+        # A report folded twice (a journal of an older version) is shown once; two reports
+        # of one step at one time stay two when their arrival numbers differ.
+        df = df.drop_duplicates([c for c in ("trial_id", "step", "time", "seq")
+                                 if c in df.columns])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+
+    def arrivals(self, stage: int, metric: str) -> list[tuple[str, int, float | None]]:
+        """A stage's stored reports as (trial_id, step, value of ``metric``) in the order
+        the driver received them and its stopping rule saw them: by arrival number
+        (``seq``); reports stored before there were arrival numbers come first, by time.
+        A NaN value stays NaN (a report that counted as the worst value) and a report
+        without the metric gives None (one the rule ignored); a report stored twice (a
+        journal folded twice by an older version) is given once.
+
+        Example: ``replay(rule, reader.arrivals(0, "loss"))``
+        """
+        column = f"metrics.{metric}"
+        table = self.folder.curves.table(columns=["trial_id", "step", "time", "seq", column],
+                                         stages=[stage])
+        if table is None or table.num_rows == 0:
+            return []
+        n = table.num_rows
+        names = table.column_names
+        ids = table.column("trial_id").to_pylist()
+        steps = table.column("step").to_pylist()
+        times = table.column("time").cast(pa.int64()).to_pylist()
+        seqs = table.column("seq").to_pylist() if "seq" in names else [None] * n
+        # to_pylist keeps null (None) and NaN apart, where pandas makes both NaN.
+        values = table.column(column).to_pylist() if column in names else [None] * n
+        rows = sorted(_distinct(zip(seqs, times, ids, steps, values, strict=True)),
+                      key=lambda r: (r[0] is not None, r[0] or 0, r[1] or 0, r[2], r[3]))
+        return [(tid, int(step), value) for _, _, tid, step, value in rows]
+
+
+def _distinct(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows once each, NaN equal to NaN (a set would keep every NaN row: NaN != NaN)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for row in rows:
+        key = tuple("nan" if isinstance(v, float) and v != v else v for v in row)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 def _tally_status(acc: dict[tuple[int, str], int], batch: pa.RecordBatch

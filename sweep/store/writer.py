@@ -24,16 +24,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from ..core.errors import SweepError
 from ..core.records import RECORD_FIELDS, Report, TrialRecord
-from .codec import Codec, curves_schema, curves_table, trials_schema, trials_table
+from .codec import Codec, curves_schema, curves_table, micros, trials_schema, trials_table
 from .folder import JOURNAL, ResultsFolder
 from .journal import Journal, leftovers, parse_lines
 from .parts import REPEATED, ROWS_KEY, UNIQUE
 
 SHIP_SECONDS = 5.0
+REPORT_CHUNK = 4096
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
@@ -72,7 +74,9 @@ class ResultsWriter:
         self._journal = Journal(folder.journal_dir, "journal")
         self._curve_journal = Journal(folder.journal_dir, "curves")
         self._buffer: list[TrialRecord] = []
-        self._curve_buffer: list[tuple[str, int, Report]] = []
+        self._curve_buffer: list[tuple[str, int, Report, int]] = []
+        # Per stage, the arrival number of its next report (after the stored ones).
+        self._next_seq: dict[int, int] = {}
         self._last_flush = time.monotonic()
         # Object-store roots: the journal on this disk dies with a restarted head pod, so
         # its new lines are also shipped to the results root every few seconds.
@@ -125,15 +129,43 @@ class ResultsWriter:
         self._maybe_flush()
 
     def add_reports(self, sweep: str, stage: int, reports: Sequence[Report]) -> None:
-        """Record intermediate reports (the curves table), with the same guarantees."""
+        """Record intermediate reports (the curves table), with the same guarantees, and
+        number them in the order given (the ``seq`` column, continuing the stage's stored
+        numbers): the order a stopping rule must see them in again after a restart
+        (``ResultsReader.arrivals``). Give them in the order the driver's rule saw them.
+        Taken ``REPORT_CHUNK`` at a time, so that a trial's million reports cost the
+        writer a flush's worth of memory, not a million journal rows."""
+        for start in range(0, len(reports), REPORT_CHUNK):
+            self._add_reports(sweep, stage, reports[start:start + REPORT_CHUNK])
+
+    def _add_reports(self, sweep: str, stage: int, reports: Sequence[Report]) -> None:
         if not reports:
             return
-        rows = [{"sweep": sweep, "stage": stage, **r._asdict()} for r in reports]
+        first = self._next_seq.get(stage)
+        if first is None:
+            first = self._stored_seq_end(stage)
+        self._next_seq[stage] = first + len(reports)
+        rows = [{"sweep": sweep, "stage": stage, **r._asdict(), "seq": first + i}
+                for i, r in enumerate(reports)]
         self._curve_journal.append(rows)
-        self._curve_buffer.extend((sweep, stage, r) for r in reports)
+        self._curve_buffer.extend((sweep, stage, r, first + i) for i, r in enumerate(reports))
         if self._shipping:
             self._unshipped["curves"].extend(rows)
         self._maybe_flush()
+
+    def _stored_seq_end(self, stage: int) -> int:
+        """One past the largest arrival number stored for ``stage`` (0 when none)."""
+        def largest(acc: int, batch: pa.RecordBatch) -> int:
+            if "seq" not in batch.schema.names:
+                return acc
+            top = pc.max(batch.column("seq")).as_py()
+            return acc if top is None else max(acc, int(top) + 1)
+
+        try:
+            return int(self.folder.curves.fold(["seq"], int, largest, stages=[stage]))
+        except (OSError, pa.ArrowException) as exc:
+            raise SweepError(f"could not read the stored curves under {self.folder.dir}: "
+                             f"{exc}") from None
 
     def _maybe_flush(self) -> None:
         if (len(self._buffer) + len(self._curve_buffer) >= self.flush_every
@@ -223,17 +255,17 @@ class ResultsWriter:
         for stage, rows in sorted(by_stage.items()):
             trials.write(stage, trials_table(rows, self.codec, schema))
 
-    def _write_curves(self, rows: Sequence[tuple[str, int, Report]]) -> None:
+    def _write_curves(self, rows: Sequence[tuple[str, int, Report, int | None]]) -> None:
         curves = self.folder.curves
         metrics = curves.metric_names()
-        for _, _, r in rows:
+        for _, _, r, _ in rows:
             for name in r.metrics:
                 if name not in metrics:
                     metrics.append(name)
         schema = curves_schema(metrics)
-        by_stage: dict[int, list[tuple[str, Report]]] = {}
-        for sweep, stage, r in rows:
-            by_stage.setdefault(int(stage), []).append((sweep, r))
+        by_stage: dict[int, list[tuple[str, Report, int | None]]] = {}
+        for sweep, stage, r, seq in rows:
+            by_stage.setdefault(int(stage), []).append((sweep, r, seq))
         curves.conform(schema)
         for stage, part in sorted(by_stage.items()):
             curves.write(stage, curves_table(part, schema))
@@ -242,8 +274,10 @@ class ResultsWriter:
 
     def recover(self) -> int:
         """Finish the file replacements and fold the journals a driver that died left
-        behind; returns the number of results recovered (those already in Parquet are
-        skipped, garbled journal lines too)."""
+        behind; returns the number of results recovered. Each result and each report is
+        folded once: those already in Parquet are skipped, and so are the copies that a
+        driver on an object store left twice (its journal on this disk and the segments
+        it shipped to the results root); garbled journal lines are skipped too."""
         folder = self.folder
         try:
             for parts in (folder.trials, folder.curves):
@@ -262,20 +296,19 @@ class ResultsWriter:
             bad += len(rows) - len(records)
             if bad:
                 folder.warn(f"journal {path}: skipped {bad} unreadable lines")
-            fresh.extend(r for r in records if (r.trial_id, _micros(r.started_at)) not in stored)
+            for r in records:
+                key = (r.trial_id, _micros(r.started_at))
+                if key not in stored:
+                    stored.add(key)
+                    fresh.append(r)
             done.append(path)
-        curves: list[tuple[str, int, Report]] = []
+        curves: list[tuple[str, int, Report, int | None]] = []
         for path, rows, _bad in [*leftovers(folder.journal_dir, "curves",
                                             skip=self._curve_journal.path),
                                  *shipped.get("curves", [])]:
-            for row in rows:
-                try:
-                    report = Report(row["trial_id"], int(row["step"]), row["metrics"],
-                                    float(row.get("time") or 0.0))
-                    curves.append((str(row["sweep"]), int(row["stage"]), report))
-                except (KeyError, TypeError, ValueError):
-                    continue
+            curves.extend(filter(None, map(_report_of, rows)))
             done.append(path)
+        curves = self._unstored_reports(curves)
         try:
             if fresh:  # a dead run's attempts may repeat stored trials (--retry-failed)
                 self._write_trials(fresh, repeats=True)
@@ -290,6 +323,31 @@ class ResultsWriter:
                 else:
                     os.unlink(path)
         return len(fresh)
+
+    def _unstored_reports(self, rows: list[tuple[str, int, Report, int | None]]
+                          ) -> list[tuple[str, int, Report, int | None]]:
+        """``rows`` less those stored already and less repeats, in their order."""
+        if not rows:
+            return rows
+        stages = sorted({stage for _, stage, _, _ in rows})
+        seen = set()
+        table = self.folder.curves.table(columns=["trial_id", "step", "time", "seq"],
+                                         stages=stages)
+        if table is not None:
+            seqs = (table.column("seq").to_pylist() if "seq" in table.column_names
+                    else [None] * table.num_rows)
+            seen = set(zip(table.column("stage").to_pylist(),
+                           table.column("trial_id").to_pylist(),
+                           table.column("step").to_pylist(),
+                           table.column("time").cast(pa.int64()).to_pylist(), seqs))
+        out = []
+        for row in rows:
+            _, stage, r, seq = row
+            key = (stage, r.trial_id, r.step, _micros(r.time), seq)
+            if key not in seen:
+                seen.add(key)
+                out.append(row)
+        return out
 
     def _read_shipped(self) -> dict[str, list[tuple[str, list[dict[str, Any]], int]]]:
         """Journal segments shipped to the results root by drivers that are gone."""
@@ -312,8 +370,21 @@ class ResultsWriter:
         return set(zip(ids, starts))
 
 
+def _report_of(row: dict[str, Any]) -> tuple[str, int, Report, int | None] | None:
+    """A curves journal line back as (sweep, stage, report, arrival number), or None when
+    it is not one (lines of earlier versions have no arrival number)."""
+    try:
+        seq = row.get("seq")
+        report = Report(str(row["trial_id"]), int(row["step"]), dict(row["metrics"]),
+                        float(row.get("time") or 0.0))
+        return (str(row["sweep"]), int(row["stage"]), report,
+                None if seq is None else int(seq))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+
+
 def _micros(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * 1_000_000)
+    return None if seconds is None else micros(seconds)
 
 
 __all__ = ["SHIP_SECONDS", "ResultsWriter"]
