@@ -37,8 +37,10 @@ examples:
   sweep status mlp-digits               trials by stage and status
   sweep top mlp-digits -k 10            the best trials
   sweep report mlp-digits -o report.html
+  sweep importance mlp-digits           which parameters matter
+  sweep dashboard                       watch every sweep under ./results in a browser
 
-PATH (status, top, report) is a sweep's results folder (results/mlp-digits), a
+PATH (status, top, report, importance) is a sweep's results folder (results/mlp-digits), a
 URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results.
 """
 
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_validate_parser, _plan_parser, _run_parser, _status_parser, _top_parser,
-                _report_parser, _submit_parser):
+                _report_parser, _importance_parser, _submit_parser):
         add(sub)
     return parser
 
@@ -150,6 +152,26 @@ def _report_parser(sub: Any) -> None:
     p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
     p.add_argument("-o", "--output", default=None,
                    help="output file (default <folder>-report.html)")
+
+
+def _importance_parser(sub: Any) -> None:
+    p = _command(sub, "importance", "which parameters matter (fANOVA)",
+                 "How much of the metric's variance each parameter explains: alone, and "
+                 "with others (interactions), as fANOVA on a random forest (log parameters "
+                 "in decades, categorical ones as sets of categories), with the spread over "
+                 "bootstrap resamples and the forest's out-of-bag R². Reads the ranked "
+                 "trials stored so far (a running sweep too).\n\nexamples:\n"
+                 "  sweep importance mlp-digits\n"
+                 "  sweep importance results/mlp-digits --stage 0 --format json")
+    p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
+    p.add_argument("--stage", type=int, action="append", default=None, metavar="S",
+                   help="only the trials of stage S (repeat for several; default all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--resamples", type=_positive_int, default=8, metavar="N",
+                   help="bootstrap resamples, each with its own forest (default 8)")
+    p.add_argument("--trees", type=_positive_int, default=16, metavar="N",
+                   help="trees per forest (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def _submit_parser(sub: Any) -> None:
@@ -390,6 +412,23 @@ def _open_results(path: str) -> tuple[Any, Any]:
     return spec, open_store(spec, root, folder=folder)
 
 
+def _open_folder(path: str) -> tuple[Any, Any]:
+    """The stored spec and the read-only results folder (``sweep.views.results_source``)
+    of the folder given."""
+    from .spec.sweep_file import loads_spec
+    from .views.results_source import SweepFolder
+
+    root, name = resolve_path(path)
+    folder = SweepFolder(root, name)
+    text = folder.spec_text()
+    if text is None:
+        raise SweepError(f"no sweep results at {path!r}: {folder.location}/spec.yaml is "
+                         f"missing")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return loads_spec(text, source=f"{folder.location}/spec.yaml"), folder
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .store.journal import pending_count
     from .views.tables import store_stage_lines
@@ -472,6 +511,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_importance(args: argparse.Namespace) -> int:
+    from .views.importance import importance, importance_text
+
+    spec, folder = _open_folder(args.path)
+    if spec.metric is None:
+        raise SweepError(f"sweep {spec.name!r} has no metric: there is nothing for the "
+                         f"parameters to explain")
+    result = importance(folder.trials(), spec.metric.name, spec.metric.goal,
+                        spec.space.scales(), stages=args.stage, resamples=args.resamples,
+                        trees=args.trees, seed=args.seed)
+    for problem in folder.problems:
+        print(f"sweep: warning: {problem}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps({"sweep": spec.name, "stages": args.stage, **result.to_json()},
+                         indent=2))
+    else:
+        print(importance_text(result))
+    return EXIT_OK
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .engine.ray_jobs import submit
 
@@ -482,7 +541,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
-    "top": cmd_top, "report": cmd_report, "submit": cmd_submit,
+    "top": cmd_top, "report": cmd_report, "importance": cmd_importance,
+    "submit": cmd_submit,
 }
 
 
