@@ -181,6 +181,30 @@ def test_summary_and_tables(report: str, results: tuple[pd.DataFrame, list[dict]
     assert "epochs=5" in report  # constants are shown in the summary
 
 
+def test_each_stage_shows_its_own_constants(results: tuple[pd.DataFrame, list[dict]]
+                                            ) -> None:
+    # Stage 1 fixes epochs=15 where stage 0 ran the spec's 5: the header says both.
+    df, boxes = results
+    df = df.assign(**{"params.epochs": np.where(df["stage"] == 1, 15, 5)})
+    text = build_report(df, metric="loss", goal="minimize", scales=SCALES, boxes=boxes)
+    assert "epochs=5 (stage 0), 15 (stage 1)" in text
+    assert "epochs=5," not in text and "epochs=5<" not in text
+    three = pd.concat([df, df[df["stage"] == 1].assign(
+        stage=2, trial_id=lambda t: t["trial_id"] + "-2")])
+    text = build_report(three, metric="loss", goal="minimize", scales=SCALES)
+    assert "epochs=5 (stage 0), 15 (stages 1, 2)" in text
+
+
+def test_the_report_command_shows_each_stages_constants(tmp_path: Path) -> None:
+    from sweep.cli import main
+    from tests.fake_sweep import FakeDriver
+
+    FakeDriver(str(tmp_path / "results")).run(first=12, second=4)  # epochs 3, then 15
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "results" / "demo"), "-o", str(out)]) == 0
+    assert "epochs=3 (stage 0), 15 (stage 1)" in out.read_text()
+
+
 def test_every_param_has_a_plot_with_the_right_axis(report: str) -> None:
     sections = _sections(report)
     assert sorted(sections) == sorted(PLOTTED), "one plot per non-constant parameter"

@@ -195,10 +195,18 @@ def _summary_items(data: ReportData) -> list[tuple[str, str]]:
         total = pd.to_numeric(df["duration_s"], errors="coerce").sum()
         items.append(("trial time", f"{total / 3600:.3g} h in total"))
     if data.constants:
-        items.append(
-            ("constants", ", ".join(f"{k}={fmt(v)}" for k, v in data.constants.items()))
-        )
+        items.append(("constants", ", ".join(_constant(k, v) for k, v in
+                                             data.constants.items())))
     return items
+
+
+def _constant(name: str, by_stage: list[tuple[list[Any], Any]]) -> str:
+    """``epochs=3``, or ``epochs=3 (stage 0), 15 (stages 1, 2)`` when stages differ."""
+    if len(by_stage) == 1:
+        return f"{name}={fmt(by_stage[0][1])}"
+    parts = [f"{fmt(value)} ({'stage' if len(stages) == 1 else 'stages'} "
+             f"{', '.join(fmt(s) for s in stages)})" for stages, value in by_stage]
+    return f"{name}={', '.join(parts)}"
 
 
 def _counts_table(data: ReportData) -> str:

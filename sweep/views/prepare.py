@@ -8,8 +8,8 @@ Example:
     ...                    "params.lr": [0.1, 0.01], "params.epochs": [3, 15],
     ...                    "metrics.loss": [0.5, 0.4]})
     >>> data = prepare(df, "loss", "minimize", {"lr": "log", "epochs": "constant"})
-    >>> [p.name for p in data.params], list(data.ranked.trial_id)
-    (['lr'], ['b', 'a'])
+    >>> [p.name for p in data.params], data.constants["epochs"], list(data.ranked.trial_id)
+    (['lr'], [([0], 3), ([1], 15)], ['b', 'a'])
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .figures import (
     PARAM_PREFIX,
     Param,
     ReportData,
+    cat_label,
     cat_sort_key,
     is_missing,
     stage_int,
@@ -75,8 +76,10 @@ def _plot_scale(name: str, series: pd.Series, scale: str) -> tuple[str, str]:
 
 def resolve_params(
     df: pd.DataFrame, scales: Mapping[str, str], notes: list[str]
-) -> tuple[list[Param], dict[str, Any]]:
-    """The plotted parameters (declared ones first) and the constant ones' values."""
+) -> tuple[list[Param], dict[str, list[tuple[list[Any], Any]]]]:
+    """The plotted parameters (declared ones first) and the constant ones' values, each
+    as ``[(stages, value), ...]``: one pair when every stage ran the same value, one per
+    value when a stage fixed its own (``epochs=3`` in stage 0, ``15`` in stage 1)."""
     check_scales(scales)
     in_df = [c[len(PARAM_PREFIX):] for c in df.columns if c.startswith(PARAM_PREFIX)]
     ordered = [n for n in scales if n in in_df] + [n for n in in_df if n not in scales]
@@ -86,8 +89,7 @@ def resolve_params(
         column = PARAM_PREFIX + name
         scale = scales.get(name) or _infer_scale(df[column])
         if scale == "constant":
-            non_null = df[column].dropna()
-            constants[name] = non_null.iloc[0] if len(non_null) else None
+            constants[name] = _stage_values(df, column)
             continue
         note = ""
         if scale in ("linear", "log"):
@@ -173,3 +175,15 @@ def prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[str
         anchor_ids=anchor_ids, notes=notes,
     )
 
+
+def _stage_values(df: pd.DataFrame, column: str) -> list[tuple[list[Any], Any]]:
+    """A constant's value in each stage, stages with the same value together."""
+    groups: dict[str, tuple[list[Any], Any]] = {}
+    for stage, values in df.groupby("stage", sort=False)[column]:
+        non_null = values.dropna()
+        value = non_null.iloc[0] if len(non_null) else None
+        value = value.item() if isinstance(value, np.generic) else value
+        stages, _ = groups.setdefault(cat_label(value), ([], value))
+        stages.append(stage_int(stage))
+    out = [(sorted(stages, key=cat_sort_key), value) for stages, value in groups.values()]
+    return sorted(out, key=lambda pair: cat_sort_key(pair[0][0]))
