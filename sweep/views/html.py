@@ -6,6 +6,9 @@ is drawn from inline JSON, and nothing is fetched from the network. The report h
 
 * a summary: sweep name, trials by stage and status, the best trial;
 * the best trial of each stage and the overall top 10;
+* the best metric so far over wall time and over trials finished, per stage;
+* the parameters' importance (``sweep.views.importance``: fANOVA, alone and with
+  interactions, with its spread over resamples);
 * the learning curves, when a curves table is given (one line per trial, trials stopped
   early faded, the stopping rule's rungs dotted; at most ``max_curves`` lines);
 * one scatter per non-constant parameter of the objective metric against that parameter
@@ -73,6 +76,8 @@ from .figures import (
     scatter_figure,
     select_curves,
 )
+from .importance import Importance, fanova
+from .insight_figures import best_so_far_figure, importance_figure
 from .prepare import GOALS, check_scales, prepare
 
 __all__ = ["build_report", "write_report"]
@@ -161,6 +166,7 @@ class _Options:
     rungs: Sequence[Mapping[str, Any]]
     max_points: int
     max_curves: int
+    importance: bool = True
 
 
 # --------------------------------------------------------------------------- summary
@@ -421,6 +427,35 @@ def _parcoords_section(page: _Page, data: ReportData, opts: _Options) -> None:
              page.figure(fig, "sweep-parcoords", "parcoords"))
 
 
+def _best_so_far_section(page: _Page, data: ReportData) -> None:
+    page.add("<h2>Best so far</h2>",
+             "<p>The best ranked trial so far, over the whole sweep and within each stage; "
+             "the buttons switch between wall time and the count of finished trials.</p>",
+             page.figure(best_so_far_figure(page.go, data), "sweep-best", "best"))
+
+
+def _importance_section(page: _Page, data: ReportData) -> None:
+    imp: Importance = fanova(data.ranked, data.params, metric=data.metric, goal=data.goal)
+    fig = importance_figure(page.go, imp)
+    page.add("<h2>Parameter importance</h2>",
+             f"<p>How much of {esc(data.metric)}'s variance each parameter explains "
+             "(fANOVA on a random forest: log parameters in decades, categorical ones as "
+             "sets of categories): the light bar alone and with others, the dark bar alone "
+             "(what Optuna's default evaluator shows); whiskers are the spread over "
+             "resamples of the trials.</p>")
+    if fig is not None:
+        page.add(page.figure(fig, "sweep-importance", "importance"))
+    pairs = [q for q in imp.pairs if q.value >= 0.01]
+    if pairs:
+        page.add("<h3>Interactions</h3>", _table(
+            ["parameters", "share of variance beyond both alone"],
+            [[f"{q.a} x {q.b}", f"{100 * q.value:.1f}% ± {100 * q.std:.1f}"] for q in pairs],
+            "pairs"))
+    if imp.notes:
+        page.add('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in imp.notes)
+                 + "</ul>")
+
+
 def _curves_section(page: _Page, data: ReportData, curves: CurveSet | None,
                     opts: _Options) -> None:
     if curves is None:
@@ -490,6 +525,9 @@ def _body(page: _Page, data: ReportData, title: str, opts: _Options) -> None:
         _curves_section(page, data, curves, opts)
     else:
         page.add('<div class="scroll">' + _best_tables(data) + "</div>")
+        _best_so_far_section(page, data)
+        if opts.importance:
+            _importance_section(page, data)
         _curves_section(page, data, curves, opts)
         _scatter_sections(page, data, opts)
         page.add(_boxes_table(opts.boxes))
@@ -526,6 +564,7 @@ def build_report(
     rungs: Sequence[Mapping[str, Any]] | None = None,
     max_points: int = MAX_POINTS,
     max_curves: int = MAX_CURVES,
+    importance: bool = True,
 ) -> str:
     """Render a sweep's results table as one self-contained, offline HTML document.
 
@@ -549,6 +588,8 @@ def build_report(
         max_points: the most trials one scatter or the parallel coordinates draw (the best
             1,000 and a uniform sample of the rest; the figure title says so).
         max_curves: the most learning curves drawn (the best third and a sample).
+        importance: draw the parameters' importance (fANOVA, ``sweep.views.importance``;
+            a few seconds on large sweeps, which are sampled to 2,000 trials).
 
     Returns:
         The HTML text; plotly's JavaScript is embedded once, so no network is needed.
@@ -574,7 +615,7 @@ def build_report(
         metric = metric[len(METRIC_PREFIX):]
     opts = _Options(boxes=[dict(b) for b in boxes or []], curves=curves,
                     rungs=list(rungs or []), max_points=max(1, int(max_points)),
-                    max_curves=max(1, int(max_curves)))
+                    max_curves=max(1, int(max_curves)), importance=importance)
     page = _Page(go)
     if df is None or len(df) == 0:
         check_scales(scales or {})
