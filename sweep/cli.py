@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_validate_parser, _plan_parser, _run_parser, _status_parser, _top_parser,
-                _report_parser, _importance_parser, _submit_parser):
+                _report_parser, _importance_parser, _dashboard_parser, _submit_parser):
         add(sub)
     return parser
 
@@ -174,6 +174,34 @@ def _importance_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
+def _dashboard_parser(sub: Any) -> None:
+    p = _command(sub, "dashboard", "watch sweeps live in a browser",
+                 "Serve a live page of every sweep under the results roots: progress per "
+                 "stage, the best so far over time, the trials (sortable; each with its own "
+                 "page: curve, error, lineage), learning curves, the metric against each "
+                 "parameter, parallel coordinates and parameter importance. It updates while "
+                 "drivers write, without a reload, and never writes into the results.\n\n"
+                 "It listens on 127.0.0.1 (this machine only) unless --host says otherwise; "
+                 "anywhere else it requires a token (printed in the address), since whoever "
+                 "reaches it can read every sweep's parameters, metrics and error texts.\n\n"
+                 "examples:\n  sweep dashboard                         # ./results\n"
+                 "  sweep dashboard mlp-digits              # that sweep's page\n"
+                 "  sweep dashboard s3://bucket/sweeps results --port 8091\n"
+                 "  ssh -L 8090:127.0.0.1:8090 head-node   # then open http://127.0.0.1:8090")
+    p.add_argument("paths", nargs="*", metavar="ROOT|PATH",
+                   help="results roots (folders or URIs) or a sweep's folder (default "
+                        "./results)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
+                        "interface, with a token)")
+    p.add_argument("--port", type=int, default=8090, help="port (default 8090; 0: any)")
+    p.add_argument("--token", default=None,
+                   help="the token to require (default: none on 127.0.0.1, a new random one "
+                        "elsewhere)")
+    p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                   help="how often a watched sweep's folder is looked at (default 1)")
+
+
 def _submit_parser(sub: Any) -> None:
     p = _command(sub, "submit", "submit a sweep to a Ray cluster as a Ray Job",
                  "Submit `sweep run SPEC` to a Ray cluster as a Ray Job (Ray's job "
@@ -229,13 +257,8 @@ def _load(path: str) -> Any:
 
 
 def _stage_line(spec: Any, stage: Any) -> str:
-    from .plans.fixed import Grid
-
-    space = stage.space(spec.space)
     if stage.plan == "grid":
-        n = len(Grid(space, points=stage.axis_points, values=stage.values))
-        trials = min(n, stage.trials) if stage.truncate and stage.trials else n
-        detail = f"{trials} trials (grid)"
+        detail = f"{_planned(spec, stage)} trials (grid)"
     elif stage.plan == "refine":
         budget = f"{stage.trials} trials" if stage.trials else "full grids"
         source = "the previous stage" if stage.source == "previous" else "all stages"
@@ -531,6 +554,84 @@ def cmd_importance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def sweep_meta(text: str, source: str) -> Any:
+    """What the views need of a stored spec (``sweep.views.results_source.SweepMeta``):
+    name, metric and goal, parameter scales, each stage's plan, planned trials and fixed
+    values. The views cannot read specs themselves (they sit beside ``sweep.spec``)."""
+    from .spec.sweep_file import loads_spec
+    from .views.results_source import StageInfo, SweepMeta
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = loads_spec(text, source=source)
+    stages = tuple(StageInfo(s.index, s.plan, _planned(spec, s), dict(s.fixed))
+                   for s in spec.stages)
+    return SweepMeta(name=spec.name, metric=spec.metric.name if spec.metric else None,
+                     goal=spec.metric.goal if spec.metric else "minimize",
+                     scales=spec.space.scales(), stages=stages)
+
+
+def _planned(spec: Any, stage: Any) -> int | None:
+    """The trials a stage plans, when its plan fixes that in advance."""
+    if stage.plan == "grid":
+        from .plans.fixed import Grid
+
+        n = len(Grid(stage.space(spec.space), points=stage.axis_points, values=stage.values))
+        return min(n, stage.trials) if stage.truncate and stage.trials else n
+    return stage.trials or None
+
+
+def _dashboard_roots(paths: Sequence[str]) -> tuple[list[str], str | None]:
+    """(results roots, the sweep to open first) of the paths given."""
+    roots: list[str] = []
+    first = None
+    for path in paths or ["results"]:
+        local = "://" not in path
+        if local and not os.path.isdir(path) and os.path.isdir(os.path.join("results", path)):
+            path = os.path.join("results", path)
+        if local and os.path.isfile(os.path.join(path, "spec.yaml")):
+            root, name = resolve_path(path)
+            first = first or name
+        else:
+            root = path if not local else os.path.abspath(path)
+        if local and not os.path.isdir(root):
+            raise SweepError(f"{path!r}: no such folder (give a results root, a sweep's "
+                             f"folder, or a sweep name under ./results)")
+        if root not in roots:
+            roots.append(root)
+    return roots, first
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .views.dashboard_server import DashboardServer, is_loopback
+
+    roots, first = _dashboard_roots(args.paths)
+    try:
+        server = DashboardServer(roots, host=args.host, port=args.port, describe=sweep_meta,
+                                 token=args.token, poll=max(0.1, args.poll))
+    except OSError as exc:
+        raise SweepError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+                         f" (another dashboard? try --port 0)") from None
+    url = server.url
+    if first:
+        url = url.replace("/?", f"/sweep/{first}?", 1) if "?" in url else url + f"sweep/{first}"
+    print(f"sweep dashboard: {', '.join(roots)}")
+    print(f"  open {url}")
+    if not is_loopback(args.host):
+        print(f"sweep: warning: listening on {args.host}: anyone who reaches this port and has "
+              f"the token can read every sweep's parameters, metrics and error texts under "
+              f"these roots (read-only). Prefer 127.0.0.1 with an SSH tunnel.",
+              file=sys.stderr)
+    print("  read-only; Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return EXIT_OK
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .engine.ray_jobs import submit
 
@@ -542,7 +643,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
     "top": cmd_top, "report": cmd_report, "importance": cmd_importance,
-    "submit": cmd_submit,
+    "dashboard": cmd_dashboard, "submit": cmd_submit,
 }
 
 

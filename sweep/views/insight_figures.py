@@ -161,7 +161,8 @@ def importance_figure(go: Any, imp: Importance) -> Any | None:
                        f"<br><sup>{esc(caption)}</sup>"},
         barmode="overlay", xaxis={"title": {"text": "% of the metric's variance"},
                                   "range": [0, max(100.0, max(total) * 1.05)]},
-        height=max(260, 90 + 34 * len(params)), margin={**_MARGIN, "l": 140},
-        template="plotly_white", legend={"orientation": "h", "y": -0.2},
+        height=max(300, 150 + 34 * len(params)), margin={**_MARGIN, "l": 140, "b": 90},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.25, "yanchor": "top", "x": 0},
     )
     return fig

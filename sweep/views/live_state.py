@@ -1,0 +1,259 @@
+"""What the live dashboard knows of the sweeps under its results roots, kept fresh
+cheaply: each sweep is re-read only when its folder's fingerprint changes (a new
+journal line, a flushed part file, a stage file, the lock), at most every ``poll``
+seconds, and never more often than a few times the last read took (so a sweep of a
+million trials costs the dashboard a bounded share of a core, however fast it grows).
+While a sweep is re-read, requests get the snapshot before; a problem with one sweep
+(or one root) is kept in its snapshot and never stops the others.
+
+Parameter importance is computed in one background thread, for the sweeps someone looks
+at, again when the ranked trials have changed and the last fit is old enough.
+
+Example:
+    >>> catalog = Catalog(["results"], describe=my_describe)   # doctest: +SKIP
+    >>> [s.key for s in catalog.sweeps()]                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..core.errors import SweepError
+from .figures import ReportData
+from .importance import Importance, fanova
+from .prepare import prepare
+from .results_source import SweepFolder, SweepMeta, list_sweeps
+
+__all__ = ["Catalog", "Describe", "Snapshot", "SweepWatch"]
+
+log = logging.getLogger("sweep")
+
+Describe = Callable[[str, str], SweepMeta]  # (spec text, where it is) -> what views need
+THROTTLE = 3.0  # a sweep is re-read at most every THROTTLE x its last read time
+IMPORTANCE_EVERY = 15.0  # seconds between fits of one sweep (at least)
+
+
+@dataclass
+class Snapshot:
+    """One read of a sweep. ``data`` is the prepared table (None before the first trial
+    or when the spec cannot be read); ``error`` a problem that stopped the read (the data
+    of the read before is kept); ``problems`` what the read skipped."""
+
+    version: int = 0
+    meta: SweepMeta | None = None
+    data: ReportData | None = None
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+    driver: dict[str, Any] = field(default_factory=dict)
+    pending: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+    read_at: float = 0.0  # time.time() of the read
+    read_seconds: float = 0.0
+
+
+class SweepWatch:
+    """One sweep folder, its latest snapshot and its payload caches."""
+
+    def __init__(self, key: str, root: str, folder: str, describe: Describe | None,
+                 poll: float = 1.0):
+        self.key = key
+        self.root = root
+        self.name = folder
+        self.folder = SweepFolder(root, folder)
+        self.describe = describe
+        self.poll = poll
+        self.snapshot = Snapshot()
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._spec: tuple[str, SweepMeta] | None = None
+        self._cache: dict[str, tuple[int, Any]] = {}
+        self.importance: tuple[Importance, float, int, float] | None = None  # +at, n, secs
+        self.importance_busy = False
+
+    def current(self) -> Snapshot:
+        """The latest snapshot, refreshed first when due (waits only for a first read)."""
+        if time.monotonic() >= self._next and self._lock.acquire(
+                blocking=self.snapshot.version == 0 and self.snapshot.error is None):
+            try:
+                if time.monotonic() >= self._next:
+                    self._refresh()
+            finally:
+                self._lock.release()
+        return self.snapshot
+
+    def cached(self, key: str, build: Callable[[Snapshot], Any]) -> Any:
+        """``build(snapshot)``, computed once per snapshot version."""
+        snap = self.current()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == snap.version:
+            return hit[1]
+        value = build(snap)
+        self._cache[key] = (snap.version, value)
+        return value
+
+    def _refresh(self) -> None:
+        started = time.monotonic()
+        old = self.snapshot
+        try:
+            fingerprint = self.folder.fingerprint()
+        except SweepError as exc:
+            self._replace(old, error=str(exc), started=started)
+            return
+        if fingerprint == self._fingerprint and old.error is None:
+            self._next = time.monotonic() + self.poll
+            return
+        try:
+            snap = self._read(old.version + 1)
+        except Exception as exc:  # one sweep's trouble must not stop the page
+            log.debug("dashboard: reading %s failed", self.folder.location, exc_info=True)
+            self._replace(old, error=f"{type(exc).__name__}: {exc}", started=started)
+            return
+        self._fingerprint = fingerprint
+        snap.read_seconds = time.monotonic() - started
+        self.snapshot = snap
+        self._next = time.monotonic() + max(self.poll, THROTTLE * snap.read_seconds)
+
+    def _replace(self, old: Snapshot, *, error: str, started: float) -> None:
+        """Keep the data of ``old``; say what went wrong (a new version when it is news)."""
+        version = old.version + (old.error != error)
+        self.snapshot = Snapshot(version, old.meta, old.data, old.curves, old.boxes, old.rungs,
+                                 old.driver, old.pending, old.problems, error, time.time(),
+                                 time.monotonic() - started)
+        self._fingerprint = None
+        self._next = time.monotonic() + max(self.poll, 2.0)
+
+    def _meta(self) -> SweepMeta:
+        text = self.folder.spec_text()
+        if text is None:
+            raise SweepError(f"{self.folder.location}/spec.yaml is gone")
+        if self._spec is None or self._spec[0] != text:
+            if self.describe is None:
+                meta = SweepMeta(name=self.name, metric=None)
+            else:
+                meta = self.describe(text, f"{self.folder.location}/spec.yaml")
+            self._spec = (text, meta)
+        return self._spec[1]
+
+    def _read(self, version: int) -> Snapshot:
+        self.folder.problems.clear()
+        meta = self._meta()
+        trials = self.folder.trials()
+        curves = self.folder.curves()
+        boxes, rungs = self.folder.stage_files()
+        data = None
+        if len(trials):
+            data = prepare(trials, meta.metric, meta.goal, meta.scales, boxes)
+        return Snapshot(version, meta, data, curves, boxes, rungs, self.folder.driver(),
+                        self.folder.pending(), list(self.folder.problems), None, time.time())
+
+
+class _ImportanceWorker:
+    """One daemon thread that fits importances for the sweeps asked for, one at a time."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[SweepWatch] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def ask(self, watch: SweepWatch) -> None:
+        """Fit ``watch``'s importance when it is stale and not being fitted."""
+        snap = watch.snapshot
+        data = snap.data
+        if watch.importance_busy or data is None or data.metric is None or not data.params:
+            return
+        done = watch.importance
+        if done is not None:
+            _, at, n, seconds = done
+            if n == len(data.ranked) or time.time() - at < max(IMPORTANCE_EVERY, 5 * seconds):
+                return
+        watch.importance_busy = True
+        self._queue.put(watch)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="sweep-importance",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            watch = self._queue.get()
+            try:
+                data = watch.snapshot.data
+                if data is not None and data.metric is not None:
+                    started = time.monotonic()
+                    imp = fanova(data.ranked, data.params, metric=data.metric, goal=data.goal)
+                    watch.importance = (imp, time.time(), len(data.ranked),
+                                        time.monotonic() - started)
+            except Exception:  # reported as "not available", never fatal
+                log.debug("dashboard: importance of %s failed", watch.key, exc_info=True)
+            finally:
+                watch.importance_busy = False
+
+
+class Catalog:
+    """The sweeps under some results roots, each with its watch. A sweep's key is its
+    folder name, with ``@<n>`` (the root's position) when two roots hold the name."""
+
+    def __init__(self, roots: Sequence[str], describe: Describe | None = None,
+                 poll: float = 1.0):
+        self.roots = list(roots)
+        self.describe = describe
+        self.poll = poll
+        self._watches: dict[tuple[int, str], SweepWatch] = {}
+        self._lock = threading.Lock()
+        self._listed: tuple[float, list[tuple[int, str]], dict[str, str]] = (-1e9, [], {})
+        self.importance = _ImportanceWorker()
+
+    def _list(self) -> tuple[list[tuple[int, str]], dict[str, str]]:
+        """(root index, folder) of every sweep and the roots that cannot be listed,
+        listed again at most every ``poll`` seconds."""
+        with self._lock:
+            at, found, errors = self._listed
+            if time.monotonic() - at < self.poll:
+                return found, errors
+            found, errors = [], {}
+            for i, root in enumerate(self.roots):
+                try:
+                    found += [(i, name) for name in list_sweeps(root)]
+                except SweepError as exc:
+                    errors[root] = str(exc)
+                    # Keep the sweeps seen there: their pages say what went wrong.
+                    found += [k for k in self._watches if k[0] == i]
+            self._listed = (time.monotonic(), found, errors)
+            return found, errors
+
+    def root_errors(self) -> dict[str, str]:
+        return self._list()[1]
+
+    def sweeps(self) -> list[SweepWatch]:
+        """Every sweep's watch, in root order then by name."""
+        found, _ = self._list()
+        names: dict[str, int] = {}
+        for _, name in found:
+            names[name] = names.get(name, 0) + 1
+        out = []
+        with self._lock:
+            for i, name in found:
+                watch = self._watches.get((i, name))
+                if watch is None:
+                    key = name if names[name] == 1 else f"{name}@{i}"
+                    watch = SweepWatch(key, self.roots[i], name, self.describe, self.poll)
+                    self._watches[(i, name)] = watch
+                out.append(watch)
+        return out
+
+    def get(self, key: str) -> SweepWatch | None:
+        """The watch of the sweep with this key, or None."""
+        for watch in self.sweeps():
+            if watch.key == key:
+                return watch
+        return None
