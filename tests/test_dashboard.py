@@ -162,6 +162,15 @@ def test_bad_input_is_shown_for_its_sweep_and_the_rest_keeps_serving(tmp_path, s
     assert "part-garbage.parquet" in problems and "stage-1.json" in problems
     assert by_key["bad"]["trials"] == 15  # the valid files are still read
     assert by_key["good"]["problems"] == [] and by_key["good"]["error"] is None
+    bad.trial(0)  # read again: the store warned once, the page keeps saying it
+    bad.store.flush()
+    again = wait_for(lambda: (s := get(server, "/api/sweeps/bad")[1])["trials"] == 16 and s)
+    assert any("part-garbage.parquet" in p for p in again["problems"])
+    (good / "bad" / "trials" / "stage=0" / "part-garbage.parquet").unlink()
+    bad.trial(0)
+    bad.store.flush()
+    again = wait_for(lambda: (s := get(server, "/api/sweeps/bad")[1])["trials"] == 17 and s)
+    assert not any("part-garbage.parquet" in p for p in again["problems"])
 
     shutil.rmtree(other)  # a root that disappears
     time.sleep(0.2)

@@ -274,7 +274,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self._json(watch.cached("summary", lambda _: payloads.summary(watch)))
         elif rest == ["figures"]:
-            self._json(watch.cached("figures", lambda _: payloads.figures_json(watch)))
+            self._json(payloads.figures_json(watch))
         elif rest == ["table"]:
             order = "latest" if query.get("order", [""])[0] == "latest" else "top"
             k = _choice(query.get("k", [""])[0], payloads.TABLE_ROWS, 100)

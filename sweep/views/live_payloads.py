@@ -212,21 +212,36 @@ def _dump(fig: Any) -> str:
 def figures_json(watch: SweepWatch) -> str:
     """Every figure of a sweep's page as JSON text: ``best``, ``curves``, ``params`` (one
     per parameter: the metric against it, or, without a metric, the values sampled) and
-    ``parcoords``; figures with nothing to draw are null.
+    ``parcoords``; figures with nothing to draw are null. The curves are built again only
+    when the curves or the trials changed, the others only when the trials did.
 
     Example: ``json.loads(figures_json(watch))["curves"]["layout"]["title"]``
     """
+    snap = watch.current()
+    if snap.data is None:
+        return f'{{"version":{snap.version}}}'
+    curves = watch.cached("fig-curves", _curves_part,
+                          lambda s: (s.data_version, s.curves_version))
+    rest = watch.cached("fig-trials", _trials_part, lambda s: s.data_version)
+    return f'{{"version":{snap.version},"curves":{curves},{rest}}}'
+
+
+def _curves_part(snap: Snapshot) -> str:
     import plotly.graph_objects as go
 
-    snap = watch.current()
+    assert snap.data is not None
+    curves = select_curves(snap.data, snap.curves, LIVE_CURVES)
+    return _dump(curves_figure(go, snap.data, curves, snap.rungs)) if curves else "null"
+
+
+def _trials_part(snap: Snapshot) -> str:
+    """``"best":...,"params":[...],"parcoords":...`` (a JSON object's members)."""
+    import plotly.graph_objects as go
+
     data = snap.data
-    parts: dict[str, str] = {"version": str(snap.version)}
-    if data is None:
-        return "{" + ",".join(f'"{k}":{v}' for k, v in parts.items()) + "}"
-    curves = select_curves(data, snap.curves, LIVE_CURVES)
-    parts["curves"] = _dump(curves_figure(go, data, curves, snap.rungs)) if curves else "null"
+    assert data is not None
     ranked = data.metric is not None and len(data.ranked) > 0
-    parts["best"] = _dump(best_so_far_figure(go, data)) if ranked else "null"
+    best = _dump(best_so_far_figure(go, data)) if ranked else "null"
     params: list[Any] = []
     pc_sample = None
     if ranked:
@@ -237,12 +252,11 @@ def figures_json(watch: SweepWatch) -> str:
     elif data.metric is None:
         params = [distribution_figure(go, data, p) for p in data.params]
         pc_sample = sample_rows(data.df, LIVE_POINTS, keep_top=0)
-    parts["params"] = "[" + ",".join(
+    listed = ",".join(
         f'{{"name":{json.dumps(p.name)},"scale":{json.dumps(p.scale)},"figure":{_dump(f)}}}'
-        for p, f in zip(data.params, params)) + "]"
+        for p, f in zip(data.params, params))
     pc = parcoords_figure(go, data, pc_sample) if params and pc_sample is not None else None
-    parts["parcoords"] = _dump(pc) if pc is not None else "null"
-    return "{" + ",".join(f'"{k}":{v}' for k, v in parts.items()) + "}"
+    return f'"best":{best},"params":[{listed}],"parcoords":{_dump(pc) if pc else "null"}'
 
 
 def importance_payload(watch: SweepWatch) -> dict[str, Any]:

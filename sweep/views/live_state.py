@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..core.errors import SweepError
 from .figures import ReportData
-from .importance import Importance, fanova
+from .importance import MIN_TRIALS, Importance, fanova
 from .prepare import prepare
 from .results_source import SweepFolder, SweepMeta, list_sweeps
 
@@ -48,6 +48,8 @@ class Snapshot:
     of the read before is kept); ``problems`` what the read skipped."""
 
     version: int = 0
+    data_version: int = 0  # changes with the trials (and the spec, the stage files)
+    curves_version: int = 0  # changes with the curves
     meta: SweepMeta | None = None
     data: ReportData | None = None
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -59,6 +61,7 @@ class Snapshot:
     error: str | None = None
     read_at: float = 0.0  # time.time() of the read
     read_seconds: float = 0.0
+    keys: tuple[Any, ...] = ()  # what the trials and the curves were read from
 
 
 class SweepWatch:
@@ -77,7 +80,7 @@ class SweepWatch:
         self._next = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
         self._spec: tuple[str, SweepMeta] | None = None
-        self._cache: dict[str, tuple[int, Any]] = {}
+        self._cache: dict[str, tuple[Any, Any]] = {}
         self.importance: tuple[Importance, float, int, float] | None = None  # +at, n, secs
         self.importance_busy = False
 
@@ -92,14 +95,17 @@ class SweepWatch:
                 self._lock.release()
         return self.snapshot
 
-    def cached(self, key: str, build: Callable[[Snapshot], Any]) -> Any:
-        """``build(snapshot)``, computed once per snapshot version."""
+    def cached(self, key: str, build: Callable[[Snapshot], Any],
+               stamp: Callable[[Snapshot], Any] = lambda s: s.version) -> Any:
+        """``build(snapshot)``, computed again only when ``stamp(snapshot)`` changes (by
+        default the snapshot's version)."""
         snap = self.current()
+        mark = stamp(snap)
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == snap.version:
+        if hit is not None and hit[0] == mark:
             return hit[1]
         value = build(snap)
-        self._cache[key] = (snap.version, value)
+        self._cache[key] = (mark, value)
         return value
 
     def _refresh(self) -> None:
@@ -127,9 +133,10 @@ class SweepWatch:
     def _replace(self, old: Snapshot, *, error: str, started: float) -> None:
         """Keep the data of ``old``; say what went wrong (a new version when it is news)."""
         version = old.version + (old.error != error)
-        self.snapshot = Snapshot(version, old.meta, old.data, old.curves, old.boxes, old.rungs,
-                                 old.driver, old.pending, old.problems, error, time.time(),
-                                 time.monotonic() - started)
+        self.snapshot = Snapshot(version, old.data_version, old.curves_version, old.meta,
+                                 old.data, old.curves, old.boxes, old.rungs, old.driver,
+                                 old.pending, old.problems, error, time.time(),
+                                 time.monotonic() - started, old.keys)
         self._fingerprint = None
         self._next = time.monotonic() + max(self.poll, 2.0)
 
@@ -146,16 +153,29 @@ class SweepWatch:
         return self._spec[1]
 
     def _read(self, version: int) -> Snapshot:
-        self.folder.problems.clear()
+        """Read what changed: the trials (and prepare them) only when their files, the
+        spec or the stage files did; the curves only when theirs did."""
+        old = self.snapshot
         meta = self._meta()
-        trials = self.folder.trials()
-        curves = self.folder.curves()
-        boxes, rungs = self.folder.stage_files()
-        data = None
-        if len(trials):
-            data = prepare(trials, meta.metric, meta.goal, meta.scales, boxes)
-        return Snapshot(version, meta, data, curves, boxes, rungs, self.folder.driver(),
-                        self.folder.pending(), list(self.folder.problems), None, time.time())
+        folder = self.folder
+        trials_key = (folder.signature("trials"), folder.signature("stages"), meta)
+        curves_key = folder.signature("curves")
+        old_trials, old_curves = old.keys or (None, None)
+        data, boxes, rungs = old.data, old.boxes, old.rungs
+        data_version, curves_version = old.data_version, old.curves_version
+        if trials_key != old_trials or old.error is not None:
+            trials = folder.trials()
+            boxes, rungs = folder.stage_files()
+            data = prepare(trials, meta.metric, meta.goal, meta.scales, boxes) \
+                if len(trials) else None
+            data_version += 1
+        curves = old.curves
+        if curves_key != old_curves or old.error is not None:
+            curves = folder.curves()
+            curves_version += 1
+        return Snapshot(version, data_version, curves_version, meta, data, curves, boxes,
+                        rungs, folder.driver(), folder.pending(), folder.problems, None,
+                        time.time(), keys=(trials_key, curves_key))
 
 
 class _ImportanceWorker:
@@ -169,7 +189,8 @@ class _ImportanceWorker:
         """Fit ``watch``'s importance when it is stale and not being fitted."""
         snap = watch.snapshot
         data = snap.data
-        if watch.importance_busy or data is None or data.metric is None or not data.params:
+        if (watch.importance_busy or data is None or data.metric is None or not data.params
+                or len(data.ranked) < MIN_TRIALS):
             return
         done = watch.importance
         if done is not None:

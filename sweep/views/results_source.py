@@ -129,16 +129,29 @@ class SweepFolder:
     def __init__(self, root: str, folder: str):
         self.root = root
         self.folder = folder
-        self.problems: list[str] = []
-        self.store = Store(root, folder, warn=self._note)
+        # The store warns once about a file (a corrupt part file): kept while it is there.
+        self._sticky: dict[str, str] = {}
+        self._notes: dict[str, list[str]] = {}  # per kind of read, replaced by the next one
+        self.store = Store(root, folder, warn=self._warned)
         self._tail = _Tail(self.store.fs, f"{self.store.dir}/.journal")
         self._parquet: dict[str, tuple[tuple[Any, ...], pd.DataFrame]] = {}
         self._infos: list[pafs.FileInfo] = []
         self._listed = False
 
-    def _note(self, message: str) -> None:
-        if message not in self.problems:
-            self.problems.append(message)
+    def _warned(self, message: str) -> None:
+        path = message.removeprefix("skipping ").partition(": ")[0]
+        self._sticky[message] = path if path != message else ""
+
+    def _note(self, kind: str, message: str) -> None:
+        self._notes.setdefault(kind, []).append(message)
+
+    @property
+    def problems(self) -> list[str]:
+        """What the reads skipped: files that cannot be read (while they are there), stage
+        files that cannot be parsed, tables that could not be read at the last try."""
+        present = {i.path for i in self._infos}
+        out = [m for m, path in self._sticky.items() if not path or path in present]
+        return out + [m for notes in self._notes.values() for m in notes if m not in out]
 
     @property
     def location(self) -> str:
@@ -166,11 +179,19 @@ class SweepFolder:
         self._listed = True
         return tuple(sorted((i.path[len(base):], i.size, i.mtime_ns) for i in self._infos))
 
+    def signature(self, kind: str) -> tuple[Any, ...]:
+        """The files behind ``kind`` (``trials``, ``curves`` or ``stages``) as of the last
+        ``fingerprint``: equal signatures, equal contents."""
+        journal = {"trials": "/.journal/journal-", "curves": "/.journal/curves-"}.get(kind)
+        return tuple(sorted((i.path, i.size, i.mtime_ns) for i in self._infos
+                            if f"/{kind}/" in i.path or (journal and journal in i.path)))
+
     def stage_files(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(refine boxes, stopping-rule rungs) of every stage file; a file that cannot be
         read or parsed is named in ``problems`` and skipped."""
         boxes: list[dict[str, Any]] = []
         rungs: list[dict[str, Any]] = []
+        self._notes["stages"] = []
         for rel in self._stage_names():
             try:
                 text = self.store.read_text(rel)
@@ -180,7 +201,7 @@ class SweepFolder:
                 boxes.extend(b for b in meta.get("boxes") or [] if isinstance(b, dict))
                 rungs.extend(r for r in meta.get("rungs") or [] if isinstance(r, dict))
             except (*_READ_ERRORS, AttributeError, TypeError) as exc:
-                self._note(f"stage file {rel} cannot be read: {exc}")
+                self._note("stages", f"stage file {rel} cannot be read: {exc}")
         return boxes, rungs
 
     def _stage_names(self) -> list[str]:
@@ -220,6 +241,7 @@ class SweepFolder:
         part files changed since the last read."""
         if not self._listed:
             self.fingerprint()
+        self._notes[kind] = []
         key = tuple(sorted((i.path, i.size, i.mtime_ns) for i in self._infos
                            if f"/{kind}/" in i.path and i.base_name.endswith(".parquet")))
         cached = self._parquet.get(kind)
@@ -228,7 +250,7 @@ class SweepFolder:
         try:
             df = read()
         except (SweepError, *_READ_ERRORS) as exc:
-            self._note(f"the {kind} of {self.location} cannot be read: {exc}")
+            self._note(kind, f"the {kind} of {self.location} cannot be read: {exc}")
             return cached[1] if cached else pd.DataFrame()
         self._parquet[kind] = (key, df)
         return df

@@ -96,10 +96,13 @@
     const div = el("div", { id: id, class: "figure" });
     const note = el("p", { class: "empty" }, "nothing to draw yet");
     const box = el("div", null, div, note);
-    return { box, div, note, drawn: false };
+    return { box, div, note, drawn: false, last: null };
   }
 
   function draw(slot, fig, message) {
+    const key = fig ? JSON.stringify(fig) : null;
+    if (key !== null && key === slot.last) return;  // unchanged: no redraw
+    slot.last = key;
     if (!fig) {
       if (slot.drawn) { Plotly.purge(slot.div); slot.drawn = false; }
       slot.div.style.display = "none";
@@ -348,6 +351,12 @@
         return;
       }
       const r = imp.result;
+      if (!r.params.length) {
+        importanceNote.textContent = (r.notes || []).join("; ");
+        draw(importance, null, "not available");
+        fill(importanceMore);
+        return;
+      }
       importanceNote.textContent = "fANOVA on " + imp.trials_seen + " of " + imp.ranked +
         " ranked trials" + (imp.busy ? " (refitting\u2026)" : "") +
         "; light: alone and with others, dark: alone; whiskers: spread over " + r.resamples +
