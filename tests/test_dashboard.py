@@ -290,3 +290,13 @@ def test_dashboard_paths(tmp_path, monkeypatch):
     with pytest.raises(SweepError, match="no such folder"):
         _dashboard_roots(["nowhere"])
     assert os.path.isdir(Path(tmp_path / "results"))
+
+
+def test_a_sweep_run_from_python_is_described(tmp_path):
+    # sweep.run with a callable stores `objective: python:module.fn`, which no file can
+    # name again; the dashboard needs no objective and reads the rest.
+    driver = FakeDriver(str(tmp_path))
+    text = driver.text.replace("tests.objectives:quadratic", "python:tests.objectives.quadratic")
+    meta = sweep_meta(text, "spec.yaml")
+    assert meta.metric == "loss" and meta.scales["lr"] == "log"
+    assert [s.planned for s in meta.stages] == [40, 10]

@@ -122,3 +122,63 @@ def test_trials_appear_and_curves_grow_live_in_chromium(tmp_path: Path) -> None:
     seen = asyncio.run(_watch_live(tmp_path))
     print(f"\ntrials shown {seen['trials_shown_after_s']:.2f} s after they were stored; "
           f"a new curve {seen['curve_shown_after_s']:.2f} s after")
+
+
+SPEC = """\
+name: live
+objective: tests.objectives:curve
+metric: {name: loss, goal: minimize}
+parameters:
+  x: {distribution: uniform, min: 0.1, max: 1.0}
+  steps: {value: 8}
+  pause: {value: 0.4}
+stages:
+  - {plan: random, trials: 6, seed: 0}
+"""
+
+
+async def _watch_a_real_sweep(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    results = tmp_path / "results"
+    results.mkdir()
+    spec = tmp_path / "live.yaml"
+    spec.write_text(SPEC)
+    server = DashboardServer([str(results)], port=0, describe=sweep_meta, poll=0.2)
+    server.start()
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), RAY_AUTH_MODE=os.environ.get(
+        "RAY_AUTH_MODE", "token"))
+    run = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(spec), "--results",
+                            str(results), "--max-concurrent", "2", "--quiet"], cwd=repo,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async with Browser(tmp_path / "profile") as page:
+            # The page opens before the sweep has stored anything, and follows it.
+            await page.goto(f"http://127.0.0.1:{server.port}/sweep/live")
+            await page.wait(f"{STATS} && {STATS}.view === 'sweep'")
+            await page.eval("window.__sameDocument = 'yes'")
+            first = await page.wait(f"{STATS}.curvePoints > 0 && {STATS}.curvePoints", 180)
+            await page.wait(f"{STATS}.curvePoints > {first}", 60)  # a curve grows
+            await page.wait(f"{STATS}.trials >= 1", 120)  # trials appear
+            await page.wait(f"{STATS}.trials === 6 && {STATS}.curvePoints === 48", 180)
+            assert await page.eval("window.__sameDocument") == "yes" and page.loads == 1
+            await page.eval("document.querySelector('#trials tbody a').click()")
+            await page.wait(f"{STATS} && {STATS}.view === 'trial' && {STATS}.updates >= 1")
+            await page.wait("document.querySelector('#fig-trial-curve .main-svg')")
+            assert page.problems == [], page.problems
+        assert run.wait(120) == 0, run.stderr.read()[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_a_real_sweep_run_watched_in_chromium(tmp_path: Path) -> None:
+    """`sweep run` on Ray (a subprocess) while the page is open: its curves grow and its
+    trials appear as the driver stores them."""
+    if chromium_binary() is None:
+        pytest.fail("Chromium is needed (apt-get install -y chromium, or $CHROMIUM)")
+    asyncio.run(_watch_a_real_sweep(tmp_path))

@@ -256,7 +256,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _api(self, parts: list[str], query: dict[str, list[str]]) -> None:
         catalog = self.dash.catalog
         if not parts:
-            sweeps = [payloads.summary(w) for w in catalog.sweeps()]
+            sweeps = [w.cached("summary", lambda _, w=w: payloads.summary(w))
+                      for w in catalog.sweeps()]
             self._json({"roots": [{"root": r, "error": catalog.root_errors().get(r)}
                                   for r in catalog.roots],
                         "sweeps": sweeps, "poll": self.dash.poll})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +26,16 @@ from .figures import (
     ReportData,
     curves_figure,
     distribution_figure,
+    is_missing,
     parcoords_figure,
     sample_rows,
     scatter_figure,
     select_curves,
 )
+from .importance import Importance
 from .insight_figures import best_so_far_figure, importance_figure
 from .live_state import Snapshot, SweepWatch
+from .prepare import prepare
 
 __all__ = ["figures_json", "importance_payload", "summary", "table", "trial_payload"]
 
@@ -143,7 +145,7 @@ def summary(watch: SweepWatch) -> dict[str, Any]:
         "pending": snap.pending, "stages": stages, "best": _best(data),
         "problems": list(snap.problems) + (list(data.notes) if data is not None else []),
         "error": snap.error, "read_at": snap.read_at or None,
-        "read_seconds": round(snap.read_seconds, 3), "now": time.time(),
+        "read_seconds": round(snap.read_seconds, 3),
     }
 
 
@@ -260,10 +262,8 @@ def _trials_part(snap: Snapshot) -> str:
 
 
 def importance_payload(watch: SweepWatch) -> dict[str, Any]:
-    """The latest importance of a sweep (asking for a new fit when it is stale): its
-    figure, table and notes, how many ranked trials it saw, and whether a fit runs."""
-    import plotly.graph_objects as go
-
+    """The latest importance of a sweep: its figure, table and notes, how many ranked
+    trials it saw, and whether a fit runs (the figure is built once per fit)."""
     snap = watch.current()
     done = watch.importance
     out: dict[str, Any] = {"version": snap.version, "busy": watch.importance_busy,
@@ -271,11 +271,19 @@ def importance_payload(watch: SweepWatch) -> dict[str, Any]:
     if done is None:
         out["result"] = None
         return out
-    imp, at, n, seconds = done
-    fig = importance_figure(go, imp)
-    out.update(result=imp.to_json(), at=at, trials_seen=n, seconds=round(seconds, 2),
-               figure=json.loads(_dump(fig)) if fig is not None else None)
+    _, at, n, seconds = done
+    out.update(at=at, trials_seen=n, seconds=round(seconds, 2))
+    out.update(watch.cached("importance", lambda _: _importance_parts(done),
+                            lambda _: at))
     return out
+
+
+def _importance_parts(done: tuple[Importance, float, int, float]) -> dict[str, Any]:
+    import plotly.graph_objects as go
+
+    fig = importance_figure(go, done[0])
+    return {"result": done[0].to_json(),
+            "figure": json.loads(_dump(fig)) if fig is not None else None}
 
 
 # --------------------------------------------------------------------------- a trial
@@ -325,8 +333,7 @@ def trial_payload(watch: SweepWatch, tid: str) -> dict[str, Any] | None:
         out["metrics"] = {k[len(METRIC_PREFIX):]: cell(v) for k, v in row.items()
                           if k.startswith(METRIC_PREFIX)}
         error = row.get("error")
-        out["error"] = None if error is None or error != error else str(error)[
-            :MAX_ERROR_CHARS]
+        out["error"] = None if is_missing(error) else str(error)[:MAX_ERROR_CHARS]
         ranked = data.ranked["trial_id"].to_numpy() if data is not None else np.array([])
         hit = np.flatnonzero(ranked == tid)
         out["rank"] = int(hit[0]) + 1 if len(hit) else None
@@ -354,8 +361,6 @@ def trial_payload(watch: SweepWatch, tid: str) -> dict[str, Any] | None:
 
 def _lone_curve(go: Any, mine: pd.DataFrame) -> Any:
     """A running trial's curve before the sweep has any result (no prepared table)."""
-    from .prepare import prepare
-
     columns = [c for c in mine.columns if c.startswith(METRIC_PREFIX)]
     frame = pd.DataFrame({"trial_id": [mine["trial_id"].iloc[0]], "stage": [
         mine["stage"].iloc[0] if "stage" in mine else 0], "status": ["running"]})

@@ -37,8 +37,11 @@ __all__ = ["Catalog", "Describe", "Snapshot", "SweepWatch"]
 log = logging.getLogger("sweep")
 
 Describe = Callable[[str, str], SweepMeta]  # (spec text, where it is) -> what views need
-THROTTLE = 3.0  # a sweep is re-read at most every THROTTLE x its last read time
+# A sweep is re-read at most every THROTTLE x what its last version cost (the read and
+# the payloads built from it): at most 1 / (1 + THROTTLE) of a core per sweep watched.
+THROTTLE = 4.0
 IMPORTANCE_EVERY = 15.0  # seconds between fits of one sweep (at least)
+IMPORTANCE_SHARE = 0.1  # and at most this share of a core spent refitting it
 
 
 @dataclass
@@ -81,6 +84,7 @@ class SweepWatch:
         self._fingerprint: tuple[Any, ...] | None = None
         self._spec: tuple[str, SweepMeta] | None = None
         self._cache: dict[str, tuple[Any, Any]] = {}
+        self._spent = 0.0  # seconds spent building payloads of the current version
         self.importance: tuple[Importance, float, int, float] | None = None  # +at, n, secs
         self.importance_busy = False
 
@@ -104,7 +108,9 @@ class SweepWatch:
         hit = self._cache.get(key)
         if hit is not None and hit[0] == mark:
             return hit[1]
+        started = time.monotonic()
         value = build(snap)
+        self._spent += time.monotonic() - started
         self._cache[key] = (mark, value)
         return value
 
@@ -127,8 +133,9 @@ class SweepWatch:
             return
         self._fingerprint = fingerprint
         snap.read_seconds = time.monotonic() - started
+        cost, self._spent = snap.read_seconds + self._spent, 0.0
         self.snapshot = snap
-        self._next = time.monotonic() + max(self.poll, THROTTLE * snap.read_seconds)
+        self._next = time.monotonic() + max(self.poll, THROTTLE * cost)
 
     def _replace(self, old: Snapshot, *, error: str, started: float) -> None:
         """Keep the data of ``old``; say what went wrong (a new version when it is news)."""
@@ -195,7 +202,8 @@ class _ImportanceWorker:
         done = watch.importance
         if done is not None:
             _, at, n, seconds = done
-            if n == len(data.ranked) or time.time() - at < max(IMPORTANCE_EVERY, 5 * seconds):
+            wait = max(IMPORTANCE_EVERY, seconds / IMPORTANCE_SHARE)
+            if n == len(data.ranked) or time.time() - at < wait:
                 return
         watch.importance_busy = True
         self._queue.put(watch)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -137,6 +138,7 @@ class SweepFolder:
         self._parquet: dict[str, tuple[tuple[Any, ...], pd.DataFrame]] = {}
         self._infos: list[pafs.FileInfo] = []
         self._listed = False
+        self._ids: tuple[pd.DataFrame, set[str]] | None = None
 
     def _warned(self, message: str) -> None:
         path = message.removeprefix("skipping ").partition(": ")[0]
@@ -267,15 +269,31 @@ class SweepFolder:
         if not rows:
             return stored
         fresh = _trial_frame(rows)
-        if len(stored) and {"trial_id", "started_at"} <= set(stored.columns):
-            known = pd.MultiIndex.from_frame(stored[["trial_id", "started_at"]])
-            fresh = fresh[~pd.MultiIndex.from_frame(
-                fresh[["trial_id", "started_at"]]).isin(known)]
+        if not len(stored) or "trial_id" not in stored.columns:
+            return _last_attempts(fresh)
+        ids = self._stored_ids(stored)
+        # Few fresh rows against many stored ids: a set lookup each (Series.isin would turn
+        # the set into an array of a million strings every time).
+        again = np.fromiter((t in ids for t in fresh["trial_id"]), bool, len(fresh))
+        if not again.any():  # the usual case: new trials, appended as they are
+            if fresh["trial_id"].is_unique:
+                return pd.concat([stored, fresh], ignore_index=True)
+            return pd.concat([stored, _last_attempts(fresh)], ignore_index=True)
+        # A journaled row of a stored trial: the same attempt (flushed meanwhile) or a new
+        # one (--retry-failed). The last attempt of each trial wins.
+        known = pd.MultiIndex.from_frame(stored[["trial_id", "started_at"]])
+        fresh = fresh[~pd.MultiIndex.from_frame(fresh[["trial_id", "started_at"]]).isin(known)]
         if not len(fresh):
             return stored
-        both = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
-        both = both.sort_values(["finished_at", "trial_id"], kind="stable")
-        return both.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
+        return _last_attempts(pd.concat([stored, fresh], ignore_index=True))
+
+    def _stored_ids(self, stored: pd.DataFrame) -> set[str]:
+        """The trial ids of the Parquet table (kept with it)."""
+        cached = self._ids
+        if cached is None or cached[0] is not stored:
+            cached = (stored, set(stored["trial_id"].tolist()))
+            self._ids = cached
+        return cached[1]
 
     def curves(self) -> pd.DataFrame:
         """Every intermediate report (Parquet and journal), sorted by trial and step."""
@@ -292,6 +310,12 @@ class SweepFolder:
         """Trials journaled and not yet in Parquet (as of the last ``trials`` call)."""
         return sum(len(rows) for path, (_, rows) in self._tail.files.items()
                    if path.rpartition("/")[2].startswith("journal-"))
+
+
+def _last_attempts(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: the attempt that finished last."""
+    df = df.sort_values(["finished_at", "trial_id"], kind="stable")
+    return df.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
 
 
 def _times(values: pd.Series) -> pd.Series:

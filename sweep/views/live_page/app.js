@@ -10,7 +10,7 @@
   const crumbs = document.getElementById("crumbs");
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
   // What the page shows, for tests and the curious (window.sweepDashboard in a console).
-  const stats = { view: null, version: null, updates: 0, rows: 0, curvePoints: 0,
+  const stats = { view: null, version: null, updates: 0, trials: 0, rows: 0, curvePoints: 0,
                   curveTraces: 0, figures: 0, loadedAt: Date.now(), lastError: null };
   window.sweepDashboard = stats;
 
@@ -295,6 +295,7 @@
 
     function renderSummary(s) {
       document.title = s.name + " \u2014 sweep dashboard";
+      stats.trials = s.trials;
       fill(head, 
         el("h1", null, s.name, " ", badge(s.state)),
         el("p", { class: "sub" },
