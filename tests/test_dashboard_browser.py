@@ -68,6 +68,16 @@ async def _watch_live(tmp_path: Path) -> dict:
             assert stages.startswith("8 of 40") and "1 running" in stages
             figures = await page.eval("document.querySelectorAll('.js-plotly-plot').length")
             assert figures >= 2 + 5 + 1  # best, curves, one per parameter, parcoords
+            # A narrower window: the figures keep their height (they once collapsed).
+            heights = ("Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => "
+                       "[d.id, Math.round(d.getBoundingClientRect().height)])")
+            before = await page.eval(heights)
+            await page.send("Emulation.setDeviceMetricsOverride", width=900, height=700,
+                            deviceScaleFactor=1, mobile=False)
+            await asyncio.sleep(1.0)
+            assert await page.eval(heights) == before
+            assert dict(before)["fig-curves"] == 480
+            await page.send("Emulation.clearDeviceMetricsOverride")
             note = "document.querySelector('#fig-importance').parentNode.parentNode.textContent"
             await page.wait(f"{note}.includes('needs 8 ranked trials (7 so far)')")
             driver.trial(0)  # the eighth: importance is fitted, and drawn without a reload

@@ -198,3 +198,16 @@ def test_the_importance_command_needs_a_metric(tmp_path, capsys):
         "metric: {name: loss, goal: minimize}\n", ""))
     assert main(["importance", str(tmp_path / "results" / "demo")]) == 2
     assert "has no metric" in capsys.readouterr().err
+
+
+def test_a_constant_that_differs_by_stage_is_named():
+    df = table(120, 2, lambda t: t["params.x0"] + (t["stage"] == 1) * 2.0)
+    df.loc[60:, "stage"] = 1
+    df["metrics.y"] = df["params.x0"] + (df["stage"] == 1) * 2.0
+    df["params.epochs"] = np.where(df["stage"] == 1, 15, 3)
+    scales = {**linear(2), "epochs": "constant"}
+    imp = importance(df, "y", "minimize", scales, **FAST)
+    assert any("epochs differs by stage (stage 0: 3; stage 1: 15)" in n for n in imp.notes)
+    assert imp.fit_r2 < 0.5  # the stage's effect is what the parameters cannot explain
+    within = importance(df, "y", "minimize", scales, stages=[1], **FAST)
+    assert not any("differs by stage" in n for n in within.notes) and within.fit_r2 > 0.8

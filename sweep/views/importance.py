@@ -350,6 +350,10 @@ def fanova(rows: pd.DataFrame, params: Sequence[Param], *, metric: str | None = 
                       trees, r2, tuple(notes))
 
 
+def _stages(stages: Sequence[Any]) -> str:
+    return ("stage " if len(stages) == 1 else "stages ") + ", ".join(map(str, stages))
+
+
 def _with_notes(imp: Importance, notes: list[str]) -> Importance:
     return Importance(imp.metric, imp.goal, imp.params, imp.pairs, imp.trials, imp.ranked,
                       imp.resamples, imp.trees, imp.fit_r2, tuple(notes))
@@ -369,6 +373,11 @@ def importance(df: pd.DataFrame, metric: str, goal: str = "minimize",
             df = df[df["stage"].isin(list(stages))]
         data = prepare(df, metric, goal, scales or {})
     notes = list(data.notes)
+    for name, by_stage in data.constants.items():
+        if len(by_stage) > 1:
+            runs = "; ".join(f"{_stages(stages)}: {value}" for stages, value in by_stage)
+            notes.append(f"{name} differs by stage ({runs}), and is no parameter here: its "
+                         f"effect is unexplained (--stage S looks within one stage)")
     imp = fanova(data.ranked, data.params, metric=data.metric, goal=goal,
                  ranked=len(data.ranked), **options)
     return _with_notes(imp, [*notes, *imp.notes]) if notes else imp

@@ -574,9 +574,11 @@ def _optuna(params: dict, cols: dict, y: np.ndarray) -> tuple[dict[str, float], 
 # ------------------------------------------------------------------ screenshots
 
 
-def take_shots(folder: str) -> None:
-    """The README's screenshots: a demo root (a coarse-to-fine sweep with trials running,
-    a finished one, one with an unreadable stage file) in headless Chromium."""
+def take_shots(folder: str, real_root: str | None = None) -> None:
+    """The README's screenshots: a real results root when given (its first sweep is the
+    one shown), beside a demo root (a finished sweep, one with an unreadable stage file,
+    and without a real root a coarse-to-fine sweep with trials running), in headless
+    Chromium."""
     from sweep.cli import sweep_meta
     from sweep.views.dashboard_server import DashboardServer
     from tests.cdp import Browser
@@ -584,16 +586,24 @@ def take_shots(folder: str) -> None:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="sweep-dash-shots-"))
-    main = FakeDriver(str(root), name="mlp-digits", first=240, second=60,
-                      flush_every=10**6, seed=3)
-    main.run(first=240, second=40)
-    main.store.flush_every = 10**6
-    for i in range(3):  # running: reported steps, no result yet
-        main.report(f"s1-running-{i}", 1, [1, 2, 3], 0.4 + 0.2 * i)
+    roots = [str(root)]
+    if real_root:
+        from sweep.views.results_source import list_sweeps
+
+        roots.insert(0, real_root)
+        shown = list_sweeps(real_root)[0]
+    else:
+        shown = "mlp-digits"
+        main = FakeDriver(str(root), name=shown, first=240, second=60, flush_every=10**6,
+                          seed=3)
+        main.run(first=240, second=40)
+        main.store.flush_every = 10**6
+        for i in range(3):  # running: reported steps, no result yet
+            main.report(f"s1-running-{i}", 1, [1, 2, 3], 0.4 + 0.2 * i)
     FakeDriver(str(root), name="resnet-lr", first=24, second=8, seed=5).run(24, 8)
     old = FakeDriver(str(root), name="old-sweep", first=12, second=4, seed=7).run(12, 4)
     old.store.write_text("stages/stage-1.json", "{truncated")
-    server = DashboardServer([str(root)], port=0, describe=sweep_meta, poll=0.5)
+    server = DashboardServer(roots, port=0, describe=sweep_meta, poll=0.5)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     stats = "window.sweepDashboard"
@@ -601,16 +611,19 @@ def take_shots(folder: str) -> None:
     async def shoot() -> None:
         async with Browser(root / "profile", width=1400, height=900) as page:
             await page.goto(f"{base}/")
-            await page.wait(f"{stats} && {stats}.rows === 3")
+            await page.wait(f"{stats} && {stats}.rows === 3")  # the shown one and two demos
             await page.screenshot(out / "dashboard-list.png", 1400, 420)
-            await page.goto(f"{base}/sweep/mlp-digits")
+            await page.goto(f"{base}/sweep/{shown}")
             await page.wait(f"{stats} && {stats}.updates >= 1 && "
                             "document.querySelector('#fig-importance .main-svg')", 120)
             await asyncio.sleep(1.0)
             await page.screenshot(out / "dashboard-sweep.png", 1400, 2600)
-            child = await page.eval("document.querySelector('#trials tbody tr[data-trial^=s1]')"
-                                    ".dataset.trial")
-            await page.goto(f"{base}/sweep/mlp-digits/trial/{child}")
+            # A refined trial (one with a parent link) when there is one.
+            child = await page.eval(
+                "(Array.from(document.querySelectorAll('#trials tbody tr')).find(tr => "
+                "tr.querySelector('td:last-child a')) || document.querySelector("
+                "'#trials tbody tr')).dataset.trial")
+            await page.goto(f"{base}/sweep/{shown}/trial/{child}")
             await page.wait(f"{stats} && {stats}.view === 'trial' && {stats}.updates >= 1 && "
                             "document.querySelector('#fig-trial-curve .main-svg')")
             await asyncio.sleep(0.5)
@@ -635,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "all", "_page"))
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(REPO / "docs"), help="shots: where to write")
+    parser.add_argument("--root", default=None,
+                        help="shots: a real results root whose first sweep is shown")
     parser.add_argument("--trials", type=int, default=None,
                         help="latency: trials stored (20); big: trials (1,000,000); "
                              "throughput: trials per run (300,000)")
@@ -662,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n[importance]")
         bench_importance([int(s) for s in args.sizes.split(",")])
     if args.what == "shots":
-        take_shots(args.out)
+        take_shots(args.out, args.root)
     return 0
 
 

@@ -113,6 +113,9 @@
     slot.div.style.display = "";
     slot.note.style.display = "none";
     const layout = Object.assign({}, fig.layout || {}, { uirevision: "keep", autosize: true });
+    // The width follows the window; the height is the figure's own (autosize would take
+    // the container's, which is whatever the figure last left there).
+    slot.div.style.height = (layout.height || 450) + "px";
     Plotly.react(slot.div, fig.data || [], layout, PLOT_CONFIG);
     slot.drawn = true;
   }
