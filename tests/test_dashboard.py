@@ -20,6 +20,7 @@ import pytest
 from sweep.cli import _dashboard_roots, sweep_meta
 from sweep.views.dashboard_server import DashboardServer, is_loopback
 from tests.fake_sweep import FakeDriver
+from tests.test_s3 import results_root, s3  # noqa: F401 - s3: the moto server fixture
 
 
 def get(server: DashboardServer, path: str, headers: dict | None = None,
@@ -300,3 +301,24 @@ def test_a_sweep_run_from_python_is_described(tmp_path):
     meta = sweep_meta(text, "spec.yaml")
     assert meta.metric == "loss" and meta.scales["lr"] == "log"
     assert [s.planned for s in meta.stages] == [40, 10]
+
+
+def test_an_object_store_root(serve, request):
+    """s3:// (a local moto server): trials shipped to the bucket before any Parquet flush
+    are shown, and counted once after it."""
+    bucket = request.getfixturevalue("s3")
+    root = results_root(bucket, "live", "demo")
+    driver = FakeDriver(root, flush_every=10**6)
+    driver.store.ship_seconds = 0.0  # ship every result to the bucket at once
+    for _ in range(5):
+        driver.trial(0)
+    server = serve(root)
+    _, data, _ = get(server, "/api/sweeps")
+    assert data["roots"][0]["error"] is None, data
+    summary = wait_for(lambda: (s := get(server, "/api/sweeps/demo")[1])["trials"] == 5 and s)
+    assert summary["location"].startswith("s3://sweep-results/live/demo")
+    _, figs, _ = get(server, "/api/sweeps/demo/figures")
+    assert figs["curves"] is not None  # the reports were shipped too
+    driver.store.flush()
+    wait_for(lambda: get(server, "/api/sweeps/demo")[1]["pending"] == 0)
+    assert get(server, "/api/sweeps/demo")[1]["trials"] == 5
