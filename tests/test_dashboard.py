@@ -173,6 +173,7 @@ def test_bad_input_is_shown_for_its_sweep_and_the_rest_keeps_serving(tmp_path, s
     again = wait_for(lambda: (s := get(server, "/api/sweeps/bad")[1])["trials"] == 17 and s)
     assert not any("part-garbage.parquet" in p for p in again["problems"])
 
+    assert get(server, "/api/sweeps/elsewhere/table?order=latest")[1]["total"] == 15  # watched
     shutil.rmtree(other)  # a root that disappears
     time.sleep(0.2)
 
@@ -187,7 +188,7 @@ def test_bad_input_is_shown_for_its_sweep_and_the_rest_keeps_serving(tmp_path, s
     assert by_key["good"]["trials"] == 15 and by_key["good"]["state"] != "error"
     assert get(server, "/api/sweeps/good/figures")[0] == 200
     status, page, _ = get(server, "/api/sweeps/elsewhere/table?order=latest")
-    assert status == 200 and page["total"] == 15  # what was read before is still shown
+    assert status == 200 and page["total"] == 15  # what its page showed is still shown
 
 
 def test_a_sweep_being_compacted_is_read_whole(tmp_path, serve):
@@ -322,3 +323,25 @@ def test_an_object_store_root(serve, request):
     driver.store.flush()
     wait_for(lambda: get(server, "/api/sweeps/demo")[1]["pending"] == 0)
     assert get(server, "/api/sweeps/demo")[1]["trials"] == 5
+
+
+def test_the_list_alone_keeps_summaries_not_tables(tmp_path, serve):
+    driver = FakeDriver(str(tmp_path), flush_every=10**6)
+    for _ in range(6):
+        driver.trial(0)
+    FakeDriver(str(tmp_path), name="other").run(first=10, second=2)
+    server = serve(tmp_path)
+    _, data, _ = get(server, "/api/sweeps")
+    assert {s["key"]: s["trials"] for s in data["sweeps"]} == {"demo": 6, "other": 12}
+    watches = {w.key: w for w in server.catalog.sweeps()}
+    assert all(w.snapshot.data is None for w in watches.values())  # let go
+    assert {s["key"]: s["trials"] for s in get(server, "/api/sweeps")[1]["sweeps"]} == {
+        "demo": 6, "other": 12}  # the summaries stay
+    driver.report("s0-live", 0, [1, 2], 1.0)  # a change: read again, summary right
+    wait_for(lambda: get(server, "/api/sweeps")[1]["sweeps"][0]["stages"][0]["running"])
+    assert get(server, "/api/sweeps")[1]["sweeps"][0]["trials"] == 6
+    # Opening the sweep's page brings its table back, and keeps it.
+    _, figs, _ = get(server, "/api/sweeps/demo/figures")
+    assert figs["best"] is not None and watches["demo"].snapshot.data is not None
+    get(server, "/api/sweeps")
+    assert watches["demo"].snapshot.data is not None and watches["other"].snapshot.data is None

@@ -256,8 +256,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _api(self, parts: list[str], query: dict[str, list[str]]) -> None:
         catalog = self.dash.catalog
         if not parts:
-            sweeps = [w.cached("summary", lambda _, w=w: payloads.summary(w))
-                      for w in catalog.sweeps()]
+            sweeps = []
+            for w in catalog.sweeps():
+                sweeps.append(w.cached("summary", lambda _, w=w: payloads.summary(w)))
+                w.release_if_idle()
             self._json({"roots": [{"root": r, "error": catalog.root_errors().get(r)}
                                   for r in catalog.roots],
                         "sweeps": sweeps, "poll": self.dash.poll})
@@ -267,6 +269,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"no sweep {parts[0]!r} under the roots")
             return
         rest = parts[1:]
+        watch.touch()
         if not rest:
             since = query.get("since", [""])[0]
             snap = watch.current()

@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -42,6 +44,7 @@ Describe = Callable[[str, str], SweepMeta]  # (spec text, where it is) -> what v
 THROTTLE = 4.0
 IMPORTANCE_EVERY = 15.0  # seconds between fits of one sweep (at least)
 IMPORTANCE_SHARE = 0.1  # and at most this share of a core spent refitting it
+HOLD_SECONDS = 120.0  # a sweep's table is kept this long after its page last asked
 
 
 @dataclass
@@ -87,6 +90,34 @@ class SweepWatch:
         self._spent = 0.0  # seconds spent building payloads of the current version
         self.importance: tuple[Importance, float, int, float] | None = None  # +at, n, secs
         self.importance_busy = False
+        self._looked_at = -math.inf  # never: the list alone does not keep the table
+        self._released = False
+        self._reload = False  # read the table again although the folder did not change
+
+    def touch(self) -> None:
+        """Someone looks at this sweep's page: keep its table (read it again if it was
+        let go)."""
+        self._looked_at = time.monotonic()
+        if self._released:
+            with self._lock:
+                self._released = False
+                self._reload = True
+                self._next = 0.0
+
+    def release_if_idle(self) -> None:
+        """Let go of the table of a sweep whose page nobody looked at lately (the list of
+        sweeps keeps its summary): a root of many finished sweeps costs their summaries,
+        not their tables."""
+        if self._released or time.monotonic() - self._looked_at < HOLD_SECONDS:
+            return
+        with self._lock:
+            snap = self.snapshot
+            if snap.data is not None or len(snap.curves):
+                # No keys: whatever changes next, everything is read again.
+                self.snapshot = dataclasses.replace(snap, data=None, curves=pd.DataFrame(),
+                                                    keys=())
+                self.folder.forget()
+            self._released = True
 
     def current(self) -> Snapshot:
         """The latest snapshot, refreshed first when due (waits only for a first read)."""
@@ -122,11 +153,17 @@ class SweepWatch:
         except SweepError as exc:
             self._replace(old, error=str(exc), started=started)
             return
-        if fingerprint == self._fingerprint and old.error is None:
+        unchanged = fingerprint == self._fingerprint and old.error is None
+        reload, self._reload = self._reload, False
+        if unchanged and not reload:
             self._next = time.monotonic() + self.poll
             return
+        if self._released:  # changed: read again (its summary is asked for), let go after
+            self._released = False
         try:
-            snap = self._read(old.version + 1)
+            snap = self._read(old.version + (not unchanged))
+            if unchanged:  # the same files read again: the same versions
+                snap.data_version, snap.curves_version = old.data_version, old.curves_version
         except Exception as exc:  # one sweep's trouble must not stop the page
             log.debug("dashboard: reading %s failed", self.folder.location, exc_info=True)
             self._replace(old, error=f"{type(exc).__name__}: {exc}", started=started)

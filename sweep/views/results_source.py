@@ -140,6 +140,12 @@ class SweepFolder:
         self._listed = False
         self._ids: tuple[pd.DataFrame, set[str]] | None = None
 
+    def forget(self) -> None:
+        """Drop the tables kept between reads (the next read reads everything)."""
+        self._parquet.clear()
+        self._ids = None
+        self._tail = _Tail(self.store.fs, f"{self.store.dir}/.journal")
+
     def _warned(self, message: str) -> None:
         path = message.removeprefix("skipping ").partition(": ")[0]
         self._sticky[message] = path if path != message else ""
