@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import json
@@ -37,10 +38,12 @@ examples:
   sweep status mlp-digits               trials by stage and status
   sweep top mlp-digits -k 10            the best trials
   sweep report mlp-digits -o report.html
+  sweep importance mlp-digits           which parameters matter
+  sweep dashboard                       watch every sweep under ./results in a browser
 
-PATH (status, top, report) is a sweep's results folder (results/mlp-digits), a
-URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results (its free
-text too: "First Sweep").
+PATH (status, top, report, importance) is a sweep's results folder (results/mlp-digits),
+a URI (s3://bucket/prefix/mlp-digits), or a sweep name under ./results (its free text
+too: "First Sweep").
 """
 
 
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_validate_parser, _plan_parser, _run_parser, _status_parser, _top_parser,
-                _report_parser, _submit_parser):
+                _report_parser, _importance_parser, _dashboard_parser, _submit_parser):
         add(sub)
     return parser
 
@@ -153,6 +156,57 @@ def _report_parser(sub: Any) -> None:
                    help="output file (default <folder>-report.html)")
 
 
+def _importance_parser(sub: Any) -> None:
+    p = _command(sub, "importance", "which parameters matter (fANOVA)",
+                 "How much of the metric's variance each parameter explains: alone, and "
+                 "with others (interactions), as fANOVA on a random forest (log parameters "
+                 "in decades, categorical ones as sets of categories), with the spread over "
+                 "bootstrap resamples and the forest's out-of-bag R². Reads the ranked "
+                 "trials stored so far (a running sweep too).\n\nexamples:\n"
+                 "  sweep importance mlp-digits\n"
+                 "  sweep importance results/mlp-digits --stage 0 --format json")
+    p.add_argument("path", help="results folder, URI, or sweep folder under ./results")
+    p.add_argument("--stage", type=int, action="append", default=None, metavar="S",
+                   help="only the trials of stage S (repeat for several; default all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--resamples", type=_positive_int, default=8, metavar="N",
+                   help="bootstrap resamples, each with its own forest (default 8)")
+    p.add_argument("--trees", type=_positive_int, default=16, metavar="N",
+                   help="trees per forest (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _dashboard_parser(sub: Any) -> None:
+    p = _command(sub, "dashboard", "watch sweeps live in a browser",
+                 "Serve a live page of every sweep under the results roots: progress per "
+                 "stage, the best so far over time, the trials (sortable; each with its own "
+                 "page: curve, error, lineage), learning curves, the metric against each "
+                 "parameter, parallel coordinates and parameter importance. It updates while "
+                 "drivers write, without a reload, and never writes into the results.\n\n"
+                 "It listens on 127.0.0.1 (this machine only) unless --host says otherwise; "
+                 "anywhere else it requires a token (printed in the address), since whoever "
+                 "reaches it can read every sweep's parameters, metrics and error texts.\n\n"
+                 "examples:\n  sweep dashboard                         # ./results\n"
+                 "  sweep dashboard mlp-digits              # that sweep's page\n"
+                 "  sweep dashboard s3://bucket/sweeps results --port 8091\n"
+                 "  ssh -L 8090:127.0.0.1:8090 head-node   # then open http://127.0.0.1:8090")
+    p.add_argument("paths", nargs="*", metavar="ROOT|PATH",
+                   help="results roots (folders or URIs) or a sweep's folder (default "
+                        "./results)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
+                        "interface, with a token)")
+    p.add_argument("--port", type=int, default=8090, help="port (default 8090; 0: any)")
+    p.add_argument("--token", default=None,
+                   help="the token to require (default: none on 127.0.0.1, a new random one "
+                        "elsewhere)")
+    p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                   help="how often a watched sweep's folder is looked at (default 1)")
+    p.add_argument("--nice", type=int, default=10, metavar="N",
+                   help="lower this process's priority by N, so that drivers and trials on "
+                        "the same machine go first (default 10; 0 to keep it)")
+
+
 def _submit_parser(sub: Any) -> None:
     p = _command(sub, "submit", "submit a sweep to a Ray cluster as a Ray Job",
                  "Submit `sweep run SPEC` to a Ray cluster as a Ray Job (Ray's job "
@@ -208,13 +262,8 @@ def _load(path: str) -> Any:
 
 
 def _stage_line(spec: Any, stage: Any) -> str:
-    from .plans.fixed import Grid
-
-    space = stage.space(spec.space)
     if stage.plan == "grid":
-        n = len(Grid(space, points=stage.axis_points, values=stage.values))
-        trials = min(n, stage.trials) if stage.truncate and stage.trials else n
-        detail = f"{trials} trials (grid)"
+        detail = f"{_planned(spec, stage)} trials (grid)"
     elif stage.plan == "refine":
         budget = f"{stage.trials} trials" if stage.trials else "full grids"
         source = "the previous stage" if stage.source == "previous" else "all stages"
@@ -396,6 +445,24 @@ def _open_results(path: str) -> tuple[Any, Any]:
     return spec, open_reader(spec, root, folder=folder)
 
 
+def _open_folder(path: str) -> tuple[Any, Any]:
+    """The stored spec and the read-only results folder (``sweep.views.results_source``)
+    of the folder given."""
+    from .spec.sweep_file import loads_spec
+    from .views.results_source import SweepFolder
+
+    root, name = resolve_path(path)
+    folder = SweepFolder(root, name)
+    text = folder.spec_text()
+    if text is None:
+        raise SweepError(f"no sweep results at {path!r}: {folder.location}/spec.yaml is "
+                         f"missing")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return loads_spec(text, source=f"{folder.location}/spec.yaml"), folder
+
+
+
 def _reads_results(command: Any) -> Any:
     """A command that reads a results folder: a folder it cannot read (an unreachable
     endpoint, a lost connection) is one line and exit 2, not a traceback."""
@@ -494,6 +561,121 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_importance(args: argparse.Namespace) -> int:
+    from .views.importance import importance, importance_text
+
+    spec, folder = _open_folder(args.path)
+    if spec.metric is None:
+        raise SweepError(f"sweep {spec.name!r} has no metric: there is nothing for the "
+                         f"parameters to explain")
+    result = importance(folder.trials(), spec.metric.name, spec.metric.goal,
+                        spec.space.scales(), stages=args.stage, resamples=args.resamples,
+                        trees=args.trees, seed=args.seed)
+    for problem in folder.problems:
+        print(f"sweep: warning: {problem}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps({"sweep": spec.name, "stages": args.stage, **result.to_json()},
+                         indent=2))
+    else:
+        print(importance_text(result))
+    return EXIT_OK
+
+
+def sweep_meta(text: str, source: str) -> Any:
+    """What the views need of a stored spec (``sweep.views.results_source.SweepMeta``):
+    name, metric and goal, parameter scales, each stage's plan, planned trials and fixed
+    values. The views cannot read specs themselves (they sit beside ``sweep.spec``)."""
+    from .spec.safe_yaml import load_yaml
+    from .spec.sweep_file import from_dict, loads_spec
+    from .views.results_source import StageInfo, SweepMeta
+
+    doc = load_yaml(text, source)
+    if isinstance(doc, dict) and str(doc.get("objective", "")).startswith("python:"):
+        # A sweep run from Python stores its callable by name, which no file can name
+        # again; the views need no objective.
+        doc = {**doc, "objective": "stored.callable:objective"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = (from_dict(doc, base_dir=".") if isinstance(doc, dict)
+                else loads_spec(text, source=source))
+    stages = tuple(StageInfo(s.index, s.plan, _planned(spec, s), dict(s.fixed))
+                   for s in spec.stages)
+    return SweepMeta(name=spec.name, metric=spec.metric.name if spec.metric else None,
+                     goal=spec.metric.goal if spec.metric else "minimize",
+                     scales=spec.space.scales(), stages=stages)
+
+
+def _planned(spec: Any, stage: Any) -> int | None:
+    """The trials a stage plans, when its plan fixes that in advance."""
+    if stage.plan == "grid":
+        from .plans.fixed import Grid
+
+        n = len(Grid(stage.space(spec.space), points=stage.axis_points, values=stage.values))
+        return min(n, stage.trials) if stage.truncate and stage.trials else n
+    return stage.trials or None
+
+
+def _dashboard_roots(paths: Sequence[str]) -> tuple[list[str], str | None]:
+    """(results roots, the sweep to open first) of the paths given."""
+    roots: list[str] = []
+    first = None
+    for path in paths or ["results"]:
+        local = "://" not in path
+        if local and not os.path.isdir(path) and os.path.isdir(os.path.join("results", path)):
+            path = os.path.join("results", path)
+        if local and os.path.isfile(os.path.join(path, "spec.yaml")):
+            root, name = resolve_path(path)
+            first = first or name
+        else:
+            root = path if not local else os.path.abspath(path)
+        if local and not os.path.isdir(root):
+            raise SweepError(f"{path!r}: no such folder (give a results root, a sweep's "
+                             f"folder, or a sweep name under ./results)")
+        if root not in roots:
+            roots.append(root)
+    return roots, first
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .views.dashboard_server import DashboardServer, is_loopback
+
+    roots, first = _dashboard_roots(args.paths)
+    try:
+        import plotly  # noqa: F401 - the figures
+    except ImportError as exc:
+        raise SweepError(f"sweep dashboard needs plotly: pip install 'sweep[report]' ({exc})"
+                         ) from None
+    if args.nice and hasattr(os, "nice"):
+        # A viewer yields to the driver and the trials on a busy machine (measured: on 2
+        # busy cores a dashboard at normal priority cost the driver ~10 % of its rate).
+        with contextlib.suppress(OSError):
+            os.nice(args.nice)
+    try:
+        server = DashboardServer(roots, host=args.host, port=args.port, describe=sweep_meta,
+                                 token=args.token, poll=max(0.1, args.poll))
+    except OSError as exc:
+        raise SweepError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+                         f" (another dashboard? try --port 0)") from None
+    url = server.url
+    if first:
+        url = url.replace("/?", f"/sweep/{first}?", 1) if "?" in url else url + f"sweep/{first}"
+    print(f"sweep dashboard: {', '.join(roots)}")
+    print(f"  open {url}")
+    if not is_loopback(args.host):
+        print(f"sweep: warning: listening on {args.host}: anyone who reaches this port and has "
+              f"the token can read every sweep's parameters, metrics and error texts under "
+              f"these roots (read-only). Prefer 127.0.0.1 with an SSH tunnel.",
+              file=sys.stderr)
+    print("  read-only; Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return EXIT_OK
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .engine.ray_jobs import submit
 
@@ -504,7 +686,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
-    "top": cmd_top, "report": cmd_report, "submit": cmd_submit,
+    "top": cmd_top, "report": cmd_report, "importance": cmd_importance,
+    "dashboard": cmd_dashboard, "submit": cmd_submit,
 }
 
 

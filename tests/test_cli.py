@@ -96,7 +96,8 @@ def test_validate_describes_the_stopping_rule(tmp_path, capsys):
 
 def test_every_command_has_help_with_an_example(capsys):
     parser = build_parser()
-    commands = ["validate", "plan", "run", "status", "top", "report", "submit"]
+    commands = ["validate", "plan", "run", "status", "top", "report", "importance", "dashboard",
+                "submit"]
     for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])

@@ -34,6 +34,7 @@ SCALES = {
     "epochs": "constant",
 }
 PLOTTED = ["lr", "optimizer", "dropout", "hidden"]
+INSIGHTS = 2  # the best-so-far and importance figures of a sweep with ranked trials
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 HIDDEN = [32, 64, 128, 256]
 TITLE = 'Sweep <script>alert("x")</script> & co'
@@ -154,7 +155,8 @@ def test_report_is_self_contained(report: str) -> None:
     assert not re.search(r"<script[^>]*\bsrc\s*=", report, re.I), "scripts must be inline"
     assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?https?:", report, re.I)
     assert report.count("* plotly.js v") == 1, "plotly.js must be embedded exactly once"
-    assert report.count("Plotly.newPlot(") == len(PLOTTED) + 1  # + parallel coordinates
+    # + parallel coordinates, best so far, importance
+    assert report.count("Plotly.newPlot(") == len(PLOTTED) + 1 + INSIGHTS
 
 
 def test_user_strings_are_escaped(report: str) -> None:
@@ -179,6 +181,30 @@ def test_summary_and_tables(report: str, results: tuple[pd.DataFrame, list[dict]
     assert "Failed or timed out (2)" in report
     assert "CUDA out of memory" in report
     assert "epochs=5" in report  # constants are shown in the summary
+
+
+def test_each_stage_shows_its_own_constants(results: tuple[pd.DataFrame, list[dict]]
+                                            ) -> None:
+    # Stage 1 fixes epochs=15 where stage 0 ran the spec's 5: the header says both.
+    df, boxes = results
+    df = df.assign(**{"params.epochs": np.where(df["stage"] == 1, 15, 5)})
+    text = build_report(df, metric="loss", goal="minimize", scales=SCALES, boxes=boxes)
+    assert "epochs=5 (stage 0), 15 (stage 1)" in text
+    assert "epochs=5," not in text and "epochs=5<" not in text
+    three = pd.concat([df, df[df["stage"] == 1].assign(
+        stage=2, trial_id=lambda t: t["trial_id"] + "-2")])
+    text = build_report(three, metric="loss", goal="minimize", scales=SCALES)
+    assert "epochs=5 (stage 0), 15 (stages 1, 2)" in text
+
+
+def test_the_report_command_shows_each_stages_constants(tmp_path: Path) -> None:
+    from sweep.cli import main
+    from tests.fake_sweep import FakeDriver
+
+    FakeDriver(str(tmp_path / "results")).run(first=12, second=4)  # epochs 3, then 15
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "results" / "demo"), "-o", str(out)]) == 0
+    assert "epochs=3 (stage 0), 15 (stage 1)" in out.read_text()
 
 
 def test_every_param_has_a_plot_with_the_right_axis(report: str) -> None:
@@ -210,6 +236,48 @@ def test_parallel_coordinates(report: str) -> None:
     assert "log10(lr)" in body
     assert '"ticktext":["adam","rmsprop","sgd"]' in body
     assert '"ticktext":["False","True"]' in body
+
+
+def test_best_so_far(report: str, results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    data, layout = _figure(report, "sweep-best")
+    ok = df[(df["status"] == "ok") & np.isfinite(df["metrics.loss"])]
+    by_time = [t for t in data if t["meta"] == "time"]
+    assert [t["name"] for t in by_time] == ["all stages", "stage 0", "stage 1"]
+    assert all(t["visible"] for t in by_time)
+    assert not any(t["visible"] for t in data if t["meta"] == "count")
+    for trace, rows in zip(by_time, [ok, ok[ok.stage == 0], ok[ok.stage == 1]]):
+        y = _values(trace["y"]).astype(float)
+        assert y[-1] == rows["metrics.loss"].min()  # ends at the best
+        assert (np.diff(y) <= 0).all()  # never gets worse
+        in_order = rows.sort_values("finished_at")["metrics.loss"].cummin()
+        assert sorted(set(y)) == sorted(set(in_order))  # a point at each improvement
+    counts = [t for t in data if t["meta"] == "count" and t["name"] == "all stages"]
+    assert _values(counts[0]["x"]).astype(int)[-1] == len(df)  # every trial counted
+    labels = [b["label"] for b in layout["updatemenus"][0]["buttons"]]
+    assert labels == ["by wall time", "by trials finished"]
+
+
+def test_importance_section(report: str) -> None:
+    assert "<h2>Parameter importance</h2>" in report
+    data, layout = _figure(report, "sweep-importance")
+    total, alone = data
+    names = list(total["y"])
+    assert sorted(n.replace("  (log)", "") for n in names) == sorted(PLOTTED)
+    assert "lr  (log)" in names
+    # _loss: lr (in decades) matters most, then the optimizer; most important on top.
+    assert names[-1] == "lr  (log)" and names[-2] == "optimizer"
+    tot, main = _values(total["x"]).astype(float), _values(alone["x"]).astype(float)
+    assert (tot + 1e-9 >= main).all() and tot[-1] > 50
+    assert len(_values(total["error_x"]["array"])) == len(PLOTTED)
+    assert "resamples of 60 trials" in layout["title"]["text"]
+
+
+def test_importance_can_be_left_out(results: tuple[pd.DataFrame, list[dict]]) -> None:
+    df, _ = results
+    text = build_report(df, metric="loss", goal="minimize", scales=SCALES, importance=False)
+    assert "Parameter importance" not in text and "sweep-importance" not in text
+    assert "sweep-best" in text
 
 
 def test_empty_table() -> None:
@@ -316,7 +384,7 @@ def curves_report(with_stops: pd.DataFrame, results: tuple[pd.DataFrame, list[di
 
 def test_learning_curves(curves_report: str, with_stops: pd.DataFrame) -> None:
     assert "<h2>Learning curves</h2>" in curves_report
-    assert curves_report.count("Plotly.newPlot(") == len(PLOTTED) + 2
+    assert curves_report.count("Plotly.newPlot(") == len(PLOTTED) + 2 + INSIGHTS
     data, layout = _figure(curves_report, "sweep-curves")
     lines = [t for t in data if t["name"].startswith("stage ")]
     with_curve = with_stops[with_stops["status"].isin(["ok", "stopped"])]
@@ -378,7 +446,7 @@ def test_no_or_empty_curves(results: tuple[pd.DataFrame, list[dict]],
         text = build_report(df, metric="loss", goal="minimize", scales=SCALES, boxes=boxes,
                             curves=curves, rungs=RUNGS)
         assert "Learning curves" not in text and "sweep-curves" not in text
-        assert text.count("Plotly.newPlot(") == len(PLOTTED) + 1
+        assert text.count("Plotly.newPlot(") == len(PLOTTED) + 1 + INSIGHTS
     other = make_curves(with_stops).drop(columns=["metrics.loss"])
     text = build_report(df, metric="loss", goal="minimize", scales=SCALES, curves=other)
     assert "Learning curves" not in text
@@ -510,6 +578,7 @@ _PROBE = """<script>
             mainSvg: d.querySelectorAll("svg.main-svg").length,
             traces: (d._fullData || []).length,
             points: d.querySelectorAll(".scatterlayer .point").length,
+            bars: d.querySelectorAll(".barlayer .point").length,
             rects: d.querySelectorAll(".shapelayer path").length,
             parcoordsAxes: d.querySelectorAll(".parcoords .y-axis").length,
             canvases: d.querySelectorAll("canvas").length
@@ -651,13 +720,17 @@ def test_report_renders_in_headless_chromium(report: str, tmp_path: Path) -> Non
     probe = json.loads(html.unescape(m.group(1)))
     assert probe["errors"] == [], probe["errors"]
     figures = {f["id"]: f for f in probe["figures"]}
-    assert len(figures) == len(PLOTTED) + 1, figures
+    assert len(figures) == len(PLOTTED) + 1 + INSIGHTS, figures
     for fid, fig in figures.items():
         assert fig["mainSvg"] >= 1, f"{fid} did not render: {fig}"
         if fid == "sweep-parcoords":
             # stage + 4 params + metric axes, lines drawn with WebGL on canvases.
             assert fig["parcoordsAxes"] == len(PLOTTED) + 2, fig
             assert fig["canvases"] >= 1, fig
+        elif fid == "sweep-importance":
+            assert fig["bars"] == 2 * len(PLOTTED), fig  # total and alone, per parameter
+        elif fid == "sweep-best":
+            assert fig["traces"] == 2 * 3 and fig["points"] >= 3, fig  # all, stage 0, 1
         else:
             assert fig["points"] >= 40, fig
     assert figures["sweep-param-0"]["rects"] == 2  # lr: the two refine boxes
@@ -696,7 +769,9 @@ def test_curves_and_no_metric_reports_render(which: str, request: pytest.Fixture
     probe = json.loads(html.unescape(m.group(1)))
     assert probe["errors"] == [], probe["errors"]
     figures = {f["id"]: f for f in probe["figures"]}
-    assert len(figures) == len(PLOTTED) + 2, figures  # + curves + parallel coordinates
+    # + curves + parallel coordinates (+ best so far and importance, with a metric)
+    extra = INSIGHTS if which == "curves_report" else 0
+    assert len(figures) == len(PLOTTED) + 2 + extra, figures
     for fid, fig in figures.items():
         assert fig["mainSvg"] >= 1 and fig["traces"] >= 1, f"{fid} did not render: {fig}"
     data, _ = _figure(report, "sweep-curves")

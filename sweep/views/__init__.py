@@ -1,6 +1,8 @@
-"""Views of a results table: text tables (``tables``), the offline HTML page (``html``)
-and its figures (``figures``). Records and frames in, text or HTML out; they never run
-or write a sweep.
+"""Views of a results table: text tables (``tables``), the offline HTML page (``html``),
+its figures (``figures``, ``insight_figures``), parameter importance (``importance`` on
+the numpy forest of ``forest``), and the live dashboard (``dashboard_server`` serving
+``live_page`` from ``live_state`` snapshots and ``live_payloads``). They read results
+only through ``results_source``; they never run or write a sweep.
 
 Example:
     >>> from sweep.views import top_table

@@ -196,7 +196,7 @@ class ReportData:
     metric_col: str | None
     goal: str
     params: list[Param]
-    constants: dict[str, Any]
+    constants: dict[str, list[tuple[list[Any], Any]]]  # name -> [(stages, value)]
     stages: list[Any]
     ranked: pd.DataFrame
     unranked: pd.DataFrame

@@ -6,6 +6,9 @@ is drawn from inline JSON, and nothing is fetched from the network. The report h
 
 * a summary: sweep name, trials by stage and status, the best trial;
 * the best trial of each stage and the overall top 10;
+* the best metric so far over wall time and over trials finished, per stage;
+* the parameters' importance (``sweep.views.importance``: fANOVA, alone and with
+  interactions, with its spread over resamples);
 * the learning curves, when a curves table is given (one line per trial, trials stopped
   early faded, the stopping rule's rungs dotted; at most ``max_curves`` lines);
 * one scatter per non-constant parameter of the objective metric against that parameter
@@ -50,25 +53,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ..core.metric import GOALS, Metric
-from ..core.ranking import rank
-from ..core.ranking import unranked as unranked_trials
 from ..core.records import STATUSES
 from .figures import (
     DASH,
     MAX_CURVES,
     MAX_POINTS,
     METRIC_PREFIX,
-    PARAM_PREFIX,
     TOP_KEPT,
     CurveSet,
     Param,
     ReportData,
     cat_label,
-    cat_sort_key,
     curves_figure,
     distribution_figure,
     esc,
@@ -78,14 +75,14 @@ from .figures import (
     sample_rows,
     scatter_figure,
     select_curves,
-    stage_int,
 )
+from .importance import Importance, fanova
+from .insight_figures import best_so_far_figure, importance_figure
+from .prepare import GOALS, check_scales, prepare
 
 __all__ = ["build_report", "write_report"]
 
-SCALES = ("linear", "log", "categorical", "constant")
 TOP_N = 10
-MAX_METRIC_COLUMNS = 6  # extra metrics shown in the report's tables
 MAX_ERROR_CHARS = 600
 MAX_LISTED = 200  # rows shown in the not-ranked, stopped, failed and finish-order tables
 INSTALL_HINT = "pip install 'sweep[report]'"
@@ -169,138 +166,7 @@ class _Options:
     rungs: Sequence[Mapping[str, Any]]
     max_points: int
     max_curves: int
-
-
-# --------------------------------------------------------------------------- table prep
-
-
-def _infer_scale(series: pd.Series) -> str:
-    try:
-        distinct = series.dropna().nunique()
-    except TypeError:  # unhashable values (lists)
-        return "categorical"
-    if distinct <= 1:
-        return "constant"
-    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-        return "categorical"
-    return "linear"
-
-
-def _check_scales(scales: Mapping[str, str]) -> None:
-    for name, scale in scales.items():
-        if scale not in SCALES:
-            raise ValueError(
-                f"scales[{name!r}]: got {scale!r}, expected one of {', '.join(SCALES)}"
-            )
-
-
-def _plot_scale(name: str, series: pd.Series, scale: str) -> tuple[str, str]:
-    """The scale a numeric-declared parameter can really be drawn with, and why not."""
-    non_null = series.dropna()
-    is_bool = pd.api.types.is_bool_dtype(series) or (
-        len(non_null) > 0 and all(isinstance(v, (bool, np.bool_)) for v in non_null)
-    )
-    numeric = pd.to_numeric(non_null, errors="coerce")
-    if is_bool or numeric.isna().any():
-        return "categorical", f"{name}: values are not numeric; drawn as categorical"
-    if scale == "log" and (numeric <= 0).any():
-        return "linear", f"{name}: has values <= 0; drawn on a linear axis instead of log"
-    return scale, ""
-
-
-def _resolve_params(
-    df: pd.DataFrame, scales: Mapping[str, str], notes: list[str]
-) -> tuple[list[Param], dict[str, Any]]:
-    """The plotted parameters (declared ones first) and the constant ones' values."""
-    _check_scales(scales)
-    in_df = [c[len(PARAM_PREFIX):] for c in df.columns if c.startswith(PARAM_PREFIX)]
-    ordered = [n for n in scales if n in in_df] + [n for n in in_df if n not in scales]
-    params: list[Param] = []
-    constants: dict[str, Any] = {}
-    for name in ordered:
-        column = PARAM_PREFIX + name
-        scale = scales.get(name) or _infer_scale(df[column])
-        if scale == "constant":
-            non_null = df[column].dropna()
-            constants[name] = non_null.iloc[0] if len(non_null) else None
-            continue
-        note = ""
-        if scale in ("linear", "log"):
-            scale, note = _plot_scale(name, df[column], scale)
-        if note:
-            notes.append(note)
-        params.append(Param(name=name, column=column, scale=scale, note=note))
-    return params, constants
-
-
-def _normalise(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every expected column, string trial ids and statuses, int stages."""
-    df = df.reset_index(drop=True)
-    defaults: dict[str, Any] = {
-        "sweep": None, "stage": 0, "trial_id": None, "parent_id": None,
-        "status": "ok", "error": None, "attempts": None, "node": None,
-    }
-    for column, default in defaults.items():
-        if column not in df.columns:
-            df[column] = default
-    trial = df["trial_id"]
-    missing = trial.isna().to_numpy()
-    ids = trial.astype(str).to_numpy(dtype=object)
-    ids[missing] = [f"row{i}" for i in np.flatnonzero(missing)]
-    df["trial_id"] = ids
-    df["status"] = df["status"].where(df["status"].notna(), "?").astype(str)
-    if pd.api.types.is_integer_dtype(df["stage"]):
-        df["stage"] = df["stage"].astype("int64")
-    else:
-        df["stage"] = df["stage"].map(stage_int)
-    return df
-
-
-def _metric_values(df: pd.DataFrame, metric: str | None, notes: list[str]) -> pd.Series:
-    """The metric as float64 (NaN where missing); a note when its column is absent."""
-    column = None if metric is None else METRIC_PREFIX + metric
-    if column is not None and column in df.columns:
-        return pd.to_numeric(df[column], errors="coerce").astype("float64")
-    if column is not None and len(df):
-        present = sorted(c[len(METRIC_PREFIX):] for c in df.columns
-                         if c.startswith(METRIC_PREFIX))
-        notes.append(
-            f"the table has no column {column!r}"
-            + (f" (metrics present: {', '.join(present)})" if present else "")
-            + "; no trial can be ranked"
-        )
-    return pd.Series(np.nan, index=df.index, dtype="float64")
-
-
-def _prepare(df: pd.DataFrame, metric: str | None, goal: str, scales: Mapping[str, str],
-             boxes: Sequence[Mapping[str, Any]]) -> ReportData:
-    notes: list[str] = []
-    df = _normalise(df)
-    df["_metric"] = _metric_values(df, metric, notes)
-    metric_col = None if metric is None else METRIC_PREFIX + metric
-    params, constants = _resolve_params(df, scales, notes)
-    stages = sorted((stage_int(s) for s in pd.unique(df["stage"])), key=cat_sort_key)
-
-    # The one ranking rule of the project (sweep.core.ranking): ok, finite, ties by trial id.
-    if metric is None:
-        ranked = unranked = df.iloc[0:0]
-    else:
-        ranked = rank(df, Metric(metric, goal))
-        unranked = (unranked_trials(df, Metric(metric, goal)) if metric_col in df.columns
-                    else df[df["status"] == "ok"])
-    # "seed": the key of stage files written before anchors were called anchors.
-    anchor_ids = {str(b.get("anchor", b.get("seed"))) for b in boxes
-                  if not is_missing(b.get("anchor", b.get("seed")))}
-    anchor_ids |= set(df["parent_id"].dropna().astype(str))
-    return ReportData(
-        df=df, metric=metric, metric_col=metric_col, goal=goal, params=params,
-        constants=constants, stages=stages, ranked=ranked, unranked=unranked,
-        stopped=df[df["status"] == "stopped"],
-        failed=df[~df["status"].isin(["ok", "stopped"])],
-        extra_metrics=[c for c in df.columns if c.startswith(METRIC_PREFIX)
-                       and c != metric_col][:MAX_METRIC_COLUMNS],
-        anchor_ids=anchor_ids, notes=notes,
-    )
+    importance: bool = True
 
 
 # --------------------------------------------------------------------------- summary
@@ -335,10 +201,18 @@ def _summary_items(data: ReportData) -> list[tuple[str, str]]:
         total = pd.to_numeric(df["duration_s"], errors="coerce").sum()
         items.append(("trial time", f"{total / 3600:.3g} h in total"))
     if data.constants:
-        items.append(
-            ("constants", ", ".join(f"{k}={fmt(v)}" for k, v in data.constants.items()))
-        )
+        items.append(("constants", ", ".join(_constant(k, v) for k, v in
+                                             data.constants.items())))
     return items
+
+
+def _constant(name: str, by_stage: list[tuple[list[Any], Any]]) -> str:
+    """``epochs=3``, or ``epochs=3 (stage 0), 15 (stages 1, 2)`` when stages differ."""
+    if len(by_stage) == 1:
+        return f"{name}={fmt(by_stage[0][1])}"
+    parts = [f"{fmt(value)} ({'stage' if len(stages) == 1 else 'stages'} "
+             f"{', '.join(fmt(s) for s in stages)})" for stages, value in by_stage]
+    return f"{name}={', '.join(parts)}"
 
 
 def _counts_table(data: ReportData) -> str:
@@ -553,6 +427,35 @@ def _parcoords_section(page: _Page, data: ReportData, opts: _Options) -> None:
              page.figure(fig, "sweep-parcoords", "parcoords"))
 
 
+def _best_so_far_section(page: _Page, data: ReportData) -> None:
+    page.add("<h2>Best so far</h2>",
+             "<p>The best ranked trial so far, over the whole sweep and within each stage; "
+             "the buttons switch between wall time and the count of finished trials.</p>",
+             page.figure(best_so_far_figure(page.go, data), "sweep-best", "best"))
+
+
+def _importance_section(page: _Page, data: ReportData) -> None:
+    imp: Importance = fanova(data.ranked, data.params, metric=data.metric, goal=data.goal)
+    fig = importance_figure(page.go, imp)
+    page.add("<h2>Parameter importance</h2>",
+             f"<p>How much of {esc(data.metric)}'s variance each parameter explains "
+             "(fANOVA on a random forest: log parameters in decades, categorical ones as "
+             "sets of categories): the light bar alone and with others, the dark bar alone "
+             "(what Optuna's default evaluator shows); whiskers are the spread over "
+             "resamples of the trials.</p>")
+    if fig is not None:
+        page.add(page.figure(fig, "sweep-importance", "importance"))
+    pairs = [q for q in imp.pairs if q.value >= 0.01]
+    if pairs:
+        page.add("<h3>Interactions</h3>", _table(
+            ["parameters", "share of variance beyond both alone"],
+            [[f"{q.a} x {q.b}", f"{100 * q.value:.1f}% ± {100 * q.std:.1f}"] for q in pairs],
+            "pairs"))
+    if imp.notes:
+        page.add('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in imp.notes)
+                 + "</ul>")
+
+
 def _curves_section(page: _Page, data: ReportData, curves: CurveSet | None,
                     opts: _Options) -> None:
     if curves is None:
@@ -622,6 +525,9 @@ def _body(page: _Page, data: ReportData, title: str, opts: _Options) -> None:
         _curves_section(page, data, curves, opts)
     else:
         page.add('<div class="scroll">' + _best_tables(data) + "</div>")
+        _best_so_far_section(page, data)
+        if opts.importance:
+            _importance_section(page, data)
         _curves_section(page, data, curves, opts)
         _scatter_sections(page, data, opts)
         page.add(_boxes_table(opts.boxes))
@@ -658,6 +564,7 @@ def build_report(
     rungs: Sequence[Mapping[str, Any]] | None = None,
     max_points: int = MAX_POINTS,
     max_curves: int = MAX_CURVES,
+    importance: bool = True,
 ) -> str:
     """Render a sweep's results table as one self-contained, offline HTML document.
 
@@ -681,6 +588,8 @@ def build_report(
         max_points: the most trials one scatter or the parallel coordinates draw (the best
             1,000 and a uniform sample of the rest; the figure title says so).
         max_curves: the most learning curves drawn (the best third and a sample).
+        importance: draw the parameters' importance (fANOVA, ``sweep.views.importance``;
+            a few seconds on large sweeps, which are sampled to 2,000 trials).
 
     Returns:
         The HTML text; plotly's JavaScript is embedded once, so no network is needed.
@@ -706,14 +615,14 @@ def build_report(
         metric = metric[len(METRIC_PREFIX):]
     opts = _Options(boxes=[dict(b) for b in boxes or []], curves=curves,
                     rungs=list(rungs or []), max_points=max(1, int(max_points)),
-                    max_curves=max(1, int(max_curves)))
+                    max_curves=max(1, int(max_curves)), importance=importance)
     page = _Page(go)
     if df is None or len(df) == 0:
-        _check_scales(scales or {})
+        check_scales(scales or {})
         page.add(f"<h1>{esc(title)}</h1>",
                  _message("The results table is empty: no trial has run yet."))
     else:
-        _body(page, _prepare(df, metric, goal, scales or {}, opts.boxes), title, opts)
+        _body(page, prepare(df, metric, goal, scales or {}, opts.boxes), title, opts)
     return _document(title, page, get_plotlyjs)
 
 
