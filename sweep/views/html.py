@@ -55,6 +55,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.metric import GOALS
 from ..core.records import STATUSES
 from .figures import (
     DASH,
@@ -78,7 +79,7 @@ from .figures import (
 )
 from .importance import Importance, fanova
 from .insight_figures import best_so_far_figure, importance_figure
-from .prepare import GOALS, check_scales, prepare
+from .prepare import check_scales, prepare
 
 __all__ = ["build_report", "write_report"]
 

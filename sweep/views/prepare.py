@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.metric import GOALS, Metric
+from ..core.metric import Metric
 from ..core.ranking import rank
 from ..core.ranking import unranked as unranked_trials
 from .figures import (
@@ -34,7 +34,7 @@ from .figures import (
     stage_int,
 )
 
-__all__ = ["GOALS", "SCALES", "check_scales", "normalise", "prepare", "resolve_params"]
+__all__ = ["SCALES", "check_scales", "normalise", "prepare", "resolve_params"]
 
 SCALES = ("linear", "log", "categorical", "constant")
 MAX_METRIC_COLUMNS = 6  # extra metrics shown in the views' tables
