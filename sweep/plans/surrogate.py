@@ -16,6 +16,13 @@ How it works
   axis (a per-axis fit on so few points picks irrelevant axes by chance); from then on
   each axis has its own, started from the shared one. Refitted at every result early
   on, then each time the data has grown by a tenth;
+* a bounded model (``cap``, default ``CAP`` = 256 observations): up to the cap the model
+  is conditioned on every observation (exact); beyond it, on a subset of ``cap`` (the
+  best half by target, a space-filling sample of the rest chosen by greedy maximin
+  distance, and every observation told since that sample was drawn, redrawn every
+  ``cap // 8`` observations), and each hyperparameter optimisation starts only from the
+  last fit (warm). A fit and a proposal then cost what they cost at the cap, at 5,000
+  or 10,000 trials (``tests/bench/ask_cost.py``);
 * targets: the losses (``Metric.loss``), with failed, timed-out and NaN trials counted
   as the worst value seen, capped at their 75th percentile and standardised
   (``transform``), so divergent runs and cliffs cannot dominate the scale while good
@@ -57,6 +64,9 @@ TRANSFORMS = ("q75", "median", "standard", "copula")
 # Discrete numeric axes up to this many values are snapped to their cells while the
 # acquisition is maximised (so the model scores the config that will run).
 _SNAP_LIMIT = 512
+# Observations the model is conditioned on at most (see the module's text): a fit costs
+# O(CAP^3) and scoring a candidate O(CAP^2) whatever the history.
+CAP = 256
 _SQRT5 = math.sqrt(5.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -320,23 +330,29 @@ class GP:
         grad[g + 1] += dn / 4.0
         return nll, grad
 
-    def fit(self, X: np.ndarray, y: np.ndarray, optimise: bool, ard: bool) -> None:
+    def fit(self, X: np.ndarray, y: np.ndarray, optimise: bool, ard: bool,
+            warm: bool = False) -> None:
         """Condition on (X, y); with ``optimise``, refit the hyperparameters first: one
         length scale shared by every axis, then (with ``ard``) one per axis, started
-        from the shared one and from the last fit."""
+        from the shared one and from the last fit. ``warm``: each optimisation starts
+        from the last fit only (a third of the cost; for a model already fitted on
+        data much like this)."""
         self.X, self.y = X, y
         if optimise and len(y) >= 2:
             S = np.stack([_sqdist(X[:, cols], X[:, cols]) for cols in self.groups])
             g = len(self.groups)
             shared = [self.tied]
-            for log_ls in (self.prior_mu - math.log(2.0), math.log(0.25)):
-                shared.append(np.array([log_ls, 0.0, math.log(1e-3)]))
+            if not warm:
+                for log_ls in (self.prior_mu - math.log(2.0), math.log(0.25)):
+                    shared.append(np.array([log_ls, 0.0, math.log(1e-3)]))
             tied = self._minimise(shared, S.sum(axis=0)[None], y, 1)
             if tied is not None:
                 self.tied = tied
             broadcast = np.concatenate([np.full(g, self.tied[0]), self.tied[1:]])
             if ard and g > 1:
                 starts = [broadcast] + ([self.theta] if self.ard else [])
+                if warm and self.ard:
+                    starts = [self.theta]
                 full = self._minimise(starts, S, y, g)
                 self.theta = full if full is not None else broadcast
             else:
@@ -443,6 +459,46 @@ class GP:
         return self._k(C, self.X, ls, sf2) @ self.alpha
 
 
+class _Rows:
+    """Feature rows in a growing array (appending is amortised O(width))."""
+
+    def __init__(self, width: int):
+        self._data = np.zeros((64, width))
+        self._n = 0
+
+    def append(self, row: np.ndarray) -> None:
+        if self._n == len(self._data):
+            self._data = np.vstack([self._data, np.zeros_like(self._data)])
+        self._data[self._n] = row
+        self._n += 1
+
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def _maximin(X: np.ndarray, chosen: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` indices of ``pool``, each in turn the row of ``X`` farthest from the
+    rows chosen so far (``chosen`` first): a space-filling sample (greedy maximin;
+    ties to the lowest index, so it is deterministic)."""
+    if k <= 0 or len(pool) == 0:
+        return np.zeros(0, dtype=int)
+    P = X[pool]
+    if len(chosen):
+        d = np.min(_sqdist(P, X[chosen]), axis=1)
+    else:
+        d = np.full(len(pool), np.inf)
+    out = []
+    for _ in range(min(k, len(pool))):
+        i = int(np.argmax(d))
+        out.append(pool[i])
+        d = np.minimum(d, np.sum((P - P[i]) ** 2, axis=1))
+        d[i] = -1.0
+    return np.asarray(out, dtype=int)
+
+
 def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     a = np.sum(A * A, axis=1)[:, None]
     b = np.sum(B * B, axis=1)[None, :]
@@ -516,6 +572,8 @@ class Surrogate:
         transform: targets: 'q75' (default), 'median', 'standard' or 'copula'.
         ard_after: observations from which each axis has its own length scale
             (default 2 x dimensions).
+        cap: observations the model is conditioned on at most (default ``CAP``;
+            beyond, a subset: see the module's text).
 
     Example:
         ``model.tell(records); model.pend(params); model.expected_improvement(rows)``
@@ -524,7 +582,7 @@ class Surrogate:
 
     def __init__(self, space: Space, metric: Metric, *, stage: int = 0,
                  sources: Sequence[int] | None = None, history: str = "joint",
-                 transform: str = "q75", ard_after: int | None = None):
+                 transform: str = "q75", ard_after: int | None = None, cap: int = CAP):
         for key, value, allowed in (("history", history, HISTORY),
                                     ("transform", transform, TRANSFORMS)):
             if value not in allowed:
@@ -538,18 +596,27 @@ class Surrogate:
         self.transform = transform
         self.encoder = Encoder(space)
         self.ard_after = 2 * len(space.dims) if ard_after is None else int(ard_after)
+        if cap < 16:
+            raise ValueError("cap must be >= 16")
+        self.cap = int(cap)
         self.gp: Any = GP(self.encoder.groups, self.encoder.width)
         # Observations: feature row, loss (+inf = failed), stage, trial id, params.
-        self._X: list[np.ndarray] = []
+        self._rows = _Rows(self.encoder.width)
         self._v: list[float] = []
         self._stage_of: list[int] = []
         self._obs_index: dict[Any, int] = {}
         self._ids: list[str] = []
         self._params: list[Config] = []
         self._pending: dict[Any, np.ndarray] = {}
+        self._finite = 0  # observations with a finite loss
+        self._earlier = 0  # observations of earlier stages
         self._fitted_at = -1
         self.optimisations = 0  # hyperparameter optimisations so far
         self._dirty = True
+        # Beyond the cap: the space-filling part of the subset, and the number of
+        # observations when it was drawn (every one told since is in the model).
+        self._spread: np.ndarray = np.zeros(0, dtype=int)
+        self._spread_at = -1
 
     # ---------------------------------------------------------------- telling
 
@@ -574,14 +641,17 @@ class Surrogate:
             slot = (r.stage, key)
             if slot in self._obs_index:  # a retried trial: its last attempt counts
                 i = self._obs_index[slot]
+                self._finite += math.isfinite(value) - math.isfinite(self._v[i])
                 self._v[i] = value
             else:
-                self._obs_index[slot] = len(self._X)
-                self._X.append(row)
+                self._obs_index[slot] = len(self._v)
+                self._rows.append(row)
                 self._v.append(value)
                 self._stage_of.append(r.stage)
                 self._ids.append(r.trial_id)
                 self._params.append(dict(r.params))
+                self._finite += math.isfinite(value)
+                self._earlier += r.stage != self.stage
             self._dirty = True
         return taken
 
@@ -604,12 +674,12 @@ class Surrogate:
     @property
     def n_observed(self) -> int:
         """Observations (trials told that fit the space)."""
-        return len(self._X)
+        return len(self._v)
 
     @property
     def n_earlier(self) -> int:
         """Observations from earlier stages."""
-        return sum(1 for s in self._stage_of if s != self.stage)
+        return self._earlier
 
     @property
     def n_pending(self) -> int:
@@ -618,8 +688,7 @@ class Surrogate:
     @property
     def ready(self) -> bool:
         """Whether the model has enough observations to score candidates."""
-        finite = sum(1 for v in self._v if math.isfinite(v))
-        return finite >= 2 and self.n_observed >= 3
+        return self._finite >= 2 and self.n_observed >= 3
 
     @property
     def one_length_scale(self) -> bool:
@@ -646,16 +715,36 @@ class Surrogate:
         n = self.n_observed
         if not self._dirty:
             return
-        X = np.vstack(self._X)
+        X = self._rows.view()
         y = self._targets()
         # Hyperparameters: every time while there are few observations, then each
         # time the data has grown by about a tenth.
         optimise = self._fitted_at < 0 or n < 24 or n >= self._fitted_at * 1.1 + 1
-        self.gp.fit(X, y, optimise, ard=n >= self.ard_after)
+        warm = False
+        if n > self.cap:
+            keep = self._subset(X, y)
+            X, y = X[keep], y[keep]
+            warm = self._fitted_at > self.cap
+        self.gp.fit(X, y, optimise, ard=n >= self.ard_after, warm=warm)
         if optimise:
             self._fitted_at = n
             self.optimisations += 1
         self._dirty = False
+
+    def _subset(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The observations a model beyond the cap is conditioned on (sorted indices):
+        the best ``cap // 2`` by target, every one told since the space-filling sample
+        was drawn, and that sample (greedy maximin over the rest, redrawn once
+        ``cap // 8`` observations have been told since)."""
+        n, cap = len(y), self.cap
+        best = np.argsort(y, kind="stable")[: cap // 2]
+        fresh = cap // 8
+        if self._spread_at < 0 or n - self._spread_at >= fresh:
+            rest = np.setdiff1d(np.arange(n), best, assume_unique=True)
+            self._spread = _maximin(X, best, rest, cap - len(best) - fresh)
+            self._spread_at = n
+        recent = np.arange(self._spread_at, n)
+        return np.unique(np.concatenate([best, self._spread, recent]))
 
     # ---------------------------------------------------------------- scoring
 
@@ -744,5 +833,5 @@ class Surrogate:
         return out
 
 
-__all__ = ["GP", "HISTORY", "TRANSFORMS", "Encoder", "Surrogate", "log_expected_improvement",
+__all__ = ["CAP", "GP", "HISTORY", "TRANSFORMS", "Encoder", "Surrogate", "log_expected_improvement",
            "normal_scores", "transform"]
