@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
 from .anchors import Anchor, AnchorRule, Box
@@ -122,6 +123,9 @@ class AdaptiveRefine(ProposingPlan):
         self.seed = seed_tuple(seed)
         self._given = list(anchors) if anchors is not None else None
         self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
+        # The anchors' records and those told since (None: rank the whole pool again);
+        # the top k of these is the top k of the pool while no told slot was replaced.
+        self._short: list[TrialRecord] | None = None
         self._results: set[Any] = set()  # own-stage configs whose result is in
         self._counts: dict[str, int] = {}
         self._started = False
@@ -159,8 +163,12 @@ class AdaptiveRefine(ProposingPlan):
                 self._results.add(key)
             self._told(key, own)
             slot = (r.stage, key)
+            if slot in self._pool:  # a retry replaces an older row: rank them all again
+                self._short = None
             if r.ok and r.finite(rule.metric.name) and self._fits(r.params):
                 self._pool[slot] = r
+                if self._short is not None:
+                    self._short.append(r)
             else:
                 self._pool.pop(slot, None)  # a retry that failed replaces an older row
         self._anchors = None
@@ -199,7 +207,11 @@ class AdaptiveRefine(ProposingPlan):
         return self._anchors
 
     def _choose_anchors(self) -> list[Anchor]:
-        anchors = self.rule.choose(self._pool.values(), self._given or ())
+        told = self._pool.values() if self._short is None else self._short
+        # The top k only, ranked once here: with many trials told, each tell then costs
+        # O(k + told since), not a ranking of the whole history.
+        self._short = rank_records(told, self.rule.metric, self.rule.k)
+        anchors = self.rule.choose(self._short, self._given or ())
         note = self.rule.shortfall(anchors)
         if note and not self.notes and self._proposed == 0:
             self.notes.append(note)
