@@ -176,9 +176,13 @@ class Proposer(Plan):
 
     def wait(self, timeout_s: float) -> None:
         """Until a proposal is buffered, nothing is being made, or ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
         with self._lock:
-            if not self._buffer and (self._working or self._has_work()):
-                self._ready.wait(timeout_s)
+            while not self._buffer and (self._working or self._has_work()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._ready.wait(left)
 
     def describe(self) -> dict[str, Any] | None:
         if not self._plan_lock.acquire(timeout=CLOSE_S):
