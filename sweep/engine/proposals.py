@@ -82,7 +82,7 @@ class Proposer(Plan):
         plan: the learning plan, told its history and started.
         log: where the warnings go (one line each).
         seed: the seed of the random proposals made if the plan fails.
-        clock: the time ``pace`` and ``ask`` are measured in (a simulation's clock).
+        timer: how a proposal's compute is timed (a simulation may pass CPU time).
         threaded: False for a simulation, which calls ``step`` and ``publish`` itself.
 
     Example: ``Proposer(plan).ask(1)``
@@ -91,14 +91,14 @@ class Proposer(Plan):
     learns = True
 
     def __init__(self, plan: Plan, *, log: Callable[[str], None] = print,
-                 seed: Any = 0, clock: Callable[[], float] = time.monotonic,
+                 seed: Any = 0, timer: Callable[[], float] = time.perf_counter,
                  threaded: bool = True):
         super().__init__(plan.space, plan.total)
         self.plan = plan
         self.notes = plan.notes
         self.log = log
         self.seed = seed
-        self.clock = clock
+        self.timer = timer
         self._lock = threading.Lock()  # the buffer, the queue and the counters
         self._plan_lock = threading.Lock()  # the plan: held while it works
         self._wake = threading.Condition(self._lock)
@@ -226,7 +226,11 @@ class Proposer(Plan):
         if self._queue:
             return True
         return (not self._done and not self._starved
-                and len(self._buffer) < self._want + self.target)
+                and self._in_hand() < self._want + self.target)
+
+    def _in_hand(self) -> int:
+        """(Lock held.) Proposals made and not taken yet."""
+        return len(self._buffer)
 
     def _run(self) -> None:
         while True:
@@ -246,9 +250,9 @@ class Proposer(Plan):
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
-            need = max(0, self._want + self.target - len(self._buffer))
+            need = max(0, self._want + self.target - self._in_hand())
             self._working = True
-        started = time.perf_counter()
+        started = self.timer()
         made, waiting = 0, False
         with self._plan_lock:
             try:
@@ -259,7 +263,7 @@ class Proposer(Plan):
                         waiting = True
                         break
                     for candidate in batch:
-                        elapsed = time.perf_counter() - started
+                        elapsed = self.timer() - started
                         if emit is None:
                             self.publish([candidate])
                         else:
@@ -269,7 +273,7 @@ class Proposer(Plan):
                 self._fail(exc)
             done = self._plan_done()
         if made:
-            per = (time.perf_counter() - started) / made
+            per = (self.timer() - started) / made
             self._cost = per if self._cost is None else 0.8 * self._cost + 0.2 * per
         with self._lock:
             self._done = done
