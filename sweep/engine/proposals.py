@@ -17,7 +17,10 @@ one proposal is made, so that a slot that frees finds one ready. When a proposal
 under ``ON_DEMAND_SHARE`` of a trial, nothing is made ahead: each proposal is made when
 a slot frees, knowing every result told so far (as a synchronous plan would), and the
 slot waits that fraction of a trial; a sequential sweep of long trials proposes
-exactly what the plan proposes when asked in the driver.
+exactly what the plan proposes when asked in the driver. When many are wanted at once
+(``MANY`` or more: a large cluster, short trials, a fit that cannot keep up one at a
+time), they are asked together (``Plan.ask_many``: the learning plans make them from
+one fit with a batch rule, at a fraction of the cost each).
 
 Exact budgets and resume: the plan counts every proposal it made, buffered or not, so
 its budget is exact; a stage that ends normally has taken the whole buffer (the
@@ -64,6 +67,10 @@ from ..plans.fixed import RandomPlan
 ON_DEMAND_SHARE = 0.005
 # Proposals made ahead: about this many times those that slots use while one is made.
 AHEAD = 2.0
+# From this many proposals wanted at once, they are asked together (``Plan.ask_many``:
+# one fit, a batch rule), at most MAX_MANY a turn; fewer are asked one at a time.
+MANY = 4
+MAX_MANY = 64
 # How long the driver waits for the pool before it looks at the buffer again, while it
 # has free slots and a proposal is being made.
 POLL_S = 0.002
@@ -258,7 +265,7 @@ class Proposer(Plan):
             try:
                 self._apply(queued)
                 while made < need and not self._closed and not self._plan_done():
-                    batch = self._propose(1)
+                    batch = self._propose(need - made)
                     if not batch:
                         waiting = True
                         break
@@ -299,10 +306,13 @@ class Proposer(Plan):
             else:
                 self.plan.tell_report(item)
 
-    def _propose(self, n: int) -> list[Candidate]:
+    def _propose(self, wanted: int) -> list[Candidate]:
+        """One proposal, or a batch of them when many are wanted at once."""
         if self._fallback is not None:
-            return self._fallback.ask(n)
-        return self.plan.ask(n)
+            return self._fallback.ask(wanted)
+        if wanted >= MANY:
+            return self.plan.ask_many(min(wanted, MAX_MANY))
+        return self.plan.ask(1)
 
     def _plan_done(self) -> bool:
         if self._fallback is not None:

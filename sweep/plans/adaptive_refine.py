@@ -367,6 +367,77 @@ class AdaptiveRefine(ProposingPlan):
                 return params
         return None
 
+    def _many(self, n: int) -> list[Candidate]:
+        """n proposals made together (``ask_many``): the anchors share them by rank as
+        one at a time would; each anchor's j proposals come from one set of random
+        points of its box, the best point of each of j independent posterior draws
+        (batch Thompson sampling, as TuRBO proposes a batch) or greedy expected
+        improvement (``'model'``). None without a model (``ask`` then proposes)."""
+        model = self._model
+        if model is None or not model.ready:
+            return []
+        if not self._started:
+            self.start()
+        anchors, shares = self.anchors, self._shares()
+        counts = [self._counts.get(a.trial_id, 0) for a in anchors]
+        wanted = [0] * len(anchors)
+        for _ in range(n):  # the share rule of _pick_anchor, n times
+            total = sum(counts) + 1
+            i = int(np.argmax([shares[k] * total - counts[k] for k in range(len(anchors))]))
+            counts[i] += 1
+            wanted[i] += 1
+        rng = make_rng((*self.seed, 29, self._proposed))
+        width, enc = self.width, model.encoder
+        out: list[Candidate] = []
+        for anchor, j in zip(anchors, wanted):
+            if not j:
+                continue
+            values = {name: self._values(anchor, name) for name in self._cats}
+            m = min(max(self.n_candidates, 8 * j), 512)
+            rows = enc.box_rows(rng, m, self._unit_box(anchor, width), values)
+            for params in self._pick_rows(rows, j, rng):
+                self._counts[anchor.trial_id] = self._counts.get(anchor.trial_id, 0) + 1
+                out.append(self._take(params, anchor.trial_id))
+        return out
+
+    def _pick_rows(self, rows: np.ndarray, j: int, rng: np.random.Generator
+                   ) -> list[Config]:
+        """Up to j configs of ``rows``: the best of each of j posterior draws, or j
+        greedy picks of expected improvement; never one proposed or (in a discrete
+        space) seen before."""
+        model = self._model
+        assert model is not None
+        enc, picked, keys = model.encoder, [], set()
+
+        def fresh(i: int) -> Config | None:
+            params = enc.decode(rows[i])
+            key = self.space.key(params)
+            if key in keys or (self._cardinality is not None and key in self._seen):
+                return None
+            keys.add(key)
+            return params
+
+        if self.sample == "thompson":
+            draws = model.thompson_many(rows, rng, j)
+            for c in range(j):
+                for i in np.argsort(-draws[:, c], kind="stable")[:64]:
+                    params = fresh(int(i))
+                    if params is not None:
+                        picked.append(params)
+                        break
+            return picked
+        batch = model.batch(rows)
+        best = float(np.min(model.conditioned()[1]))
+        for _ in range(j):
+            order = np.argsort(-batch.log_ei(best), kind="stable")[:64]
+            choice = next(((int(i), p) for i in order
+                           if (p := fresh(int(i))) is not None), None)
+            if choice is None:
+                break
+            picked.append(choice[1])
+            batch.pick(choice[0])
+        return picked
+
     def _any_unseen(self, rng: np.random.Generator) -> Candidate | None:
         """A config not seen yet anywhere in a discrete space (boxes exhausted), drawn
         from the priors (so a zero-weight value never comes up), else the first such

@@ -417,6 +417,19 @@ class GP:
     def draw(self, C: np.ndarray, pending: np.ndarray | None, rng: np.random.Generator
              ) -> np.ndarray:
         """One joint draw of the posterior at rows ``C`` (Thompson sampling)."""
+        mean, L = self._joint(C, pending)
+        return mean + L @ rng.standard_normal(len(C))
+
+    def draws(self, C: np.ndarray, pending: np.ndarray | None, rng: np.random.Generator,
+              k: int) -> np.ndarray:
+        """``k`` independent joint draws of the posterior at rows ``C`` (one column each):
+        batch Thompson sampling, one factorisation for all."""
+        mean, L = self._joint(C, pending)
+        return mean[:, None] + L @ rng.standard_normal((len(C), k))
+
+    def _joint(self, C: np.ndarray, pending: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior mean at rows ``C`` and a factor of their joint covariance."""
         from scipy.linalg import cholesky
 
         mean, V, sf2 = self._posterior(C, pending)
@@ -428,35 +441,102 @@ class GP:
         except np.linalg.LinAlgError:
             w, Q = np.linalg.eigh(cov)
             L = Q * np.sqrt(np.maximum(w, 0.0))
-        return mean + L @ rng.standard_normal(len(C))
+        return mean, L
 
     def _posterior(self, C: np.ndarray, pending: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray, float]:
-        from scipy.linalg import cholesky, solve_triangular
+        from scipy.linalg import solve_triangular
 
         assert self.L is not None and self.alpha is not None
-        ls, sf2, sn2 = self._split(self.theta)
+        ls, sf2, _ = self._split(self.theta)
         Ks = self._k(C, self.X, ls, sf2)
         mean = Ks @ self.alpha
         if pending is None or len(pending) == 0:
             V = solve_triangular(self.L, Ks.T, lower=True, check_finite=False)
         else:
-            Xa = np.vstack([self.X, pending])
-            K = self._k(Xa, Xa, ls, sf2)
-            K[np.diag_indices(len(Xa))] += sn2 + 1e-8
-            try:
-                La = cholesky(K, lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                K[np.diag_indices(len(Xa))] += 1e-6
-                La = cholesky(K, lower=True, check_finite=False)
+            _, La = self.augmented(pending)
             Ksa = np.hstack([Ks, self._k(C, pending, ls, sf2)])
             V = solve_triangular(La, Ksa.T, lower=True, check_finite=False)
         return mean, V, sf2
+
+    def augmented(self, pending: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows with ``pending`` rows joined (as observations with the
+        noise variance) and the Cholesky factor of their kernel matrix."""
+        from scipy.linalg import cholesky
+
+        assert self.L is not None
+        if pending is None or len(pending) == 0:
+            return self.X, self.L
+        ls, sf2, sn2 = self._split(self.theta)
+        Xa = np.vstack([self.X, pending])
+        K = self._k(Xa, Xa, ls, sf2)
+        K[np.diag_indices(len(Xa))] += sn2 + 1e-8
+        try:
+            La = cholesky(K, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            K[np.diag_indices(len(Xa))] += 1e-6
+            La = cholesky(K, lower=True, check_finite=False)
+        return Xa, La
 
     def mean(self, C: np.ndarray) -> np.ndarray:
         ls, sf2, _ = self._split(self.theta)
         assert self.alpha is not None
         return self._k(C, self.X, ls, sf2) @ self.alpha
+
+
+class Batch:
+    """Candidate rows scored for a batch of proposals made from one fit: the posterior at
+    the rows (points in flight pending), then, as rows are picked, each pick joins the
+    pending points (kriging believer: the mean stays, the variance near it drops) by a
+    rank-one update of the rows' variances. One triangular solve for the batch, then
+    O(rows x model size) per pick, where proposing one at a time re-solves for each.
+
+    Example: ``b = model.batch(rows); i = int(np.argmax(b.log_ei(best))); b.pick(i)``
+    """
+
+    def __init__(self, gp: GP, pending: np.ndarray | None):
+        self.gp = gp
+        self.ls, self.sf2, sn2 = gp._split(gp.theta)
+        self.noise = sn2 + 1e-8
+        self.base, self.L = gp.augmented(pending)
+        width = gp.width
+        self.rows = np.zeros((0, width))
+        self.mean = np.zeros(0)
+        self.var = np.zeros(0)
+        self.V = np.zeros((len(self.base), 0))
+        self.U = np.zeros((0, 0))  # one column per pick: its update of every row
+
+    def add(self, rows: np.ndarray) -> None:
+        """More candidate rows (before the first pick)."""
+        from scipy.linalg import solve_triangular
+
+        assert self.U.shape[1] == 0, "rows are added before the first pick"
+        gp = self.gp
+        assert gp.alpha is not None
+        Ks = gp._k(rows, self.base, self.ls, self.sf2)
+        V = solve_triangular(self.L, Ks.T, lower=True, check_finite=False)
+        self.rows = np.vstack([self.rows, rows])
+        self.mean = np.concatenate([self.mean, Ks[:, : len(gp.X)] @ gp.alpha])
+        self.var = np.concatenate([self.var, self.sf2 - np.sum(V * V, axis=0)])
+        self.V = np.hstack([self.V, V])
+        self.U = np.zeros((len(self.rows), 0))
+
+    def sd(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.var, 1e-12))
+
+    def log_ei(self, best: float) -> np.ndarray:
+        """log expected improvement below ``best`` at every row, the picks so far
+        counted as pending."""
+        return log_expected_improvement(self.mean, self.sd(), best)
+
+    def pick(self, i: int) -> None:
+        """Row ``i`` is proposed: it joins the pending points."""
+        row = self.rows[i: i + 1]
+        cov = (self.gp._k(self.rows, row, self.ls, self.sf2)[:, 0]
+               - self.V.T @ self.V[:, i] - self.U @ self.U[i])
+        u = cov / math.sqrt(max(float(self.var[i]), 0.0) + self.noise)
+        self.var = self.var - u * u
+        self.U = np.hstack([self.U, u[:, None]])
 
 
 class _Rows:
@@ -770,6 +850,21 @@ class Surrogate:
         best = float(np.min(self.conditioned()[1]))
         return self.log_ei(rows, best)
 
+    def batch(self, rows: np.ndarray) -> Batch:
+        """``rows`` scored for a batch of proposals (``Batch``), the points in flight
+        taken into account. Call only when ``ready``."""
+        self.fit()
+        out = Batch(self.gp, self._pending_rows())
+        out.add(rows)
+        return out
+
+    def thompson_many(self, rows: np.ndarray, rng: np.random.Generator, k: int
+                      ) -> np.ndarray:
+        """``k`` independent joint posterior draws at feature rows (one column each),
+        negated: batch Thompson sampling. Call only when ``ready``."""
+        self.fit()
+        return -self.gp.draws(rows, self._pending_rows(), rng, k)
+
     def thompson(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A joint posterior draw at feature rows, negated (higher is better), for
         Thompson sampling among a plan's own candidates. Call only when ``ready``."""
@@ -833,5 +928,5 @@ class Surrogate:
         return out
 
 
-__all__ = ["CAP", "GP", "HISTORY", "TRANSFORMS", "Encoder", "Surrogate", "log_expected_improvement",
-           "normal_scores", "transform"]
+__all__ = ["CAP", "GP", "HISTORY", "TRANSFORMS", "Batch", "Encoder", "Surrogate",
+           "log_expected_improvement", "normal_scores", "transform"]
