@@ -69,8 +69,8 @@ ON_DEMAND_SHARE = 0.005
 AHEAD = 2.0
 # From this many proposals wanted at once, they are asked together (``Plan.ask_many``:
 # one fit, a batch rule), at most MAX_MANY a turn; fewer are asked one at a time.
-MANY = 4
-MAX_MANY = 64
+MANY = 2
+MAX_MANY = 128
 # How long the driver waits for the pool before it looks at the buffer again, while it
 # has free slots and a proposal is being made.
 POLL_S = 0.002
