@@ -20,9 +20,10 @@ How it works
   is conditioned on every observation (exact); beyond it, on a subset of ``cap`` (the
   best half by target, a space-filling sample of the rest chosen by greedy maximin
   distance, and every observation told since that sample was drawn, redrawn every
-  ``cap // 8`` observations), and each hyperparameter optimisation starts only from the
-  last fit (warm). A fit and a proposal then cost what they cost at the cap, at 5,000
-  or 10,000 trials (``tests/bench/ask_cost.py``);
+  ``cap // 8`` observations), and each hyperparameter optimisation starts from the last
+  fit and is spread over the next fits (``TUNE_ITERATIONS`` L-BFGS steps each, until it
+  converges). A fit and a proposal then cost what they cost at the cap, at 5,000 or
+  10,000 trials, and no fit pauses the proposals for long (``tests/bench/ask_cost.py``);
 * targets: the losses (``Metric.loss``), with failed, timed-out and NaN trials counted
   as the worst value seen, capped at their 75th percentile and standardised
   (``transform``), so divergent runs and cliffs cannot dominate the scale while good
@@ -67,6 +68,11 @@ _SNAP_LIMIT = 512
 # Observations the model is conditioned on at most (see the module's text): a fit costs
 # O(CAP^3) and scoring a candidate O(CAP^2) whatever the history.
 CAP = 256
+# Beyond the cap, a hyperparameter optimisation runs at most this many L-BFGS iterations
+# per fit (resumed at the next fits until it converges, TUNE_FITS fits at most): no fit
+# pauses the proposals for a whole optimisation.
+TUNE_ITERATIONS = 5
+TUNE_FITS = 12
 _SQRT5 = math.sqrt(5.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -330,29 +336,23 @@ class GP:
         grad[g + 1] += dn / 4.0
         return nll, grad
 
-    def fit(self, X: np.ndarray, y: np.ndarray, optimise: bool, ard: bool,
-            warm: bool = False) -> None:
+    def fit(self, X: np.ndarray, y: np.ndarray, optimise: bool, ard: bool) -> None:
         """Condition on (X, y); with ``optimise``, refit the hyperparameters first: one
         length scale shared by every axis, then (with ``ard``) one per axis, started
-        from the shared one and from the last fit. ``warm``: each optimisation starts
-        from the last fit only (a third of the cost; for a model already fitted on
-        data much like this)."""
+        from the shared one and from the last fit."""
         self.X, self.y = X, y
         if optimise and len(y) >= 2:
             S = np.stack([_sqdist(X[:, cols], X[:, cols]) for cols in self.groups])
             g = len(self.groups)
             shared = [self.tied]
-            if not warm:
-                for log_ls in (self.prior_mu - math.log(2.0), math.log(0.25)):
-                    shared.append(np.array([log_ls, 0.0, math.log(1e-3)]))
+            for log_ls in (self.prior_mu - math.log(2.0), math.log(0.25)):
+                shared.append(np.array([log_ls, 0.0, math.log(1e-3)]))
             tied = self._minimise(shared, S.sum(axis=0)[None], y, 1)
             if tied is not None:
                 self.tied = tied
             broadcast = np.concatenate([np.full(g, self.tied[0]), self.tied[1:]])
             if ard and g > 1:
                 starts = [broadcast] + ([self.theta] if self.ard else [])
-                if warm and self.ard:
-                    starts = [self.theta]
                 full = self._minimise(starts, S, y, g)
                 self.theta = full if full is not None else broadcast
             else:
@@ -360,21 +360,52 @@ class GP:
             self.ard = ard and g > 1
         self._factor()
 
-    def _minimise(self, starts: Sequence[np.ndarray], S: np.ndarray, y: np.ndarray, g: int
-                  ) -> np.ndarray | None:
+    def tune(self, X: np.ndarray, y: np.ndarray, ard: bool, iterations: int) -> bool:
+        """Condition on (X, y) after at most ``iterations`` steps of the hyperparameter
+        optimisation, started from the last fit (the shared length scale first, then,
+        with ``ard``, one per axis); True once it has converged. A long optimisation
+        is spread over several calls this way, each of bounded cost."""
+        self.X, self.y = X, y
+        done = len(y) < 2
+        if not done:
+            S = np.stack([_sqdist(X[:, cols], X[:, cols]) for cols in self.groups])
+            g = len(self.groups)
+            if ard and g > 1 and self.ard:
+                full, done = self._minimise([self.theta], S, y, g, iterations, True)
+                if full is not None:
+                    self.theta = full
+            else:
+                tied, done = self._minimise([self.tied], S.sum(axis=0)[None], y, 1,
+                                            iterations, True)
+                if tied is not None:
+                    self.tied = tied
+                self.theta = np.concatenate([np.full(g, self.tied[0]), self.tied[1:]])
+                if ard and g > 1 and done:
+                    self.ard, done = True, False  # one length scale per axis next
+        self._factor()
+        return done
+
+    def _minimise(self, starts: Sequence[np.ndarray], S: np.ndarray, y: np.ndarray, g: int,
+                  iterations: int = 60, report: bool = False) -> Any:
+        """The best optimum from ``starts`` (None if none is finite); with ``report``,
+        (that, whether every start converged within ``iterations``)."""
         from scipy.optimize import minimize
 
         bounds = ([(math.log(1e-2), math.log(1e2))] * g
                   + [(math.log(1e-2), math.log(1e2)), (math.log(1e-6), math.log(2.0))])
         best: tuple[float, np.ndarray] | None = None
+        converged = True
         for start in starts:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 res = minimize(self._neg_log_posterior, start, args=(S, y), jac=True,
-                               method="L-BFGS-B", bounds=bounds, options={"maxiter": 60})
+                               method="L-BFGS-B", bounds=bounds,
+                               options={"maxiter": iterations})
+            converged = converged and bool(res.success)
             if np.all(np.isfinite(res.x)) and (best is None or res.fun < best[0]):
                 best = (float(res.fun), res.x)
-        return None if best is None else best[1]
+        x = None if best is None else best[1]
+        return (x, converged) if report else x
 
     def _factor(self) -> None:
         from scipy.linalg import cho_solve, cholesky
@@ -697,6 +728,7 @@ class Surrogate:
         # observations when it was drawn (every one told since is in the model).
         self._spread: np.ndarray = np.zeros(0, dtype=int)
         self._spread_at = -1
+        self._tuning = 0  # fits left to the hyperparameter optimisation in progress
 
     # ---------------------------------------------------------------- telling
 
@@ -800,12 +832,19 @@ class Surrogate:
         # Hyperparameters: every time while there are few observations, then each
         # time the data has grown by about a tenth.
         optimise = self._fitted_at < 0 or n < 24 or n >= self._fitted_at * 1.1 + 1
-        warm = False
         if n > self.cap:
             keep = self._subset(X, y)
-            X, y = X[keep], y[keep]
-            warm = self._fitted_at > self.cap
-        self.gp.fit(X, y, optimise, ard=n >= self.ard_after, warm=warm)
+            if optimise:
+                self._tuning, self._fitted_at = TUNE_FITS, n
+                self.optimisations += 1
+            if self._tuning:
+                done = self.gp.tune(X[keep], y[keep], n >= self.ard_after, TUNE_ITERATIONS)
+                self._tuning = 0 if done else self._tuning - 1
+            else:
+                self.gp.fit(X[keep], y[keep], False, ard=n >= self.ard_after)
+            self._dirty = False
+            return
+        self.gp.fit(X, y, optimise, ard=n >= self.ard_after)
         if optimise:
             self._fitted_at = n
             self.optimisations += 1
