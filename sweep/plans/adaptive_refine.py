@@ -408,34 +408,33 @@ class AdaptiveRefine(ProposingPlan):
         model = self._model
         assert model is not None
         enc, picked, keys = model.encoder, [], set()
+        taken = np.zeros(len(rows), dtype=bool)  # rows picked or refused
 
-        def fresh(i: int) -> Config | None:
-            params = enc.decode(rows[i])
-            key = self.space.key(params)
-            if key in keys or (self._cardinality is not None and key in self._seen):
-                return None
-            keys.add(key)
-            return params
+        def first(order: np.ndarray) -> int | None:
+            """The first row of ``order`` not taken whose config is new."""
+            for i in order[~taken[order]][:64]:
+                taken[i] = True
+                params = enc.decode(rows[i])
+                key = self.space.key(params)
+                if key in keys or (self._cardinality is not None and key in self._seen):
+                    continue
+                keys.add(key)
+                picked.append(params)
+                return int(i)
+            return None
 
         if self.sample == "thompson":
             draws = model.thompson_many(rows, rng, j)
             for c in range(j):
-                for i in np.argsort(-draws[:, c], kind="stable")[:64]:
-                    params = fresh(int(i))
-                    if params is not None:
-                        picked.append(params)
-                        break
+                first(np.argsort(-draws[:, c], kind="stable"))
             return picked
         batch = model.batch(rows)
         best = float(np.min(model.conditioned()[1]))
         for _ in range(j):
-            order = np.argsort(-batch.log_ei(best), kind="stable")[:64]
-            choice = next(((int(i), p) for i in order
-                           if (p := fresh(int(i))) is not None), None)
-            if choice is None:
+            i = first(np.argsort(-batch.log_ei(best), kind="stable"))
+            if i is None:
                 break
-            picked.append(choice[1])
-            batch.pick(choice[0])
+            batch.pick(i)
         return picked
 
     def _any_unseen(self, rng: np.random.Generator) -> Candidate | None:

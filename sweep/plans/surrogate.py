@@ -72,7 +72,7 @@ CAP = 256
 # per fit (resumed at the next fits until it converges, TUNE_FITS fits at most): no fit
 # pauses the proposals for a whole optimisation.
 TUNE_ITERATIONS = 5
-TUNE_FITS = 12
+TUNE_FITS = 6
 _SQRT5 = math.sqrt(5.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -282,6 +282,7 @@ class GP:
                                      [0.0, math.log(1e-2)]])
         self.tied = np.array([self.prior_mu - math.log(2.0), 0.0, math.log(1e-2)])
         self.ard = False
+        self._tied_steps = 0  # calls of ``tune`` spent on the shared length scale
         self.col_group = np.zeros(width, dtype=int)
         for i, cols in enumerate(self.groups):
             self.col_group[cols] = i
@@ -380,8 +381,10 @@ class GP:
                 if tied is not None:
                     self.tied = tied
                 self.theta = np.concatenate([np.full(g, self.tied[0]), self.tied[1:]])
-                if ard and g > 1 and done:
-                    self.ard, done = True, False  # one length scale per axis next
+                self._tied_steps += 1
+                if ard and g > 1 and (done or self._tied_steps >= 3):
+                    # One length scale per axis from the shared one, at the next calls.
+                    self.ard, done, self._tied_steps = True, False, 0
         self._factor()
         return done
 
@@ -396,11 +399,13 @@ class GP:
         best: tuple[float, np.ndarray] | None = None
         converged = True
         for start in starts:
+            options: dict[str, Any] = {"maxiter": iterations}
+            if report:  # a step of a spread optimisation: a looser stop
+                options["ftol"] = 1e-6
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 res = minimize(self._neg_log_posterior, start, args=(S, y), jac=True,
-                               method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": iterations})
+                               method="L-BFGS-B", bounds=bounds, options=options)
             converged = converged and bool(res.success)
             if np.all(np.isfinite(res.x)) and (best is None or res.fun < best[0]):
                 best = (float(res.fun), res.x)
@@ -727,6 +732,7 @@ class Surrogate:
         # Beyond the cap: the space-filling part of the subset, and the number of
         # observations when it was drawn (every one told since is in the model).
         self._spread: np.ndarray = np.zeros(0, dtype=int)
+        self._best: np.ndarray = np.zeros(0, dtype=int)
         self._spread_at = -1
         self._tuning = 0  # fits left to the hyperparameter optimisation in progress
 
@@ -853,15 +859,23 @@ class Surrogate:
     def _subset(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The observations a model beyond the cap is conditioned on (sorted indices):
         the best ``cap // 2`` by target, every one told since the space-filling sample
-        was drawn, and that sample (greedy maximin over the rest, redrawn once
-        ``cap // 8`` observations have been told since)."""
+        was drawn, and that sample (greedy maximin away from the best, redrawn once
+        ``cap // 8`` observations have been told since: from every observation the
+        first time, then from the last sample, the last best and those told since, so
+        a redraw costs O(cap^2) whatever the history)."""
         n, cap = len(y), self.cap
         best = np.argsort(y, kind="stable")[: cap // 2]
         fresh = cap // 8
         if self._spread_at < 0 or n - self._spread_at >= fresh:
-            rest = np.setdiff1d(np.arange(n), best, assume_unique=True)
+            if self._spread_at < 0:
+                pool = np.arange(n)
+            else:
+                pool = np.unique(np.concatenate([self._spread, self._best,
+                                                 np.arange(self._spread_at, n)]))
+            rest = np.setdiff1d(pool, best)
             self._spread = _maximin(X, best, rest, cap - len(best) - fresh)
             self._spread_at = n
+        self._best = best
         recent = np.arange(self._spread_at, n)
         return np.unique(np.concatenate([best, self._spread, recent]))
 
