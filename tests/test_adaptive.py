@@ -177,6 +177,19 @@ def test_a_batch_asked_at_once_is_distinct_and_inside_the_boxes():
     assert plan.progress == 0.0  # nothing is back yet: the boxes keep their width
 
 
+@pytest.mark.parametrize("sample", ["thompson", "model"])
+def test_ask_many_makes_a_batch_shared_by_rank_distinct_and_inside_the_boxes(sample):
+    plan = plan_of(trials=16, sample=sample)
+    boxes = {b["anchor"]: b for b in plan.describe()["boxes"]}
+    batch = plan.ask_many(9)
+    assert len(batch) == 9 and plan.used == 9
+    assert len({(c.params["x"], c.params["lr"]) for c in batch}) == 9
+    assert all(inside(boxes[c.parent], c.params) for c in batch)
+    # Shares by rank (1 : 1/2): the best anchor gets 6 of 9, as one at a time.
+    assert [c.parent for c in batch].count("a") == 6
+    assert len(plan.ask_many(20)) == 7 and plan.finished
+
+
 def test_unknown_sampler():
     rule = AnchorRule(Metric("loss"), k=2, sources=[0], stage=1)
     with pytest.raises(ValueError, match="sample"):

@@ -296,3 +296,65 @@ def test_options(options):
     assert len(done) == 8 and plan.finished
     with pytest.raises(ValueError):
         Bayes(space, 4, metric="loss", transform="log")
+
+
+def test_below_its_cap_the_model_is_exact_and_proposals_do_not_depend_on_the_cap():
+    space = Space({"x": Uniform(0, 1), "y": Uniform(0, 1), "c": Choice(["a", "b"])})
+
+    def fn(p):
+        return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + 0.2 * (p["c"] == "a")
+
+    proposals = []
+    for cap in (40, 10_000):
+        plan = Bayes(space, 40, 0, metric="loss")
+        plan.model.cap = cap
+        proposals.append([r.params for r in run(plan, fn, concurrency=3)])
+    assert proposals[0] == proposals[1]
+
+
+def test_a_long_history_is_modelled_on_a_bounded_subset_and_still_searched():
+    space = Space({f"x{i}": Uniform(0, 1) for i in range(4)})
+
+    def fn(p):
+        return sum((p[f"x{i}"] - 0.3) ** 2 for i in range(4))
+
+    plan = Bayes(space, 100, 0, metric="loss", stage=1, sources=[0])
+    plan.model.cap = 64
+    plan.tell(observed(space, 600, 5, fn))
+    plan.start()
+    for i in range(6):
+        (c,) = plan.ask(1)
+        plan.tell([rec(c.params, fn(c.params), stage=1, tid=f"n{i}")])
+    assert plan.model.n_observed == 606 and len(plan.model.gp.y) <= 64
+    best_told = min(fn(r.params) for r in observed(space, 600, 5, fn))
+    batch = plan.ask_many(8)
+    assert len(batch) == 8 and plan.used == 6 + 8
+    assert len({tuple(c.params.values()) for c in batch}) == 8
+    assert min(fn(c.params) for c in batch) < 2 * best_told + 0.05
+
+
+def test_ask_many_spreads_a_batch_from_one_fit_within_the_budget():
+    space = Space({"x": Uniform(0, 1), "y": Uniform(0, 1)})
+
+    def fn(p):
+        return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2
+
+    def nearest(candidates):
+        xy = np.array([[c.params["x"], c.params["y"]] for c in candidates])
+        gaps = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy))
+        return gaps.min(axis=1)
+
+    plans = []
+    for _ in range(2):
+        plans.append(Bayes(space, 30, 0, metric="loss", stage=1, sources=[0]))
+        plans[-1].tell(observed(space, 20, 1, fn))
+        plans[-1].start()
+    plan = plans[0]
+    before = plan.model.optimisations
+    batch = plan.ask_many(12)
+    assert len(batch) == 12 and plan.used == 12
+    assert plan.model.optimisations - before <= 1  # one fit for the batch
+    # Distinct, and spread by the pending picks at least as much as 12 asked one by one.
+    assert nearest(batch).min() > 0
+    assert np.median(nearest(batch)) >= np.median(nearest(plans[1].ask(12)))
+    assert len(plan.ask_many(50)) == 18 and plan.finished  # the budget, exactly

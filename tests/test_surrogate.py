@@ -124,3 +124,58 @@ def test_target_transforms():
 def test_huge_metric_values_still_rank():
     z = transform(np.array([1e160, 1e170, 1.0, 2.0]), "standard")
     assert np.all(np.isfinite(z)) and z[1] > z[0] > z[3] >= z[2]
+
+
+def many_records(n, seed=0, stage=0):
+    rng = make_rng(seed)
+    out = []
+    for i in range(n):
+        params = {"x": float(rng.random()), "n": int(rng.integers(1, 5)),
+                  "opt": ["sgd", "adam", "adamw"][int(rng.integers(3))]}
+        out.append(rec(i, params, (params["x"] - 0.3) ** 2 + 0.1 * params["n"], stage))
+    return out
+
+
+def test_up_to_its_cap_the_model_holds_every_observation_and_beyond_a_bounded_subset():
+    told = many_records(300)
+    exact = Surrogate(SPACE, Metric("loss"), cap=300)
+    exact.tell(told)
+    exact.fit()
+    assert len(exact.gp.y) == 300
+    capped = Surrogate(SPACE, Metric("loss"), cap=64)
+    capped.tell(told)
+    capped.fit()
+    X = capped.gp.X
+    assert len(X) <= 64
+    # The best half by loss is in the model ...
+    losses = sorted(capped.loss(r) for r in told)
+    best = {tuple(capped.encoder.encode(r.params)) for r in told
+            if capped.loss(r) <= losses[31]}
+    assert best <= {tuple(row) for row in X}
+    # ... and every observation told since the space-filling sample was drawn.
+    later = many_records(5, seed=1)
+    later = [r._replace(trial_id=f"late-{i}") for i, r in enumerate(later)]
+    capped.tell(later)
+    capped.fit()
+    rows = {tuple(row) for row in capped.gp.X}
+    assert all(tuple(capped.encoder.encode(r.params)) in rows for r in later)
+    assert len(capped.gp.X) <= 64
+
+
+def test_a_batch_scores_like_the_model_with_its_picks_pending():
+    model = Surrogate(SPACE, Metric("loss"))
+    model.tell(grid_records())
+    model.pend({"x": 0.6, "n": 3, "opt": "adam"})
+    rows = model.encoder.box_rows(make_rng(3), 40, {"x": (0.0, 1.0), "n": (0.0, 1.0)},
+                                  {"opt": ["sgd", "adam"]})
+    batch = model.batch(rows[:30])
+    batch.add(rows[30:])
+    best = float(np.min(model.conditioned()[1]))
+    assert np.allclose(batch.log_ei(best), model.log_ei(rows, best))
+    for i in (4, 17, 35):  # each pick joins the pending points
+        batch.pick(i)
+        model.pend(model.encoder.decode(rows[i]))
+        # The decoded config is the row itself (integers at their cell centres).
+        assert np.allclose(batch.log_ei(best), model.log_ei(rows, best), atol=1e-6)
+    draws = model.thompson_many(rows, make_rng(4), 3)
+    assert draws.shape == (40, 3) and not np.allclose(draws[:, 0], draws[:, 1])

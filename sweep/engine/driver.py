@@ -4,9 +4,11 @@ timeouts, early stopping, progress. No Ray: it drives any pool with the verbs of
 
 One stage is a short loop::
 
-    tell the plan the stored history; start it
+    tell the plan the stored history; start it (a learning plan then proposes on a
+    background thread: sweep.engine.proposals)
     while the plan has more, or tasks are in flight:
-        fill free slots: ask the plan, skip stored ids, batch, submit
+        fill free slots: ask the plan (never waiting on a fit), skip stored ids, batch,
+        submit
         wait for finished tasks and reports
         reports -> curves table, plan, stopping rule (a stop frees the slot at once)
         finished trials (retries for dead workers, timeouts) -> store, then plan.tell
@@ -47,6 +49,8 @@ from ..worker.trial_ids import trial_id
 from .memory import release_memory
 from .planning import prepare_plan
 from .progress import Progress
+from .proposals import POLL_S as PROPOSAL_POLL_S
+from .proposals import Proposer
 from .tasks import Done, Item, Pool, Task
 
 POLL_S = 0.5
@@ -142,6 +146,7 @@ class StageRun:
     stored: set[str]
     seen: set[str] | None
     rule: Any = None
+    proposer: Proposer | None = None  # the plan, when it proposes in the background
     retry: deque[Task] = field(default_factory=deque)
     running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
     last_report: dict[str, Report] = field(default_factory=dict)
@@ -156,7 +161,8 @@ class Driver:
 
     def __init__(self, spec: Spec, writer: ResultsWriter, reader: ResultsReader, pool: Pool,
                  *, progress: Progress, max_concurrent: int | None = None,
-                 retry_failed: bool = False, clock: Callable[[], float] = time.time):
+                 retry_failed: bool = False, clock: Callable[[], float] = time.time,
+                 background: bool = True):
         self.spec = spec
         self.writer = writer
         self.reader = reader
@@ -164,6 +170,8 @@ class Driver:
         self.progress = progress
         self.max_concurrent = max_concurrent or spec.max_concurrent
         self.retry_failed = retry_failed
+        # Learning plans propose on a background thread (False: in the loop, waiting).
+        self.background = background
         # Rerun failed trials add a second row of a stored trial: the files say so.
         writer.repeats = writer.repeats or retry_failed
         self.clock = clock
@@ -213,6 +221,9 @@ class Driver:
             self.writer.flush()
             self.pool.cancel_all()
             raise
+        finally:
+            if run.proposer is not None:
+                run.proposer.close()
         self.writer.flush()
         self._describe(run, log=False)
         self.progress.finish_stage()
@@ -227,11 +238,14 @@ class Driver:
                             retry_failed=self.retry_failed)
         for note in plan.notes:
             self.progress.log(note)
+        proposer = None
+        if plan.learns and self.background:
+            plan = proposer = Proposer(plan, log=self.progress.log, seed=(stage.seed, 7919))
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None
         total = plan.total if plan.total is not None else 0
         run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
-                       rule=self._rule(stage))
+                       rule=self._rule(stage), proposer=proposer)
         run.done = len(stored)
         if plan.learns:  # told the stored trials: it proposes none of them again
             run.result.skipped = len(stored)
@@ -271,8 +285,11 @@ class Driver:
             self.slots, self._slots_at = self.pool.slots(), time.monotonic()
         self._fill(run)
         if not len(self.pool):
-            return False
-        done, reports = self.pool.wait(self._wait_s())
+            if run.proposer is None or not run.proposer.busy:
+                return False
+            run.proposer.wait(POLL_S)  # nothing in flight: the next proposal is
+            return True
+        done, reports = self.pool.wait(self._wait_s(run))
         if TERMINATING.is_set():
             raise Terminated()
         # Trials whose result is in hand have finished: their reports stop nothing.
@@ -286,11 +303,15 @@ class Driver:
         self._record(run, records)
         return True
 
-    def _wait_s(self) -> float:
+    def _wait_s(self, run: StageRun) -> float:
+        poll = POLL_S
+        if (run.proposer is not None and len(self.pool) < self._cap(run)
+                and run.proposer.busy):
+            poll = PROPOSAL_POLL_S  # a free slot: look at the buffer again soon
         deadline = self.pool.next_deadline()
         if deadline is None:
-            return POLL_S
-        return max(0.0, min(POLL_S, deadline - self.clock()))
+            return poll
+        return max(0.0, min(poll, deadline - self.clock()))
 
     def _cap(self, run: StageRun) -> int:
         if self.max_concurrent:
@@ -318,8 +339,13 @@ class Driver:
             size = self.batcher.size(max(left - len(run.running), 1), self.slots)
             if run.plan.learns:
                 size = min(size, max(1, left // (LEARNING_ROUNDS * max(self.slots, 1))))
+            if run.proposer is not None:
+                run.proposer.pace(self.slots, self.batcher.mean)
+                run.proposer.want(size * (self._cap(run) - len(self.pool)))
             candidates = run.plan.ask(size)
             if not candidates:
+                if run.proposer is not None and run.proposer.busy:
+                    return  # being made: the loop looks again within PROPOSAL_POLL_S
                 if not len(self.pool) and not run.plan.finished:
                     # Nothing in flight: no result will come to tell it, so the stage ends.
                     self.progress.log(f"stage {run.stage.index}: the plan proposes nothing "

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.ranking import rank_records
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space, value_key
 from .anchors import Anchor, AnchorRule, Box
@@ -122,6 +123,9 @@ class AdaptiveRefine(ProposingPlan):
         self.seed = seed_tuple(seed)
         self._given = list(anchors) if anchors is not None else None
         self._pool: dict[Any, TrialRecord] = {}  # ranked candidates for anchors, by key
+        # The anchors' records and those told since (None: rank the whole pool again);
+        # the top k of these is the top k of the pool while no told slot was replaced.
+        self._short: list[TrialRecord] | None = None
         self._results: set[Any] = set()  # own-stage configs whose result is in
         self._counts: dict[str, int] = {}
         self._started = False
@@ -159,8 +163,12 @@ class AdaptiveRefine(ProposingPlan):
                 self._results.add(key)
             self._told(key, own)
             slot = (r.stage, key)
+            if slot in self._pool:  # a retry replaces an older row: rank them all again
+                self._short = None
             if r.ok and r.finite(rule.metric.name) and self._fits(r.params):
                 self._pool[slot] = r
+                if self._short is not None:
+                    self._short.append(r)
             else:
                 self._pool.pop(slot, None)  # a retry that failed replaces an older row
         self._anchors = None
@@ -199,7 +207,11 @@ class AdaptiveRefine(ProposingPlan):
         return self._anchors
 
     def _choose_anchors(self) -> list[Anchor]:
-        anchors = self.rule.choose(self._pool.values(), self._given or ())
+        told = self._pool.values() if self._short is None else self._short
+        # The top k only, ranked once here: with many trials told, each tell then costs
+        # O(k + told since), not a ranking of the whole history.
+        self._short = rank_records(told, self.rule.metric, self.rule.k)
+        anchors = self.rule.choose(self._short, self._given or ())
         note = self.rule.shortfall(anchors)
         if note and not self.notes and self._proposed == 0:
             self.notes.append(note)
@@ -354,6 +366,76 @@ class AdaptiveRefine(ProposingPlan):
             if self._cardinality is None or self.space.key(params) not in self._seen:
                 return params
         return None
+
+    def _many(self, n: int) -> list[Candidate]:
+        """n proposals made together (``ask_many``): the anchors share them by rank as
+        one at a time would; each anchor's j proposals come from one set of random
+        points of its box, the best point of each of j independent posterior draws
+        (batch Thompson sampling, as TuRBO proposes a batch) or greedy expected
+        improvement (``'model'``). None without a model (``ask`` then proposes)."""
+        model = self._model
+        if model is None or not model.ready:
+            return []
+        if not self._started:
+            self.start()
+        anchors, shares = self.anchors, self._shares()
+        counts = [self._counts.get(a.trial_id, 0) for a in anchors]
+        wanted = [0] * len(anchors)
+        for _ in range(n):  # the share rule of _pick_anchor, n times
+            total = sum(counts) + 1
+            i = int(np.argmax([shares[k] * total - counts[k] for k in range(len(anchors))]))
+            counts[i] += 1
+            wanted[i] += 1
+        rng = make_rng((*self.seed, 29, self._proposed))
+        width, enc = self.width, model.encoder
+        out: list[Candidate] = []
+        for anchor, j in zip(anchors, wanted):
+            if not j:
+                continue
+            values = {name: self._values(anchor, name) for name in self._cats}
+            m = min(max(self.n_candidates, 8 * j), 512)
+            rows = enc.box_rows(rng, m, self._unit_box(anchor, width), values)
+            for params in self._pick_rows(rows, j, rng):
+                self._counts[anchor.trial_id] = self._counts.get(anchor.trial_id, 0) + 1
+                out.append(self._take(params, anchor.trial_id))
+        return out
+
+    def _pick_rows(self, rows: np.ndarray, j: int, rng: np.random.Generator
+                   ) -> list[Config]:
+        """Up to j configs of ``rows``: the best of each of j posterior draws, or j
+        greedy picks of expected improvement; never one proposed or (in a discrete
+        space) seen before."""
+        model = self._model
+        assert model is not None
+        enc, picked, keys = model.encoder, [], set()
+        taken = np.zeros(len(rows), dtype=bool)  # rows picked or refused
+
+        def first(order: np.ndarray) -> int | None:
+            """The first row of ``order`` not taken whose config is new."""
+            for i in order[~taken[order]][:64]:
+                taken[i] = True
+                params = enc.decode(rows[i])
+                key = self.space.key(params)
+                if key in keys or (self._cardinality is not None and key in self._seen):
+                    continue
+                keys.add(key)
+                picked.append(params)
+                return int(i)
+            return None
+
+        if self.sample == "thompson":
+            draws = model.thompson_many(rows, rng, j)
+            for c in range(j):
+                first(np.argsort(-draws[:, c], kind="stable"))
+            return picked
+        batch = model.batch(rows)
+        best = float(np.min(model.conditioned()[1]))
+        for _ in range(j):
+            i = first(np.argsort(-batch.log_ei(best), kind="stable"))
+            if i is None:
+                break
+            batch.pick(i)
+        return picked
 
     def _any_unseen(self, rng: np.random.Generator) -> Candidate | None:
         """A config not seen yet anywhere in a discrete space (boxes exhausted), drawn

@@ -150,6 +150,13 @@ class Plan:
         with ``finished`` set, none ever)."""
         raise NotImplementedError
 
+    def ask_many(self, n: int) -> list[Candidate]:
+        """Up to ``n`` new candidates made together, for a caller with many slots to
+        fill at once (``sweep.engine.proposals`` calls it when a fit cannot keep up
+        one proposal at a time): a learning plan may make them from one fit, cheaper
+        per candidate than ``ask`` and spread by a batch rule. Default: ``ask(n)``."""
+        return self.ask(n)
+
     def tell(self, records: Sequence[TrialRecord]) -> None:
         """Finished trials (of this stage, or of earlier ones before the first ask)."""
 
@@ -239,8 +246,21 @@ class ProposingPlan(Plan):
             out.append(candidate)
         return out
 
+    def ask_many(self, n: int) -> list[Candidate]:
+        out: list[Candidate] = []
+        if n > 1 and not self.finished:
+            left = n if self.total is None else min(n, self.total - self.used)
+            out = self._many(left)
+        return out + self.ask(n - len(out))
+
     def _next(self) -> Candidate | None:
         raise NotImplementedError
+
+    def _many(self, n: int) -> list[Candidate]:
+        """Up to ``n`` candidates made together (each through ``_proposing``), or []
+        where the plan has no batch rule right now (``ask_many`` then asks one at a
+        time)."""
+        return []
 
 
 # ------------------------------------------------------------------- registry

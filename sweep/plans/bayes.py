@@ -304,25 +304,71 @@ class Bayes(ProposingPlan):
                 return None
             score = model.log_ei(C, best)
             return C[int(np.argmax(score))]
-        m = self.n_candidates
-        top = X[order_obs[: min(5, len(order_obs))]]
-        local = self.local
-        early = self.early_local and model.one_length_scale
-        if early:
-            local = 1.0
-        parts = [self.enc.sample(rng, max(1, int(m * (1 - local))))] if local < 1 else []
-        for scale, share in ((0.2, 0.4), (0.05, 0.4), (0.01, 0.2)):
-            parts.append(self.enc.perturb(rng, top, max(1, int(m * local * share)), scale))
-        C = np.vstack(parts)
+        C = self._first_round(rng, X, order_obs)
         score = model.log_ei(C, best)
         # A second, finer round around the best few candidates.
-        lead = C[np.argsort(-score, kind="stable")[:4]]
-        C2 = np.vstack([self.enc.perturb(rng, lead, m // 8, 0.03),
-                        self.enc.perturb(rng, lead, m // 8, 0.005)])
+        C2 = self._second_round(rng, C[np.argsort(-score, kind="stable")[:4]])
         score2 = model.log_ei(C2, best)
         C = np.vstack([C, C2])
         score = np.concatenate([score, score2])
         return self._pick_unseen(C, np.argsort(-score, kind="stable")[:256])
+
+    def _first_round(self, rng: np.random.Generator, X: np.ndarray, order_obs: np.ndarray
+                     ) -> np.ndarray:
+        """Candidates from the priors and near the best observations."""
+        m = self.n_candidates
+        top = X[order_obs[: min(5, len(order_obs))]]
+        local = self.local
+        if self.early_local and self.model.one_length_scale:
+            local = 1.0
+        parts = [self.enc.sample(rng, max(1, int(m * (1 - local))))] if local < 1 else []
+        for scale, share in ((0.2, 0.4), (0.05, 0.4), (0.01, 0.2)):
+            parts.append(self.enc.perturb(rng, top, max(1, int(m * local * share)), scale))
+        return np.vstack(parts)
+
+    def _second_round(self, rng: np.random.Generator, lead: np.ndarray) -> np.ndarray:
+        """Finer candidates around the best few of the first round."""
+        m = self.n_candidates
+        return np.vstack([self.enc.perturb(rng, lead, m // 8, 0.03),
+                          self.enc.perturb(rng, lead, m // 8, 0.005)])
+
+    def _many(self, n: int) -> list[Candidate]:
+        """n proposals from one fit and one set of candidates (``ask_many``): greedy
+        expected improvement, each pick joining the pending points before the next
+        (``Surrogate.batch``). Not in the initial design, with a constant liar or in
+        an enumerated space (one at a time there)."""
+        model = self.model
+        if self.liar != "mean" or self._small_discrete() or not self._use_model():
+            return []
+        rng = make_rng((*self.seed, 19, self._proposed))
+        model.fit()
+        X, mean_obs = model.conditioned()
+        best = float(np.min(mean_obs))
+        C = self._first_round(rng, X, np.argsort(mean_obs, kind="stable"))
+        batch = model.batch(C)
+        lead = C[np.argsort(-batch.log_ei(best), kind="stable")[:4]]
+        batch.add(self._second_round(rng, lead))
+        out: list[Candidate] = []
+        gone = np.zeros(len(batch.rows), dtype=bool)  # picked, or seen already
+        while len(out) < n:
+            score = np.where(gone, -np.inf, batch.log_ei(best))
+            pick = None
+            for i in np.argsort(-score, kind="stable")[:256]:
+                if gone[i]:
+                    break
+                params = self.enc.decode(batch.rows[i])
+                if self.space.key(params) not in self._seen:
+                    pick = int(i)
+                    break
+                gone[i] = True
+            if pick is None:
+                break
+            gone[pick] = True
+            model.pend(params)
+            self._proposing(self.space.key(params))
+            out.append(Candidate(params, None))
+            batch.pick(pick)
+        return out
 
     # ---------------------------------------------------------------- describe
 

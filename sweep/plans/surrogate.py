@@ -16,6 +16,14 @@ How it works
   axis (a per-axis fit on so few points picks irrelevant axes by chance); from then on
   each axis has its own, started from the shared one. Refitted at every result early
   on, then each time the data has grown by a tenth;
+* a bounded model (``cap``, default ``CAP`` = 256 observations): up to the cap the model
+  is conditioned on every observation (exact); beyond it, on a subset of ``cap`` (the
+  best half by target, a space-filling sample of the rest chosen by greedy maximin
+  distance, and every observation told since that sample was drawn, redrawn every
+  ``cap // 8`` observations), and each hyperparameter optimisation starts from the last
+  fit and is spread over the next fits (``TUNE_ITERATIONS`` L-BFGS steps each, until it
+  converges). A fit and a proposal then cost what they cost at the cap, at 5,000 or
+  10,000 trials, and no fit pauses the proposals for long (``tests/bench/ask_cost.py``);
 * targets: the losses (``Metric.loss``), with failed, timed-out and NaN trials counted
   as the worst value seen, capped at their 75th percentile and standardised
   (``transform``), so divergent runs and cliffs cannot dominate the scale while good
@@ -57,6 +65,14 @@ TRANSFORMS = ("q75", "median", "standard", "copula")
 # Discrete numeric axes up to this many values are snapped to their cells while the
 # acquisition is maximised (so the model scores the config that will run).
 _SNAP_LIMIT = 512
+# Observations the model is conditioned on at most (see the module's text): a fit costs
+# O(CAP^3) and scoring a candidate O(CAP^2) whatever the history.
+CAP = 256
+# Beyond the cap, a hyperparameter optimisation runs at most this many L-BFGS iterations
+# per fit (resumed at the next fits until it converges, TUNE_FITS fits at most): no fit
+# pauses the proposals for a whole optimisation.
+TUNE_ITERATIONS = 5
+TUNE_FITS = 6
 _SQRT5 = math.sqrt(5.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -266,6 +282,7 @@ class GP:
                                      [0.0, math.log(1e-2)]])
         self.tied = np.array([self.prior_mu - math.log(2.0), 0.0, math.log(1e-2)])
         self.ard = False
+        self._tied_steps = 0  # calls of ``tune`` spent on the shared length scale
         self.col_group = np.zeros(width, dtype=int)
         for i, cols in enumerate(self.groups):
             self.col_group[cols] = i
@@ -344,21 +361,56 @@ class GP:
             self.ard = ard and g > 1
         self._factor()
 
-    def _minimise(self, starts: Sequence[np.ndarray], S: np.ndarray, y: np.ndarray, g: int
-                  ) -> np.ndarray | None:
+    def tune(self, X: np.ndarray, y: np.ndarray, ard: bool, iterations: int) -> bool:
+        """Condition on (X, y) after at most ``iterations`` steps of the hyperparameter
+        optimisation, started from the last fit (the shared length scale first, then,
+        with ``ard``, one per axis); True once it has converged. A long optimisation
+        is spread over several calls this way, each of bounded cost."""
+        self.X, self.y = X, y
+        done = len(y) < 2
+        if not done:
+            S = np.stack([_sqdist(X[:, cols], X[:, cols]) for cols in self.groups])
+            g = len(self.groups)
+            if ard and g > 1 and self.ard:
+                full, done = self._minimise([self.theta], S, y, g, iterations, True)
+                if full is not None:
+                    self.theta = full
+            else:
+                tied, done = self._minimise([self.tied], S.sum(axis=0)[None], y, 1,
+                                            iterations, True)
+                if tied is not None:
+                    self.tied = tied
+                self.theta = np.concatenate([np.full(g, self.tied[0]), self.tied[1:]])
+                self._tied_steps += 1
+                if ard and g > 1 and (done or self._tied_steps >= 3):
+                    # One length scale per axis from the shared one, at the next calls.
+                    self.ard, done, self._tied_steps = True, False, 0
+        self._factor()
+        return done
+
+    def _minimise(self, starts: Sequence[np.ndarray], S: np.ndarray, y: np.ndarray, g: int,
+                  iterations: int = 60, report: bool = False) -> Any:
+        """The best optimum from ``starts`` (None if none is finite); with ``report``,
+        (that, whether every start converged within ``iterations``)."""
         from scipy.optimize import minimize
 
         bounds = ([(math.log(1e-2), math.log(1e2))] * g
                   + [(math.log(1e-2), math.log(1e2)), (math.log(1e-6), math.log(2.0))])
         best: tuple[float, np.ndarray] | None = None
+        converged = True
         for start in starts:
+            options: dict[str, Any] = {"maxiter": iterations}
+            if report:  # a step of a spread optimisation: a looser stop
+                options["ftol"] = 1e-6
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 res = minimize(self._neg_log_posterior, start, args=(S, y), jac=True,
-                               method="L-BFGS-B", bounds=bounds, options={"maxiter": 60})
+                               method="L-BFGS-B", bounds=bounds, options=options)
+            converged = converged and bool(res.success)
             if np.all(np.isfinite(res.x)) and (best is None or res.fun < best[0]):
                 best = (float(res.fun), res.x)
-        return None if best is None else best[1]
+        x = None if best is None else best[1]
+        return (x, converged) if report else x
 
     def _factor(self) -> None:
         from scipy.linalg import cho_solve, cholesky
@@ -401,6 +453,19 @@ class GP:
     def draw(self, C: np.ndarray, pending: np.ndarray | None, rng: np.random.Generator
              ) -> np.ndarray:
         """One joint draw of the posterior at rows ``C`` (Thompson sampling)."""
+        mean, L = self._joint(C, pending)
+        return mean + L @ rng.standard_normal(len(C))
+
+    def draws(self, C: np.ndarray, pending: np.ndarray | None, rng: np.random.Generator,
+              k: int) -> np.ndarray:
+        """``k`` independent joint draws of the posterior at rows ``C`` (one column each):
+        batch Thompson sampling, one factorisation for all."""
+        mean, L = self._joint(C, pending)
+        return mean[:, None] + L @ rng.standard_normal((len(C), k))
+
+    def _joint(self, C: np.ndarray, pending: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior mean at rows ``C`` and a factor of their joint covariance."""
         from scipy.linalg import cholesky
 
         mean, V, sf2 = self._posterior(C, pending)
@@ -412,35 +477,142 @@ class GP:
         except np.linalg.LinAlgError:
             w, Q = np.linalg.eigh(cov)
             L = Q * np.sqrt(np.maximum(w, 0.0))
-        return mean + L @ rng.standard_normal(len(C))
+        return mean, L
 
     def _posterior(self, C: np.ndarray, pending: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray, float]:
-        from scipy.linalg import cholesky, solve_triangular
+        from scipy.linalg import solve_triangular
 
         assert self.L is not None and self.alpha is not None
-        ls, sf2, sn2 = self._split(self.theta)
+        ls, sf2, _ = self._split(self.theta)
         Ks = self._k(C, self.X, ls, sf2)
         mean = Ks @ self.alpha
         if pending is None or len(pending) == 0:
             V = solve_triangular(self.L, Ks.T, lower=True, check_finite=False)
         else:
-            Xa = np.vstack([self.X, pending])
-            K = self._k(Xa, Xa, ls, sf2)
-            K[np.diag_indices(len(Xa))] += sn2 + 1e-8
-            try:
-                La = cholesky(K, lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                K[np.diag_indices(len(Xa))] += 1e-6
-                La = cholesky(K, lower=True, check_finite=False)
+            _, La = self.augmented(pending)
             Ksa = np.hstack([Ks, self._k(C, pending, ls, sf2)])
             V = solve_triangular(La, Ksa.T, lower=True, check_finite=False)
         return mean, V, sf2
+
+    def augmented(self, pending: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows with ``pending`` rows joined (as observations with the
+        noise variance) and the Cholesky factor of their kernel matrix."""
+        from scipy.linalg import cholesky
+
+        assert self.L is not None
+        if pending is None or len(pending) == 0:
+            return self.X, self.L
+        ls, sf2, sn2 = self._split(self.theta)
+        Xa = np.vstack([self.X, pending])
+        K = self._k(Xa, Xa, ls, sf2)
+        K[np.diag_indices(len(Xa))] += sn2 + 1e-8
+        try:
+            La = cholesky(K, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            K[np.diag_indices(len(Xa))] += 1e-6
+            La = cholesky(K, lower=True, check_finite=False)
+        return Xa, La
 
     def mean(self, C: np.ndarray) -> np.ndarray:
         ls, sf2, _ = self._split(self.theta)
         assert self.alpha is not None
         return self._k(C, self.X, ls, sf2) @ self.alpha
+
+
+class Batch:
+    """Candidate rows scored for a batch of proposals made from one fit: the posterior at
+    the rows (points in flight pending), then, as rows are picked, each pick joins the
+    pending points (kriging believer: the mean stays, the variance near it drops) by a
+    rank-one update of the rows' variances. One triangular solve for the batch, then
+    O(rows x model size) per pick, where proposing one at a time re-solves for each.
+
+    Example: ``b = model.batch(rows); i = int(np.argmax(b.log_ei(best))); b.pick(i)``
+    """
+
+    def __init__(self, gp: GP, pending: np.ndarray | None):
+        self.gp = gp
+        self.ls, self.sf2, sn2 = gp._split(gp.theta)
+        self.noise = sn2 + 1e-8
+        self.base, self.L = gp.augmented(pending)
+        width = gp.width
+        self.rows = np.zeros((0, width))
+        self.mean = np.zeros(0)
+        self.var = np.zeros(0)
+        self.V = np.zeros((len(self.base), 0))
+        self.U = np.zeros((0, 0))  # one column per pick: its update of every row
+
+    def add(self, rows: np.ndarray) -> None:
+        """More candidate rows (before the first pick)."""
+        from scipy.linalg import solve_triangular
+
+        assert self.U.shape[1] == 0, "rows are added before the first pick"
+        gp = self.gp
+        assert gp.alpha is not None
+        Ks = gp._k(rows, self.base, self.ls, self.sf2)
+        V = solve_triangular(self.L, Ks.T, lower=True, check_finite=False)
+        self.rows = np.vstack([self.rows, rows])
+        self.mean = np.concatenate([self.mean, Ks[:, : len(gp.X)] @ gp.alpha])
+        self.var = np.concatenate([self.var, self.sf2 - np.sum(V * V, axis=0)])
+        self.V = np.hstack([self.V, V])
+        self.U = np.zeros((len(self.rows), 0))
+
+    def sd(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.var, 1e-12))
+
+    def log_ei(self, best: float) -> np.ndarray:
+        """log expected improvement below ``best`` at every row, the picks so far
+        counted as pending."""
+        return log_expected_improvement(self.mean, self.sd(), best)
+
+    def pick(self, i: int) -> None:
+        """Row ``i`` is proposed: it joins the pending points."""
+        row = self.rows[i: i + 1]
+        cov = (self.gp._k(self.rows, row, self.ls, self.sf2)[:, 0]
+               - self.V.T @ self.V[:, i] - self.U @ self.U[i])
+        u = cov / math.sqrt(max(float(self.var[i]), 0.0) + self.noise)
+        self.var = self.var - u * u
+        self.U = np.hstack([self.U, u[:, None]])
+
+
+class _Rows:
+    """Feature rows in a growing array (appending is amortised O(width))."""
+
+    def __init__(self, width: int):
+        self._data = np.zeros((64, width))
+        self._n = 0
+
+    def append(self, row: np.ndarray) -> None:
+        if self._n == len(self._data):
+            self._data = np.vstack([self._data, np.zeros_like(self._data)])
+        self._data[self._n] = row
+        self._n += 1
+
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def _maximin(X: np.ndarray, chosen: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` indices of ``pool``, each in turn the row of ``X`` farthest from the
+    rows chosen so far (``chosen`` first): a space-filling sample (greedy maximin;
+    ties to the lowest index, so it is deterministic)."""
+    if k <= 0 or len(pool) == 0:
+        return np.zeros(0, dtype=int)
+    P = X[pool]
+    if len(chosen):
+        d = np.min(_sqdist(P, X[chosen]), axis=1)
+    else:
+        d = np.full(len(pool), np.inf)
+    out = []
+    for _ in range(min(k, len(pool))):
+        i = int(np.argmax(d))
+        out.append(pool[i])
+        d = np.minimum(d, np.sum((P - P[i]) ** 2, axis=1))
+        d[i] = -1.0
+    return np.asarray(out, dtype=int)
 
 
 def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -516,6 +688,8 @@ class Surrogate:
         transform: targets: 'q75' (default), 'median', 'standard' or 'copula'.
         ard_after: observations from which each axis has its own length scale
             (default 2 x dimensions).
+        cap: observations the model is conditioned on at most (default ``CAP``;
+            beyond, a subset: see the module's text).
 
     Example:
         ``model.tell(records); model.pend(params); model.expected_improvement(rows)``
@@ -524,7 +698,7 @@ class Surrogate:
 
     def __init__(self, space: Space, metric: Metric, *, stage: int = 0,
                  sources: Sequence[int] | None = None, history: str = "joint",
-                 transform: str = "q75", ard_after: int | None = None):
+                 transform: str = "q75", ard_after: int | None = None, cap: int = CAP):
         for key, value, allowed in (("history", history, HISTORY),
                                     ("transform", transform, TRANSFORMS)):
             if value not in allowed:
@@ -538,18 +712,29 @@ class Surrogate:
         self.transform = transform
         self.encoder = Encoder(space)
         self.ard_after = 2 * len(space.dims) if ard_after is None else int(ard_after)
+        if cap < 16:
+            raise ValueError("cap must be >= 16")
+        self.cap = int(cap)
         self.gp: Any = GP(self.encoder.groups, self.encoder.width)
         # Observations: feature row, loss (+inf = failed), stage, trial id, params.
-        self._X: list[np.ndarray] = []
+        self._rows = _Rows(self.encoder.width)
         self._v: list[float] = []
         self._stage_of: list[int] = []
         self._obs_index: dict[Any, int] = {}
         self._ids: list[str] = []
         self._params: list[Config] = []
         self._pending: dict[Any, np.ndarray] = {}
+        self._finite = 0  # observations with a finite loss
+        self._earlier = 0  # observations of earlier stages
         self._fitted_at = -1
         self.optimisations = 0  # hyperparameter optimisations so far
         self._dirty = True
+        # Beyond the cap: the space-filling part of the subset, and the number of
+        # observations when it was drawn (every one told since is in the model).
+        self._spread: np.ndarray = np.zeros(0, dtype=int)
+        self._best: np.ndarray = np.zeros(0, dtype=int)
+        self._spread_at = -1
+        self._tuning = 0  # fits left to the hyperparameter optimisation in progress
 
     # ---------------------------------------------------------------- telling
 
@@ -574,14 +759,17 @@ class Surrogate:
             slot = (r.stage, key)
             if slot in self._obs_index:  # a retried trial: its last attempt counts
                 i = self._obs_index[slot]
+                self._finite += math.isfinite(value) - math.isfinite(self._v[i])
                 self._v[i] = value
             else:
-                self._obs_index[slot] = len(self._X)
-                self._X.append(row)
+                self._obs_index[slot] = len(self._v)
+                self._rows.append(row)
                 self._v.append(value)
                 self._stage_of.append(r.stage)
                 self._ids.append(r.trial_id)
                 self._params.append(dict(r.params))
+                self._finite += math.isfinite(value)
+                self._earlier += r.stage != self.stage
             self._dirty = True
         return taken
 
@@ -604,12 +792,12 @@ class Surrogate:
     @property
     def n_observed(self) -> int:
         """Observations (trials told that fit the space)."""
-        return len(self._X)
+        return len(self._v)
 
     @property
     def n_earlier(self) -> int:
         """Observations from earlier stages."""
-        return sum(1 for s in self._stage_of if s != self.stage)
+        return self._earlier
 
     @property
     def n_pending(self) -> int:
@@ -618,8 +806,7 @@ class Surrogate:
     @property
     def ready(self) -> bool:
         """Whether the model has enough observations to score candidates."""
-        finite = sum(1 for v in self._v if math.isfinite(v))
-        return finite >= 2 and self.n_observed >= 3
+        return self._finite >= 2 and self.n_observed >= 3
 
     @property
     def one_length_scale(self) -> bool:
@@ -646,16 +833,51 @@ class Surrogate:
         n = self.n_observed
         if not self._dirty:
             return
-        X = np.vstack(self._X)
+        X = self._rows.view()
         y = self._targets()
         # Hyperparameters: every time while there are few observations, then each
         # time the data has grown by about a tenth.
         optimise = self._fitted_at < 0 or n < 24 or n >= self._fitted_at * 1.1 + 1
+        if n > self.cap:
+            keep = self._subset(X, y)
+            if optimise:
+                self._tuning, self._fitted_at = TUNE_FITS, n
+                self.optimisations += 1
+            if self._tuning:
+                done = self.gp.tune(X[keep], y[keep], n >= self.ard_after, TUNE_ITERATIONS)
+                self._tuning = 0 if done else self._tuning - 1
+            else:
+                self.gp.fit(X[keep], y[keep], False, ard=n >= self.ard_after)
+            self._dirty = False
+            return
         self.gp.fit(X, y, optimise, ard=n >= self.ard_after)
         if optimise:
             self._fitted_at = n
             self.optimisations += 1
         self._dirty = False
+
+    def _subset(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The observations a model beyond the cap is conditioned on (sorted indices):
+        the best ``cap // 2`` by target, every one told since the space-filling sample
+        was drawn, and that sample (greedy maximin away from the best, redrawn once
+        ``cap // 8`` observations have been told since: from every observation the
+        first time, then from the last sample, the last best and those told since, so
+        a redraw costs O(cap^2) whatever the history)."""
+        n, cap = len(y), self.cap
+        best = np.argsort(y, kind="stable")[: cap // 2]
+        fresh = cap // 8
+        if self._spread_at < 0 or n - self._spread_at >= fresh:
+            if self._spread_at < 0:
+                pool = np.arange(n)
+            else:
+                pool = np.unique(np.concatenate([self._spread, self._best,
+                                                 np.arange(self._spread_at, n)]))
+            rest = np.setdiff1d(pool, best)
+            self._spread = _maximin(X, best, rest, cap - len(best) - fresh)
+            self._spread_at = n
+        self._best = best
+        recent = np.arange(self._spread_at, n)
+        return np.unique(np.concatenate([best, self._spread, recent]))
 
     # ---------------------------------------------------------------- scoring
 
@@ -680,6 +902,21 @@ class Surrogate:
         self.fit()
         best = float(np.min(self.conditioned()[1]))
         return self.log_ei(rows, best)
+
+    def batch(self, rows: np.ndarray) -> Batch:
+        """``rows`` scored for a batch of proposals (``Batch``), the points in flight
+        taken into account. Call only when ``ready``."""
+        self.fit()
+        out = Batch(self.gp, self._pending_rows())
+        out.add(rows)
+        return out
+
+    def thompson_many(self, rows: np.ndarray, rng: np.random.Generator, k: int
+                      ) -> np.ndarray:
+        """``k`` independent joint posterior draws at feature rows (one column each),
+        negated: batch Thompson sampling. Call only when ``ready``."""
+        self.fit()
+        return -self.gp.draws(rows, self._pending_rows(), rng, k)
 
     def thompson(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A joint posterior draw at feature rows, negated (higher is better), for
@@ -744,5 +981,5 @@ class Surrogate:
         return out
 
 
-__all__ = ["GP", "HISTORY", "TRANSFORMS", "Encoder", "Surrogate", "log_expected_improvement",
-           "normal_scores", "transform"]
+__all__ = ["CAP", "GP", "HISTORY", "TRANSFORMS", "Batch", "Encoder", "Surrogate",
+           "log_expected_improvement", "normal_scores", "transform"]
