@@ -182,6 +182,13 @@ def report_from_forked_children(config: dict[str, Any]) -> dict[str, float]:
     import sweep
 
     sweep.report(step=0, loss=1.0)
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    # close + join, not the context manager's terminate: a Ray worker's forked children
+    # may outlive a SIGTERM while one of them waits on the pool's queue lock, and
+    # terminate then joins them for ever (seen once in the full suite).
+    pool = multiprocessing.get_context("fork").Pool(2)
+    try:
         done = pool.map(_child_reports, [5, 5])
+    finally:
+        pool.close()
+        pool.join()
     return {"loss": 0.5, "children": float(sum(done))}
