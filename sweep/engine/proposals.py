@@ -13,11 +13,13 @@ holds the plan's lock, so it never waits on a fit.
 How much is made ahead (``target``): the driver says how many trials it could submit
 now (``want``) and how fast trials end (``pace``: slots and the mean trial time). The
 thread makes what is wanted, plus a buffer of about twice the trials that end while
-one proposal is made, so that a slot that frees finds one ready. When a proposal costs
-under ``ON_DEMAND_SHARE`` of a trial, nothing is made ahead: each proposal is made when
-a slot frees, knowing every result told so far (as a synchronous plan would), and the
-slot waits that fraction of a trial; a sequential sweep of long trials proposes
-exactly what the plan proposes when asked in the driver. When many are wanted at once
+one proposal is made (one at a time), so that a slot that frees finds one ready, and at
+least ``BATCH_AHEAD`` when one at a time would keep the thread half busy or more (they
+are then made in batches). When a proposal costs under ``ON_DEMAND_SHARE`` of a trial,
+nothing is made ahead: each proposal is made when a slot frees, knowing every result
+told so far (as a synchronous plan would), and the slot waits that fraction of a
+trial; a sequential sweep of long trials proposes exactly what the plan proposes when
+asked in the driver. When many are wanted at once
 (``MANY`` or more: a large cluster, short trials, a fit that cannot keep up one at a
 time), they are asked together (``Plan.ask_many``: the learning plans make them from
 one fit with a batch rule, at a fraction of the cost each).
@@ -67,6 +69,9 @@ from ..plans.fixed import RandomPlan
 ON_DEMAND_SHARE = 0.005
 # Proposals made ahead: about this many times those that slots use while one is made.
 AHEAD = 2.0
+# When making them one at a time would keep the thread at least half busy, at least this
+# many are kept made ahead, so that they are asked in batches (cheaper each).
+BATCH_AHEAD = 16
 # From this many proposals wanted at once, they are asked together (``Plan.ask_many``:
 # one fit, a batch rule), at most MAX_MANY a turn; fewer are asked one at a time.
 MANY = 2
@@ -116,6 +121,7 @@ class Proposer(Plan):
         self._slots = 1
         self._trial_s: float | None = None
         self._cost: float | None = None  # seconds of compute per proposal (moving mean)
+        self._cost1: float | None = None  # the same, of proposals made one at a time
         self._working = False
         self._starved = False  # the plan answered [] with every result applied
         self._done = plan.finished  # the plan will propose nothing more
@@ -211,12 +217,16 @@ class Proposer(Plan):
     @property
     def target(self) -> int:
         """Proposals to keep made ahead (see the module's text)."""
-        if self._cost is None or not self._trial_s:
+        cost = self._cost1 if self._cost1 is not None else self._cost
+        if cost is None or not self._trial_s:
             return 0
-        if self._cost < ON_DEMAND_SHARE * self._trial_s:
+        if cost < ON_DEMAND_SHARE * self._trial_s:
             return 0
-        ending = self._slots / self._trial_s * self._cost  # trials ending per proposal
-        return min(max(4, self._slots), max(1, math.ceil(AHEAD * ending)))
+        ending = self._slots / self._trial_s * cost  # trials ending per proposal
+        ahead = max(1, math.ceil(AHEAD * ending))
+        if ending >= 0.5:
+            ahead = max(ahead, BATCH_AHEAD)  # one at a time would not keep up for long
+        return min(max(BATCH_AHEAD, self._slots), ahead)
 
     # ------------------------------------------------------------- the thread
 
@@ -232,8 +242,15 @@ class Proposer(Plan):
             return False
         if self._queue:
             return True
-        return (not self._done and not self._starved
-                and self._in_hand() < self._want + self.target)
+        return not self._done and not self._starved and self._need() > 0
+
+    def _need(self) -> int:
+        """(Lock held.) Proposals to make now: those wanted and the target ahead; in
+        batch mode, only once the buffer is down to half its target, then all of it."""
+        target, in_hand = self.target, self._in_hand()
+        if target >= BATCH_AHEAD and not self._want and in_hand > target // 2:
+            return 0
+        return max(0, self._want + target - in_hand)
 
     def _in_hand(self) -> int:
         """(Lock held.) Proposals made and not taken yet."""
@@ -257,7 +274,7 @@ class Proposer(Plan):
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
-            need = max(0, self._want + self.target - self._in_hand())
+            need = self._need()
             self._working = True
         started = self.timer()
         made, waiting = 0, False
@@ -282,6 +299,9 @@ class Proposer(Plan):
         if made:
             per = (self.timer() - started) / made
             self._cost = per if self._cost is None else 0.8 * self._cost + 0.2 * per
+            if made == 1:
+                one = self._cost1
+                self._cost1 = per if one is None else 0.8 * one + 0.2 * per
         with self._lock:
             self._done = done
             # [] with every result applied: nothing until more results are told.

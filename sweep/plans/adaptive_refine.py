@@ -378,6 +378,7 @@ class AdaptiveRefine(ProposingPlan):
             return []
         if not self._started:
             self.start()
+        model.fit(spread=True)  # no whole hyperparameter optimisation in a hurry
         anchors, shares = self.anchors, self._shares()
         counts = [self._counts.get(a.trial_id, 0) for a in anchors]
         wanted = [0] * len(anchors)

@@ -341,7 +341,7 @@ class Bayes(ProposingPlan):
         if self.liar != "mean" or self._small_discrete() or not self._use_model():
             return []
         rng = make_rng((*self.seed, 19, self._proposed))
-        model.fit()
+        model.fit(spread=True)
         X, mean_obs = model.conditioned()
         best = float(np.min(mean_obs))
         C = self._first_round(rng, X, np.argsort(mean_obs, kind="stable"))
