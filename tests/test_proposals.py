@@ -73,8 +73,10 @@ class Broken(Steps):
         self.after, self.where = after, where
 
     def ask(self, n):
-        if self.where == "ask" and self.asked >= self.after:
-            raise RuntimeError("the fit diverged")
+        if self.where == "ask":
+            if self.asked >= self.after:
+                raise RuntimeError("the fit diverged")
+            n = min(n, self.after - self.asked)
         return super().ask(n)
 
     def tell(self, records):
