@@ -228,6 +228,7 @@ def test_proposals_made_when_a_slot_frees_are_the_synchronous_plans(results, mon
     every result told before it: a sequential run proposes what the plan proposes when
     asked in the driver."""
     monkeypatch.setattr(proposals_module, "ON_DEMAND_SHARE", float("inf"))
+    monkeypatch.setattr(proposals_module, "BUSY", float("inf"))  # never in batches
     runs = []
     for background in (True, False):
         d = doc(f"same-{background}", [{"plan": "random", "trials": 5},
