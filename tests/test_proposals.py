@@ -123,10 +123,19 @@ def test_the_driver_submits_trials_while_a_fit_runs(results, monkeypatch):
 
     class Watching(FakePool):
         during_fit = 0
+        ended = 0
+
+        def wait(self, timeout_s):
+            done, reports = super().wait(timeout_s)
+            Watching.ended += len(done)
+            return done, reports
 
         def submit(self, task, timeout_s=None):
-            if plan.fitting.is_set():
-                Watching.during_fit += 1
+            if Watching.ended >= plan.block_at and not plan.release.is_set():
+                # The 4th result is out: a submission now comes while its fit runs (the
+                # fit starts on the proposer's thread; give it a moment on a busy machine).
+                if plan.fitting.wait(5):
+                    Watching.during_fit += 1
                 plan.release.set()  # the fit ends once the driver has shown it goes on
             super().submit(task, timeout_s)
 
