@@ -185,8 +185,8 @@ class Bayes(ProposingPlan):
     # ---------------------------------------------------------------- telling
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
-        for r in self.model.tell(records):
-            self._told(self.space.key(r.params), r.stage == self.stage)
+        for r, key in self.model.observe(records):
+            self._told(key, r.stage == self.stage)
         self._update_finished()
 
     def start(self) -> None:

@@ -741,6 +741,11 @@ class Surrogate:
     def tell(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         """Observe the records of this stage and of its sources (a retried trial's last
         attempt counts); returns those records, the others being ignored."""
+        return [r for r, _ in self.observe(records)]
+
+    def observe(self, records: Sequence[TrialRecord]) -> list[tuple[TrialRecord, Any]]:
+        """``tell``, returning each record taken with its config's key
+        (``Space.key``), so that a plan need not compute it again."""
         taken = []
         for r in records:
             if r.stage > self.stage:
@@ -748,8 +753,8 @@ class Surrogate:
             own = r.stage == self.stage
             if not own and self.sources is not None and r.stage not in self.sources:
                 continue
-            taken.append(r)
             key = self.space.key(r.params)
+            taken.append((r, key))
             if own:
                 self._pending.pop(key, None)
             row = self.encoder.encode(r.params)
