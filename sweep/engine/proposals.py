@@ -79,7 +79,7 @@ IDLE = 0.1
 # From this many proposals wanted at once, they are asked together (``Plan.ask_many``:
 # one fit, a batch rule), at most MAX_MANY a turn; fewer are asked one at a time.
 MANY = 2
-MAX_MANY = 128
+MAX_MANY = 64
 # How long the driver waits for the pool before it looks at the buffer again, while it
 # has free slots and a proposal is being made.
 POLL_S = 0.002
