@@ -1,7 +1,8 @@
 """The engine: runs a sweep. ``runner`` wires a spec, a store and a pool together; the
 ``driver`` is the policy loop (no Ray); ``ray_pool`` and ``report_hub`` are its Ray side;
 ``ray_jobs`` submits a sweep to a cluster; ``planning`` builds each stage's plan;
-``progress`` draws the progress line.
+``proposals`` runs a learning plan on a background thread; ``progress`` draws the
+progress line.
 
 Example:
     >>> from sweep.engine import run

@@ -287,7 +287,9 @@ class Driver:
         if not len(self.pool):
             if run.proposer is None or not run.proposer.busy:
                 return False
-            run.proposer.wait(POLL_S)  # nothing in flight: the next proposal is
+            run.proposer.wait(POLL_S)  # nothing in flight: wait for the next proposal
+            if TERMINATING.is_set():
+                raise Terminated()
             return True
         done, reports = self.pool.wait(self._wait_s(run))
         if TERMINATING.is_set():

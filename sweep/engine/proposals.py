@@ -14,13 +14,15 @@ How much is made ahead (``target``): the driver says how many trials it could su
 now (``want``) and how fast trials end (``pace``: slots and the mean trial time). The
 thread makes what is wanted, plus a buffer of about twice the trials that end while
 one proposal is made, so that a slot that frees finds one ready. When a proposal costs
-under ``ON_DEMAND_SHARE`` of a trial, nothing is made ahead: each proposal is made when
-a slot frees, knowing every result told so far (as a synchronous plan would), and the
-slot waits that fraction of a trial; a sequential sweep of long trials proposes
-exactly what the plan proposes when asked in the driver. When many are wanted at once
-(``MANY`` or more: a large cluster, short trials, a fit that cannot keep up one at a
-time), they are asked together (``Plan.ask_many``: the learning plans make them from
-one fit with a batch rule, at a fraction of the cost each).
+under ``ON_DEMAND_SHARE`` of a trial, nothing is made ahead: each proposal is made
+when a slot frees, knowing every result told so far (as a synchronous plan would), and
+the slot waits that fraction of a trial; a sequential sweep of long trials proposes
+exactly what the plan proposes when asked in the driver. When several are wanted at
+once (``MANY``), they are asked together (``Plan.ask_many``: the learning plans make
+them from one fit with a batch rule, several times cheaper each); and once proposals
+keep the thread half busy (``BUSY``: a large cluster, short trials), at least
+``BATCH_AHEAD`` are kept made ahead (twice what slots use while one batch is made) and
+refilled in batches once half are taken, until it is under a tenth busy (``IDLE``).
 
 Exact budgets and resume: the plan counts every proposal it made, buffered or not, so
 its budget is exact; a stage that ends normally has taken the whole buffer (the
@@ -67,10 +69,17 @@ from ..plans.fixed import RandomPlan
 ON_DEMAND_SHARE = 0.005
 # Proposals made ahead: about this many times those that slots use while one is made.
 AHEAD = 2.0
+# When proposals keep the thread at least BUSY busy (one at a time), at least
+# BATCH_AHEAD are kept made ahead, so that they are asked in batches (cheaper each),
+# until the thread is less than IDLE busy (batches are several times cheaper: the
+# thresholds differ so that it does not switch back and forth).
+BATCH_AHEAD = 16
+BUSY = 0.5
+IDLE = 0.1
 # From this many proposals wanted at once, they are asked together (``Plan.ask_many``:
 # one fit, a batch rule), at most MAX_MANY a turn; fewer are asked one at a time.
 MANY = 2
-MAX_MANY = 128
+MAX_MANY = 64
 # How long the driver waits for the pool before it looks at the buffer again, while it
 # has free slots and a proposal is being made.
 POLL_S = 0.002
@@ -116,6 +125,8 @@ class Proposer(Plan):
         self._slots = 1
         self._trial_s: float | None = None
         self._cost: float | None = None  # seconds of compute per proposal (moving mean)
+        self._batching = False  # made ahead in batches (see BATCH_AHEAD)
+        self._turn_s: float | None = None  # seconds of one turn that made some (moving mean)
         self._working = False
         self._starved = False  # the plan answered [] with every result applied
         self._done = plan.finished  # the plan will propose nothing more
@@ -208,15 +219,27 @@ class Proposer(Plan):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(CLOSE_S)
 
+    def _ending(self) -> float | None:
+        """Trials that end while one proposal is made (the thread's busy share)."""
+        if self._cost is None or not self._trial_s:
+            return None
+        return self._slots / self._trial_s * self._cost
+
     @property
     def target(self) -> int:
         """Proposals to keep made ahead (see the module's text)."""
-        if self._cost is None or not self._trial_s:
+        ending = self._ending()
+        if ending is None:
             return 0
-        if self._cost < ON_DEMAND_SHARE * self._trial_s:
+        if self._batching:  # enough ahead to last while the next batch is made
+            assert self._trial_s and self._turn_s is not None
+            during = self._slots / self._trial_s * self._turn_s
+            return min(max(BATCH_AHEAD, self._slots),
+                       max(BATCH_AHEAD, math.ceil(AHEAD * during)))
+        if self._cost is not None and self._trial_s and (
+                self._cost < ON_DEMAND_SHARE * self._trial_s):
             return 0
-        ending = self._slots / self._trial_s * self._cost  # trials ending per proposal
-        return min(max(4, self._slots), max(1, math.ceil(AHEAD * ending)))
+        return min(max(BATCH_AHEAD, self._slots), max(1, math.ceil(AHEAD * ending)))
 
     # ------------------------------------------------------------- the thread
 
@@ -232,8 +255,15 @@ class Proposer(Plan):
             return False
         if self._queue:
             return True
-        return (not self._done and not self._starved
-                and self._in_hand() < self._want + self.target)
+        return not self._done and not self._starved and self._need() > 0
+
+    def _need(self) -> int:
+        """(Lock held.) Proposals to make now: those wanted and the target ahead; in
+        batch mode, only once the buffer is down to half its target, then all of it."""
+        target, in_hand = self.target, self._in_hand()
+        if target >= BATCH_AHEAD and not self._want and in_hand > target // 2:
+            return 0
+        return max(0, self._want + target - in_hand)
 
     def _in_hand(self) -> int:
         """(Lock held.) Proposals made and not taken yet."""
@@ -257,7 +287,7 @@ class Proposer(Plan):
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
-            need = max(0, self._want + self.target - self._in_hand())
+            need = self._need()
             self._working = True
         started = self.timer()
         made, waiting = 0, False
@@ -280,9 +310,14 @@ class Proposer(Plan):
                 self._fail(exc)
             done = self._plan_done()
         if made:
-            per = (self.timer() - started) / made
+            turn = self.timer() - started
+            per = turn / made
             self._cost = per if self._cost is None else 0.8 * self._cost + 0.2 * per
+            self._turn_s = turn if self._turn_s is None else 0.8 * self._turn_s + 0.2 * turn
         with self._lock:
+            ending = self._ending()
+            if ending is not None:
+                self._batching = ending >= (IDLE if self._batching else BUSY)
             self._done = done
             # [] with every result applied: nothing until more results are told.
             self._starved = waiting and not done and not self._queue

@@ -138,6 +138,8 @@ class AdaptiveRefine(ProposingPlan):
                                     sources=rule.sources)
         self._numeric = list(space.numeric_dims)
         self._cats = list(space.categorical_dims)
+        self._cat_keys = {name: {value_key(v) for v in space[name].support()}
+                          for name in self._cats}
         # Configs with a positive prior (a zero-weight value is never proposed).
         self._cardinality = space.possible_combinations() if space.dims else 1
         if self._cardinality is not None:
@@ -150,15 +152,15 @@ class AdaptiveRefine(ProposingPlan):
     # ---------------------------------------------------------------- telling
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
-        if self._model is not None:
-            self._model.tell(records)
         rule = self.rule
-        sources = set(rule.sources)
-        for r in records:
+        if self._model is not None:  # the model takes the same stages, keys computed
+            taken = self._model.observe(records)
+        else:
+            sources = set(rule.sources)
+            taken = [(r, self.space.key(r.params)) for r in records
+                     if r.stage == rule.stage or r.stage in sources]
+        for r, key in taken:
             own = r.stage == rule.stage
-            if not own and r.stage not in sources:
-                continue
-            key = self.space.key(r.params)
             if own:
                 self._results.add(key)
             self._told(key, own)
@@ -181,8 +183,7 @@ class AdaptiveRefine(ProposingPlan):
             if name not in params:
                 return False
         for name in self._cats:
-            keys = {value_key(v) for v in self.space[name].support()}
-            if value_key(params[name]) not in keys:
+            if value_key(params[name]) not in self._cat_keys[name]:
                 return False
         for name in self._numeric:
             try:
@@ -378,6 +379,7 @@ class AdaptiveRefine(ProposingPlan):
             return []
         if not self._started:
             self.start()
+        model.fit(spread=True)  # no whole hyperparameter optimisation in a hurry
         anchors, shares = self.anchors, self._shares()
         counts = [self._counts.get(a.trial_id, 0) for a in anchors]
         wanted = [0] * len(anchors)

@@ -12,6 +12,10 @@ skips what is stored, and tells the plan what came back. The contract (``Plan``)
   stage ends there (the driver logs it).
 * The driver drops candidates that are stored or in flight already and asks again at
   once, so each answer must move the plan on.
+* A learning plan is run by ``sweep.engine.proposals`` on a background thread once it
+  has started: ``ask``, ``ask_many`` and ``tell`` are then called from that thread
+  (never two at once), and ``ask_many(n)`` when many slots wait at once (default:
+  ``ask(n)``; the learning plans make such a batch from one fit).
 
 This module also holds what every plan shares: the seeded generators, the learning
 base class (``ProposingPlan``), the settings a plan builds itself from

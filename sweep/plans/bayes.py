@@ -185,8 +185,8 @@ class Bayes(ProposingPlan):
     # ---------------------------------------------------------------- telling
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
-        for r in self.model.tell(records):
-            self._told(self.space.key(r.params), r.stage == self.stage)
+        for r, key in self.model.observe(records):
+            self._told(key, r.stage == self.stage)
         self._update_finished()
 
     def start(self) -> None:
@@ -341,7 +341,7 @@ class Bayes(ProposingPlan):
         if self.liar != "mean" or self._small_discrete() or not self._use_model():
             return []
         rng = make_rng((*self.seed, 19, self._proposed))
-        model.fit()
+        model.fit(spread=True)
         X, mean_obs = model.conditioned()
         best = float(np.min(mean_obs))
         C = self._first_round(rng, X, np.argsort(mean_obs, kind="stable"))

@@ -741,6 +741,11 @@ class Surrogate:
     def tell(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         """Observe the records of this stage and of its sources (a retried trial's last
         attempt counts); returns those records, the others being ignored."""
+        return [r for r, _ in self.observe(records)]
+
+    def observe(self, records: Sequence[TrialRecord]) -> list[tuple[TrialRecord, Any]]:
+        """``tell``, returning each record taken with its config's key
+        (``Space.key``), so that a plan need not compute it again."""
         taken = []
         for r in records:
             if r.stage > self.stage:
@@ -748,8 +753,8 @@ class Surrogate:
             own = r.stage == self.stage
             if not own and self.sources is not None and r.stage not in self.sources:
                 continue
-            taken.append(r)
             key = self.space.key(r.params)
+            taken.append((r, key))
             if own:
                 self._pending.pop(key, None)
             row = self.encoder.encode(r.params)
@@ -827,9 +832,11 @@ class Surrogate:
             y[sel] = transform(v[sel], self.transform)
         return y
 
-    def fit(self) -> None:
+    def fit(self, spread: bool = False) -> None:
         """Condition on what was told since the last fit (a no-op when nothing was);
-        call only when ``ready``."""
+        call only when ``ready``. With ``spread`` (for a batch made in a hurry), a due
+        hyperparameter optimisation is spread over this fit and the next ones (as it
+        always is beyond the cap) rather than run whole now."""
         n = self.n_observed
         if not self._dirty:
             return
@@ -838,21 +845,24 @@ class Surrogate:
         # Hyperparameters: every time while there are few observations, then each
         # time the data has grown by about a tenth.
         optimise = self._fitted_at < 0 or n < 24 or n >= self._fitted_at * 1.1 + 1
+        ard = n >= self.ard_after
         if n > self.cap:
             keep = self._subset(X, y)
+            X, y, spread = X[keep], y[keep], True
+        if spread:
             if optimise:
                 self._tuning, self._fitted_at = TUNE_FITS, n
                 self.optimisations += 1
             if self._tuning:
-                done = self.gp.tune(X[keep], y[keep], n >= self.ard_after, TUNE_ITERATIONS)
+                done = self.gp.tune(X, y, ard, TUNE_ITERATIONS)
                 self._tuning = 0 if done else self._tuning - 1
             else:
-                self.gp.fit(X[keep], y[keep], False, ard=n >= self.ard_after)
+                self.gp.fit(X, y, False, ard)
             self._dirty = False
             return
-        self.gp.fit(X, y, optimise, ard=n >= self.ard_after)
+        self.gp.fit(X, y, optimise, ard)
         if optimise:
-            self._fitted_at = n
+            self._fitted_at, self._tuning = n, 0
             self.optimisations += 1
         self._dirty = False
 

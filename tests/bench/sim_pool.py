@@ -43,6 +43,10 @@ How the concurrency is simulated
   its timeout (2 ms while a slot is free and a proposal is being made, as in the real
   loop); with nothing in flight it waits on the proposer, which wakes it at once.
 
+The ``sync`` path of the code before a change (an older checkout first on PYTHONPATH;
+one without ``sweep.engine.proposals`` runs the sync path only) is measured the same
+way.
+
 Run from the repository root (one BLAS thread)::
 
     python tests/bench/sim_pool.py                               # everything (~1 h)
@@ -68,12 +72,16 @@ from sweep.core.records import Report, TrialRecord
 from sweep.engine import driver as driver_module
 from sweep.engine.driver import Driver
 from sweep.engine.progress import Progress
-from sweep.engine.proposals import Proposer
 from sweep.engine.runner import open_writer
 from sweep.engine.tasks import Done, Task
 from sweep.spec.sweep_file import load_spec
 from sweep.store.reader import ResultsReader
 from sweep.worker.wrapper import BatchResult
+
+try:
+    from sweep.engine.proposals import Proposer
+except ImportError:  # a checkout from before the proposer: the sync path only
+    Proposer = None  # type: ignore[assignment,misc]
 
 CPU = time.process_time
 
@@ -286,7 +294,7 @@ class World:
         return Done(task, result=BatchResult(records, []))
 
 
-class SimProposer(Proposer):
+class SimProposer(Proposer or object):  # type: ignore[misc]
     """The proposer on the world's background timeline (no thread)."""
 
     world: World
@@ -317,14 +325,17 @@ def simulate(kind: str, path: str, slots: int, trial_s: float, n: int,
     spec = load_spec(doc)
     world = World(slots, trial_s, [s["trials"] for s in shape])
     SimProposer.world = world
-    real = driver_module.Proposer
+    real = getattr(driver_module, "Proposer", None)
     driver_module.Proposer = SimProposer  # type: ignore[misc]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             writer = open_writer(spec, tmp)
             reader = ResultsReader(writer.folder, writer.codec)
+            options = {} if Proposer is None else {"background": path == "background"}
+            if path == "background" and Proposer is None:
+                raise SystemExit("this checkout has no background proposer")
             drv = Driver(spec, writer, reader, world, progress=Progress(quiet=True),
-                         clock=lambda: world.now, background=path == "background")
+                         clock=lambda: world.now, **options)
             started = time.perf_counter()
             world._resume_driver()
             results = drv.run()
