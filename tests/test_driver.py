@@ -562,3 +562,29 @@ def test_every_report_is_stored_once_and_a_rule_rebuilt_from_storage_decides_as_
         assert set(df.loc[df["status"] == "stopped", "trial_id"]) <= set(pool.stopped)
         if cut is None or pool.waits < cut:
             assert len(df) == len(curves)
+
+
+# ------------------------------------------------ huge integer bounds (issue 25, 19)
+
+
+@pytest.mark.parametrize("plan", ["random", "bayes", "sobol"])
+def test_the_widest_integer_axis_that_validates_runs_exactly(results, plan):
+    """Issue 25 item 19: ``int_uniform`` from -2**62 to 2**62 passed validation and ended
+    ``run`` with random or bayes in an OverflowError. The widest range that validates
+    (2**50 values) runs with every plan, and stores the integers drawn exactly."""
+    lo, hi = -2**49, 2**49 - 1
+
+    def objective(config):
+        return {"loss": abs(config["seed"]) / 2**49, "seed": config["seed"]}
+
+    _, store, _, drv = make(doc(f"wide-{plan}", [{"plan": plan, "trials": 8}],
+                                parameters={"seed": sweep.randint(lo, hi),
+                                            "far": sweep.randint(2**62 - 3, 2**62)}),
+                            results, fn=objective)
+    drv.run()
+    df = store.read()
+    assert len(df) == 8 and set(df["status"]) == {"ok"}
+    seeds = [int(v) for v in df["params.seed"]]
+    assert all(lo <= s <= hi for s in seeds) and len(set(seeds)) == 8
+    assert seeds == [int(v) for v in df["metrics.seed"]]  # stored as drawn, to the unit
+    assert all(2**62 - 3 <= int(v) <= 2**62 for v in df["params.far"])

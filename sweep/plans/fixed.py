@@ -121,9 +121,25 @@ class Grid(FixedPlan):
                 except ValueError as exc:
                     raise ValueError(f"parameters.{name}: {exc}") from None
             self.axes.append((name, axis))
-        on_axes = {name for name, _ in self.axes}
+        self._set_axes(space, self.axes)
+
+    def _set_axes(self, space: Space, axes: list[tuple[str, list[Any]]]) -> None:
+        self.axes = axes
+        on_axes = {name for name, _ in axes}
         self._constants = {n: space[n].from_unit(0.5) for n in space if n not in on_axes}
-        super().__init__(space, math.prod(len(axis) for _, axis in self.axes))
+        FixedPlan.__init__(self, space, math.prod(len(axis) for _, axis in axes))
+
+    @classmethod
+    def every_config(cls, space: Space) -> Grid:
+        """Every config of a discrete space, in grid order: each axis its whole support,
+        however long (up to ``LIST_LIMIT`` values; a user's grid asks for ``points``
+        above 10,000).
+
+        Example: ``len(Grid.every_config(Space({"n": RandInt(0, 49_999)}))) == 50_000``
+        """
+        grid = cls.__new__(cls)
+        grid._set_axes(space, [(name, space[name].support()) for name in space.dims])
+        return grid
 
     @classmethod
     def of_size(cls, space: Space, n: int, seed: int | Sequence[int],
@@ -244,14 +260,14 @@ class RandomPlan(_UnitPlan):
     def _stream(self) -> Iterator[Candidate]:
         if self._combinations is None or not self.space.dims:
             yield from super()._stream()
-        elif self._combinations <= _ENUMERATE_LIMIT:
+        elif _draws_together(self.space):
             yield from self._enumerated()
         else:
             yield from self._rejecting()
 
     def _enumerated(self) -> Iterator[Candidate]:
         """Without replacement over the enumerated product, weighted by the priors."""
-        full = Grid(self.space)
+        full = Grid.every_config(self.space)
         probs = self.space.combination_probabilities()
         rng = make_rng(self.seed)
         uniform = np.allclose(probs, probs[0])
@@ -270,6 +286,13 @@ class RandomPlan(_UnitPlan):
                     yield Candidate(config)
                     if len(seen) >= self.total:
                         return
+
+
+def _draws_together(space: Space) -> bool:
+    """Whether a random plan over ``space`` draws its configs from the enumerated product
+    (a small all-discrete space), rather than one at a time from the priors."""
+    total = space.cardinality() if space.dims else None
+    return total is not None and total <= _ENUMERATE_LIMIT
 
 
 @register
