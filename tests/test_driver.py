@@ -564,6 +564,94 @@ def test_every_report_is_stored_once_and_a_rule_rebuilt_from_storage_decides_as_
             assert len(df) == len(curves)
 
 
+# ------------------------------------------------ raised budgets (issue 25, 17)
+
+
+def resumed(d, results, fn=bowl, lines=None):
+    """Run ``d`` as ``execute`` resumes it: the resume check (``prepare_writer``, which
+    raises for a spec that cannot resume), then the driver; the stored table."""
+    from sweep.engine.runner import prepare_writer
+
+    spec = load_spec(d)
+    prepare_writer(spec, results, fresh=False).folder.lock.release()
+    _, store, _, drv = make(d, results, fn=fn)
+    if lines is not None:
+        drv.progress.log = lines.append
+    drv.run()
+    return store.read()
+
+
+def test_a_raised_budget_extends_its_stage_or_is_refused_naming_why(results):
+    """Issue 25 item 17: resumed after ``trials`` was raised, an lhs stage 8 -> 12 held 20
+    trials of two designs and an all-discrete random stage 8 -> 12 held 18, both exiting
+    0. A raise that extends the stage (random over a continuous axis, sobol) runs only
+    the new trials after the stored ones; one that cannot is refused before anything
+    runs, naming the stage and why."""
+    from sweep.core.errors import SweepError
+
+    continuous = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+    discrete = {"x": sweep.randint(0, 9), "lr_exp": sweep.randint(-4, 0)}
+    for plan, params, why in (("lhs", continuous, "a Latin hypercube cuts each axis"),
+                              ("random", discrete, "a random stage over an all-discrete")):
+        name = f"raise-{plan}"
+        first = resumed(doc(name, [{"plan": plan, "trials": 8}], parameters=params), results)
+        with pytest.raises(SweepError, match=rf"stages\[0\]\.trials: was 8, now 12, but {why}"):
+            resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=params), results)
+        kept = opened(load_spec(doc(name, [{"plan": plan, "trials": 8}],
+                                    parameters=params)), results)[1].read()
+        assert sorted(kept["trial_id"]) == sorted(first["trial_id"])  # nothing ran
+    for plan in ("random", "sobol"):
+        name = f"extend-{plan}"
+        first = resumed(doc(name, [{"plan": plan, "trials": 8}], parameters=continuous),
+                        results)
+        more = resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=continuous),
+                       results)
+        fresh = resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=continuous),
+                        results + "-fresh")
+        assert len(more) == 12 and set(first["trial_id"]) < set(more["trial_id"])
+        assert set(more["trial_id"]) == set(fresh["trial_id"])  # the 12-design itself
+
+
+def test_a_fixed_refine_keeps_its_anchors_when_the_stage_it_refines_grows(results):
+    """Issue 25 item 17: a ``region: each`` refine of 6, resumed after its stage 0 was
+    raised, chose new anchors and held 12 trials of two sets of boxes. A fixed refine's
+    boxes are decided when it starts: resumed, it keeps its anchors (and says that the
+    history ranks others first now), and a raise of its own budget extends its boxes."""
+    params = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+
+    def stages(coarse, fine):
+        return [{"plan": "random", "trials": coarse},
+                {"plan": "refine", "trials": fine, "region": "each", "top_k": 2}]
+
+    from sweep.engine.planning import make_plan
+
+    spec = load_spec(doc("keep", stages(12, 6), parameters=params))
+    design = [c.params for c in make_plan(spec, spec.stages[0]).candidates()]
+    target = design[10]  # a trial of the raised budget only: the new best
+
+    def near_target(config):
+        return {"loss": (config["x"] - target["x"]) ** 2
+                + (config["lr_exp"] - target["lr_exp"]) ** 2}
+
+    first = resumed(doc("keep", stages(8, 6), parameters=params), results, fn=near_target)
+    anchors = set(first.loc[first["stage"] == 1, "parent_id"])
+    lines = []
+    raised = resumed(doc("keep", stages(12, 6), parameters=params), results,
+                     fn=near_target, lines=lines)
+    assert raised.groupby("stage").size().to_dict() == {0: 12, 1: 6}
+    fine = raised[raised["stage"] == 1]
+    assert set(fine["trial_id"]) == set(first.loc[first["stage"] == 1, "trial_id"])
+    assert set(fine["parent_id"]) == anchors
+    assert any(line.startswith("stage 1: keeps the anchors it started with") for line in lines)
+    state = opened(spec, results)[1].folder.read_stage(1)
+    assert {a["trial_id"] for a in state.described["anchors"]} == anchors
+    # Its own budget raised: the same boxes, the six stored first, then four more.
+    more = resumed(doc("keep", stages(12, 10), parameters=params), results, fn=near_target)
+    fine = more[more["stage"] == 1]
+    assert len(fine) == 10 and set(fine["parent_id"]) == anchors
+    assert set(first.loc[first["stage"] == 1, "trial_id"]) < set(fine["trial_id"])
+
+
 # ------------------------------------------------ huge integer bounds (issue 25, 19)
 
 

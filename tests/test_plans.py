@@ -465,3 +465,46 @@ def test_a_random_plan_over_a_long_axis_of_a_small_space_runs():
     assert configs == list(RandomPlan(space, n=50, seed=0))
     assert len(Grid.every_config(space)) == 500_000
 
+
+# ----------------------------------------------- raised budgets (issue 25, 17)
+
+
+SPACES = {
+    "continuous": lambda: Space({"x": sweep.uniform(0, 1), "lr": sweep.loguniform(1e-4, 1)}),
+    "mixed": mixed_space,
+    "small discrete": lambda: Space({"a": sweep.randint(1, 9), "b": sweep.choice(list("xyz"))}),
+    "large discrete": lambda: Space({k: sweep.randint(0, 999) for k in "abc"}),
+}
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+def test_every_fixed_plan_that_says_it_extends_does(space_name):
+    """Issue 25 item 17: a raised budget redrew an lhs and an all-discrete random stage
+    (8 -> 12 held 20 and 18 trials of two designs). Each fixed plan says whether a larger
+    budget extends its design (``extension_problem``); every one that says so must give
+    its smaller design first, in every kind of space. Those that cannot are refused on
+    resume (tests/test_spec.py), so no plan mixes two designs."""
+    from sweep.plans import REGISTRY, FixedPlan
+    from sweep.spec.stages import parse_stages
+
+    space = SPACES[space_name]()
+    fixed = [name for name, cls in REGISTRY.items() if issubclass(cls, FixedPlan)]
+    assert {"grid", "random", "sobol", "lhs"} <= set(fixed)
+    extend = {}
+    for name in fixed:
+        raw = {"plan": name, "trials": 12, "seed": 5}
+        if name == "grid":
+            raw = {"plan": "grid", "points": 4}
+        stage = parse_stages([raw], space, seed=0, points={})[0]
+        extend[name] = REGISTRY[name].extension_problem(stage, space) is None
+        if not extend[name]:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for small, large in ((1, 12), (8, 12), (12, 1100)):
+                head = list(sampler(space, name, small, seed=5, points=4))
+                longer = list(sampler(space, name, large, seed=5, points=4))
+                assert longer[:len(head)] == head, (name, small, large)
+    assert not extend["lhs"]
+    assert extend["sobol"] and extend["grid"]
+    assert extend["random"] == (space_name != "small discrete")

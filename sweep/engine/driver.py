@@ -222,9 +222,12 @@ class Driver:
         done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
                                                              "stopped")
         stored = self.reader.trial_ids(stage.index, done)
+        state = self.writer.folder.read_stage(stage.index)
         plan = prepare_plan(self.spec, stage,
                             lambda: self.reader.records(range(stage.index + 1)),
-                            retry_failed=self.retry_failed)
+                            retry_failed=self.retry_failed,
+                            decided=state.described if state and state.plan == stage.plan
+                            else None)
         for note in plan.notes:
             self.progress.log(note)
         space = stage.space(self.spec.space)

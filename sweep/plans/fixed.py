@@ -63,6 +63,13 @@ class FixedPlan(Plan):
                    ) -> FixedPlan:
         return cls.of_size(space, stage.trials or 0, stage.seed)
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A fixed plan extends only when its design of n is the head of its design of
+        any larger n (the plans that do say so); by default it does not."""
+        return (f"a {cls.name or cls.__name__} design is drawn for its size, so a larger "
+                f"one would not start with the trials stored")
+
     def _stream(self) -> Iterator[Candidate]:
         raise NotImplementedError
 
@@ -157,6 +164,11 @@ class Grid(FixedPlan):
             return Truncated(grid, stage.trials)
         return grid
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A grid's order is fixed: a larger cut of it starts with the smaller one."""
+        return None
+
     def __getitem__(self, index: int) -> Config:
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"grid indices must be integers, not {type(index).__name__}")
@@ -249,6 +261,18 @@ class RandomPlan(_UnitPlan):
             self.total = possible
         self._combinations = space.cardinality()
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """Draws from one seeded stream extend, except in a small all-discrete space:
+        there a budget's configs are drawn together, without replacement."""
+        possible = space.possible_combinations()
+        if not _draws_together(space) or (possible is not None
+                                          and (stage.trials or 0) >= possible):
+            return None  # every config of the space is drawn, the stored ones included
+        return (f"a random stage over an all-discrete space of {space.cardinality()} "
+                f"configs draws its budget together, without replacement, so a larger "
+                f"one would not start with the trials stored")
+
     def _points(self) -> Iterator[np.ndarray]:
         rng = make_rng(self.seed)
         left = self.total
@@ -305,6 +329,11 @@ class SobolPlan(_UnitPlan):
 
     name = "sobol"
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A Sobol sequence extends: its first n points are those of any longer run."""
+        return None
+
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
 
@@ -327,6 +356,12 @@ class LatinHypercubePlan(_UnitPlan):
     """
 
     name = "lhs"
+
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        return ("a Latin hypercube cuts each axis into as many slices as it has trials, "
+                "so one of a larger budget would be a different design, not the one "
+                "stored and more")
 
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
