@@ -7,6 +7,7 @@ import contextlib
 import math
 import tempfile
 import time
+import warnings
 from typing import ClassVar
 
 import pytest
@@ -650,6 +651,64 @@ def test_a_fixed_refine_keeps_its_anchors_when_the_stage_it_refines_grows(result
     fine = more[more["stage"] == 1]
     assert len(fine) == 10 and set(fine["parent_id"]) == anchors
     assert set(first.loc[first["stage"] == 1, "trial_id"]) < set(fine["trial_id"])
+
+
+def test_a_stage_holding_trials_outside_its_design_says_so(results):
+    """The driver's own check behind the resume rule: stored trials that the stage's fixed
+    design does not hold (a design redrawn under them) are never mixed in silently."""
+    params = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+    make(doc("outside", [{"plan": "lhs", "trials": 8}], parameters=params), results)[3].run()
+    _, store, _, drv = make(doc("outside", [{"plan": "lhs", "trials": 12}],
+                                parameters=params), results)
+    lines = []
+    drv.progress.log = lines.append
+    drv.run()
+    assert len(store.read()) == 20
+    assert ("stage 0 (lhs): 8 stored trials are not in the stage's design (it changed since "
+            "they ran): the stage holds trials of two designs") in lines
+
+
+def test_a_stage_that_runs_fewer_trials_than_its_budget_says_why(results):
+    """Issue 25 (weak): a one-point space ran 1 of 8 bayes trials and 0 refine trials
+    without a word. Every stage that ends short of its budget says how short, and why."""
+    params = {"opt": sweep.choice(["sgd"]), "depth": sweep.constant(3)}
+
+    def flat(config):
+        return {"loss": 1.0}
+
+    expected = {
+        "bayes": ["stage 0 (bayes): 1 of its 8 trials: the space has only 1 config"],
+        "random-refine": [
+            "stage 0 (random): 1 of its 2 trials: the space has only 1 config",
+            "stage 1 (refine): 0 of its 8 trials: the space has only 1 config (a learning "
+            "plan runs none again that an earlier stage ran)"],
+        "sobol": ["stage 0 (sobol): 1 of its 8 trials: the space has only 1 config"],
+        "grid": [],  # a grid's trials is a cap it fits in: its size is its own
+    }
+    stages = {"bayes": [{"plan": "bayes", "trials": 8}],
+              "random-refine": [{"plan": "random", "trials": 2},
+                                {"plan": "refine", "trials": 8}],
+              "sobol": [{"plan": "sobol", "trials": 8}],
+              "grid": [{"plan": "grid", "trials": 8}]}
+    for name, want in expected.items():
+        _, _, _, drv = make(doc(f"short-{name}", stages[name], parameters=params),
+                            results, fn=flat)
+        lines = []
+        drv.progress.log = lines.append
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random's own warning of a small space
+            drv.run()
+        assert [line for line in lines if " of its " in line] == want
+    # Sobol's 6 points fall on 5 of the 9 configs of this space: each runs once.
+    _, _, _, drv = make(doc("short-repeats", [{"plan": "sobol", "trials": 6}],
+                            parameters={"a": sweep.randint(0, 2), "b": sweep.randint(0, 2)}),
+                        results, fn=flat)
+    lines = []
+    drv.progress.log = lines.append
+    assert drv.run()[0].ran == 5
+    assert [line for line in lines if " of its " in line] == [
+        "stage 0 (sobol): 5 of its 6 trials: its design holds fewer distinct configs (each "
+        "config runs once)"]
 
 
 # ------------------------------------------------ huge integer bounds (issue 25, 19)
