@@ -7,6 +7,7 @@ import contextlib
 import math
 import tempfile
 import time
+import warnings
 from typing import ClassVar
 
 import pytest
@@ -562,3 +563,175 @@ def test_every_report_is_stored_once_and_a_rule_rebuilt_from_storage_decides_as_
         assert set(df.loc[df["status"] == "stopped", "trial_id"]) <= set(pool.stopped)
         if cut is None or pool.waits < cut:
             assert len(df) == len(curves)
+
+
+# ------------------------------------------------ raised budgets (issue 25, 17)
+
+
+def resumed(d, results, fn=bowl, lines=None):
+    """Run ``d`` as ``execute`` resumes it: the resume check (``prepare_writer``, which
+    raises for a spec that cannot resume), then the driver; the stored table."""
+    from sweep.engine.runner import prepare_writer
+
+    spec = load_spec(d)
+    prepare_writer(spec, results, fresh=False).folder.lock.release()
+    _, store, _, drv = make(d, results, fn=fn)
+    if lines is not None:
+        drv.progress.log = lines.append
+    drv.run()
+    return store.read()
+
+
+def test_a_raised_budget_extends_its_stage_or_is_refused_naming_why(results):
+    """Issue 25 item 17: resumed after ``trials`` was raised, an lhs stage 8 -> 12 held 20
+    trials of two designs and an all-discrete random stage 8 -> 12 held 18, both exiting
+    0. A raise that extends the stage (random over a continuous axis, sobol) runs only
+    the new trials after the stored ones; one that cannot is refused before anything
+    runs, naming the stage and why."""
+    from sweep.core.errors import SweepError
+
+    continuous = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+    discrete = {"x": sweep.randint(0, 9), "lr_exp": sweep.randint(-4, 0)}
+    for plan, params, why in (("lhs", continuous, "a Latin hypercube cuts each axis"),
+                              ("random", discrete, "a random stage over an all-discrete")):
+        name = f"raise-{plan}"
+        first = resumed(doc(name, [{"plan": plan, "trials": 8}], parameters=params), results)
+        with pytest.raises(SweepError, match=rf"stages\[0\]\.trials: was 8, now 12, but {why}"):
+            resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=params), results)
+        kept = opened(load_spec(doc(name, [{"plan": plan, "trials": 8}],
+                                    parameters=params)), results)[1].read()
+        assert sorted(kept["trial_id"]) == sorted(first["trial_id"])  # nothing ran
+    for plan in ("random", "sobol"):
+        name = f"extend-{plan}"
+        first = resumed(doc(name, [{"plan": plan, "trials": 8}], parameters=continuous),
+                        results)
+        more = resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=continuous),
+                       results)
+        fresh = resumed(doc(name, [{"plan": plan, "trials": 12}], parameters=continuous),
+                        results + "-fresh")
+        assert len(more) == 12 and set(first["trial_id"]) < set(more["trial_id"])
+        assert set(more["trial_id"]) == set(fresh["trial_id"])  # the 12-design itself
+
+
+def test_a_fixed_refine_keeps_its_anchors_when_the_stage_it_refines_grows(results):
+    """Issue 25 item 17: a ``region: each`` refine of 6, resumed after its stage 0 was
+    raised, chose new anchors and held 12 trials of two sets of boxes. A fixed refine's
+    boxes are decided when it starts: resumed, it keeps its anchors (and says that the
+    history ranks others first now), and a raise of its own budget extends its boxes."""
+    params = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+
+    def stages(coarse, fine):
+        return [{"plan": "random", "trials": coarse},
+                {"plan": "refine", "trials": fine, "region": "each", "top_k": 2}]
+
+    from sweep.engine.planning import make_plan
+
+    spec = load_spec(doc("keep", stages(12, 6), parameters=params))
+    design = [c.params for c in make_plan(spec, spec.stages[0]).candidates()]
+    target = design[10]  # a trial of the raised budget only: the new best
+
+    def near_target(config):
+        return {"loss": (config["x"] - target["x"]) ** 2
+                + (config["lr_exp"] - target["lr_exp"]) ** 2}
+
+    first = resumed(doc("keep", stages(8, 6), parameters=params), results, fn=near_target)
+    anchors = set(first.loc[first["stage"] == 1, "parent_id"])
+    lines = []
+    raised = resumed(doc("keep", stages(12, 6), parameters=params), results,
+                     fn=near_target, lines=lines)
+    assert raised.groupby("stage").size().to_dict() == {0: 12, 1: 6}
+    fine = raised[raised["stage"] == 1]
+    assert set(fine["trial_id"]) == set(first.loc[first["stage"] == 1, "trial_id"])
+    assert set(fine["parent_id"]) == anchors
+    assert any(line.startswith("stage 1: keeps the anchors it started with") for line in lines)
+    state = opened(spec, results)[1].folder.read_stage(1)
+    assert {a["trial_id"] for a in state.described["anchors"]} == anchors
+    # Its own budget raised: the same boxes, the six stored first, then four more.
+    more = resumed(doc("keep", stages(12, 10), parameters=params), results, fn=near_target)
+    fine = more[more["stage"] == 1]
+    assert len(fine) == 10 and set(fine["parent_id"]) == anchors
+    assert set(first.loc[first["stage"] == 1, "trial_id"]) < set(fine["trial_id"])
+
+
+def test_a_stage_holding_trials_outside_its_design_says_so(results):
+    """The driver's own check behind the resume rule: stored trials that the stage's fixed
+    design does not hold (a design redrawn under them) are never mixed in silently."""
+    params = {"x": sweep.uniform(0, 1), "lr_exp": sweep.uniform(-4, 0)}
+    make(doc("outside", [{"plan": "lhs", "trials": 8}], parameters=params), results)[3].run()
+    _, store, _, drv = make(doc("outside", [{"plan": "lhs", "trials": 12}],
+                                parameters=params), results)
+    lines = []
+    drv.progress.log = lines.append
+    drv.run()
+    assert len(store.read()) == 20
+    assert ("stage 0 (lhs): 8 stored trials are not in the stage's design (it changed since "
+            "they ran): the stage holds trials of two designs") in lines
+
+
+def test_a_stage_that_runs_fewer_trials_than_its_budget_says_why(results):
+    """Issue 25 (weak): a one-point space ran 1 of 8 bayes trials and 0 refine trials
+    without a word. Every stage that ends short of its budget says how short, and why."""
+    params = {"opt": sweep.choice(["sgd"]), "depth": sweep.constant(3)}
+
+    def flat(config):
+        return {"loss": 1.0}
+
+    expected = {
+        "bayes": ["stage 0 (bayes): 1 of its 8 trials: the space has only 1 config"],
+        "random-refine": [
+            "stage 0 (random): 1 of its 2 trials: the space has only 1 config",
+            "stage 1 (refine): 0 of its 8 trials: the space has only 1 config (a learning "
+            "plan runs none again that an earlier stage ran)"],
+        "sobol": ["stage 0 (sobol): 1 of its 8 trials: the space has only 1 config"],
+        "grid": [],  # a grid's trials is a cap it fits in: its size is its own
+    }
+    stages = {"bayes": [{"plan": "bayes", "trials": 8}],
+              "random-refine": [{"plan": "random", "trials": 2},
+                                {"plan": "refine", "trials": 8}],
+              "sobol": [{"plan": "sobol", "trials": 8}],
+              "grid": [{"plan": "grid", "trials": 8}]}
+    for name, want in expected.items():
+        _, _, _, drv = make(doc(f"short-{name}", stages[name], parameters=params),
+                            results, fn=flat)
+        lines = []
+        drv.progress.log = lines.append
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random's own warning of a small space
+            drv.run()
+        assert [line for line in lines if " of its " in line] == want
+    # Sobol's 6 points fall on 5 of the 9 configs of this space: each runs once.
+    _, _, _, drv = make(doc("short-repeats", [{"plan": "sobol", "trials": 6}],
+                            parameters={"a": sweep.randint(0, 2), "b": sweep.randint(0, 2)}),
+                        results, fn=flat)
+    lines = []
+    drv.progress.log = lines.append
+    assert drv.run()[0].ran == 5
+    assert [line for line in lines if " of its " in line] == [
+        "stage 0 (sobol): 5 of its 6 trials: its design holds fewer distinct configs (each "
+        "config runs once)"]
+
+
+# ------------------------------------------------ huge integer bounds (issue 25, 19)
+
+
+@pytest.mark.parametrize("plan", ["random", "bayes", "sobol"])
+def test_the_widest_integer_axis_that_validates_runs_exactly(results, plan):
+    """Issue 25 item 19: ``int_uniform`` from -2**62 to 2**62 passed validation and ended
+    ``run`` with random or bayes in an OverflowError. The widest range that validates
+    (2**50 values) runs with every plan, and stores the integers drawn exactly."""
+    lo, hi = -2**49, 2**49 - 1
+
+    def objective(config):
+        return {"loss": abs(config["seed"]) / 2**49, "seed": config["seed"]}
+
+    _, store, _, drv = make(doc(f"wide-{plan}", [{"plan": plan, "trials": 8}],
+                                parameters={"seed": sweep.randint(lo, hi),
+                                            "far": sweep.randint(2**62 - 3, 2**62)}),
+                            results, fn=objective)
+    drv.run()
+    df = store.read()
+    assert len(df) == 8 and set(df["status"]) == {"ok"}
+    seeds = [int(v) for v in df["params.seed"]]
+    assert all(lo <= s <= hi for s in seeds) and len(set(seeds)) == 8
+    assert seeds == [int(v) for v in df["metrics.seed"]]  # stored as drawn, to the unit
+    assert all(2**62 - 3 <= int(v) <= 2**62 for v in df["params.far"])

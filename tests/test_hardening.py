@@ -314,6 +314,11 @@ def test_a_background_child_holding_stdout_does_not_hold_the_trial():
     ('name: s\nobjective: m:f\nmetric: loss\nmethod: grid\nparameters:\n'
      '  x: {values: ["\\ud800"]}\n', "UTF-8"),
     ("name: 123\nobjective: m:f\nmethod: grid\nparameters: {x: {value: 1}}\n", "quote it"),
+    # Issue 25 item 19: validated, then an OverflowError in run (random and bayes).
+    ("name: huge\nobjective: m:f\nmetric: loss\nmethod: bayes\nparameters:\n  seed: "
+     "{distribution: int_uniform, min: -4611686018427387904, max: 4611686018427387904}\n",
+     "parameters.seed.max: got 4611686018427387904, expected an integer less than min + "
+     "2**50"),
 ])
 def test_what_validate_refuses_is_one_line_and_what_it_accepts_runs(tmp_path, capsys, text,
                                                                       expected):

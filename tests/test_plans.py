@@ -399,3 +399,112 @@ def test_one_registry_names_every_stage_plan_and_builds_it_from_the_stage():
         assert plan_class("corners-of-a-test") is Corners
     finally:
         del REGISTRY["corners-of-a-test"]
+
+
+# ----------------------------------------------- long discrete axes (issue 25, 13)
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+
+    fn()  # imports and caches first: the measured run is the plan's own memory
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", ["random", "sobol", "lhs", "bayes", "each", "adaptive"])
+def test_no_plan_holds_memory_per_value_of_a_long_integer_range(kind):
+    """Issue 25 item 13: in an all-discrete space a plan held 8 bytes per integer of a
+    range (a W&B-style ``seed: 0..2**31-1`` raised MemoryError under a 4 GB cap). Every
+    plan's memory is the same for any range: bounded here, far below one list of it."""
+    from sweep.core.metric import Metric
+    from sweep.core.records import TrialRecord
+    from sweep.plans import AdaptiveRefine, Anchor, AnchorRule, Bayes, Refine, distinct_sample
+
+    space = Space({"seed": sweep.randint(0, 2**31 - 1), "opt": sweep.choice(["a", "b"])})
+
+    def run():
+        if kind in ("random", "sobol", "lhs"):
+            configs = list(sampler(space, kind, 16, seed=0))
+            assert len(list(distinct_sample(space, kind, 16, (0, 1)))) == 16
+        elif kind == "bayes":
+            plan = Bayes(space, trials=8, seed=0, metric="loss", n_initial=4)
+            configs = [c.params for c in plan.ask(4)]
+            plan.tell([TrialRecord(trial_id=str(i), stage=0, params=c,
+                                   metrics={"loss": c["seed"] / 2**31})
+                       for i, c in enumerate(configs)])
+            configs += [c.params for c in plan.ask(2)]
+        elif kind == "each":
+            plan = Refine(space, [Anchor("t", {"seed": 12345, "opt": "a"})], trials=8,
+                          region="each", seed=0)
+            configs = [c.params for c in plan.candidates()]
+        else:
+            plan = AdaptiveRefine(space, 8, rule=AnchorRule(Metric("loss"), 2, [0], 1),
+                                  seed=0)
+            plan.tell([TrialRecord(trial_id=str(i), stage=0, params=c,
+                                   metrics={"loss": c["seed"] / 2**31})
+                       for i, c in enumerate(sampler(space, "sobol", 6, seed=1))])
+            plan.start()
+            configs = [c.params for c in plan.ask(8)]
+        assert len({(c["seed"], c["opt"]) for c in configs}) == len(configs) > 0
+
+    assert _peak_bytes(run) < 8_000_000  # 2**31 values at 8 bytes would be 17 GB
+
+
+def test_a_random_plan_over_a_long_axis_of_a_small_space_runs():
+    """A space small enough to draw without replacement from its enumeration, with an
+    axis longer than a grid lists (a grid needs `points` above 10,000): it used to fail
+    with the grid's error."""
+    space = Space({"x": sweep.randint(0, 499_999)})
+    configs = list(RandomPlan(space, n=50, seed=0))
+    assert len({c["x"] for c in configs}) == 50
+    assert configs == list(RandomPlan(space, n=50, seed=0))
+    assert len(Grid.every_config(space)) == 500_000
+
+
+# ----------------------------------------------- raised budgets (issue 25, 17)
+
+
+SPACES = {
+    "continuous": lambda: Space({"x": sweep.uniform(0, 1), "lr": sweep.loguniform(1e-4, 1)}),
+    "mixed": mixed_space,
+    "small discrete": lambda: Space({"a": sweep.randint(1, 9), "b": sweep.choice(list("xyz"))}),
+    "large discrete": lambda: Space({k: sweep.randint(0, 999) for k in "abc"}),
+}
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+def test_every_fixed_plan_that_says_it_extends_does(space_name):
+    """Issue 25 item 17: a raised budget redrew an lhs and an all-discrete random stage
+    (8 -> 12 held 20 and 18 trials of two designs). Each fixed plan says whether a larger
+    budget extends its design (``extension_problem``); every one that says so must give
+    its smaller design first, in every kind of space. Those that cannot are refused on
+    resume (tests/test_spec.py), so no plan mixes two designs."""
+    from sweep.plans import REGISTRY, FixedPlan
+    from sweep.spec.stages import parse_stages
+
+    space = SPACES[space_name]()
+    fixed = [name for name, cls in REGISTRY.items() if issubclass(cls, FixedPlan)]
+    assert {"grid", "random", "sobol", "lhs"} <= set(fixed)
+    extend = {}
+    for name in fixed:
+        raw = {"plan": name, "trials": 12, "seed": 5}
+        if name == "grid":
+            raw = {"plan": "grid", "points": 4}
+        stage = parse_stages([raw], space, seed=0, points={})[0]
+        extend[name] = REGISTRY[name].extension_problem(stage, space) is None
+        if not extend[name]:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for small, large in ((1, 12), (8, 12), (12, 1100)):
+                head = list(sampler(space, name, small, seed=5, points=4))
+                longer = list(sampler(space, name, large, seed=5, points=4))
+                assert longer[:len(head)] == head, (name, small, large)
+    assert not extend["lhs"]
+    assert extend["sobol"] and extend["grid"]
+    assert extend["random"] == (space_name != "small discrete")

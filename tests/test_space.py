@@ -128,7 +128,8 @@ def discrete(draw):
         return Choice(values, w)
     if kind == "bernoulli":
         return Bernoulli(draw(st.floats(0.0, 1.0)))
-    return Constant(draw(st.one_of(st.integers(), st.text(max_size=5))))
+    # Integer values within int64 (the results table's integer column; larger ones are refused)
+    return Constant(draw(st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5))))
 
 
 def narrowed(base):
@@ -183,8 +184,11 @@ def test_discrete_round_trip_is_exact(dist, u):
 @SETTINGS
 @given(discrete())
 def test_every_discrete_value_round_trips(dist):
-    values = dist.support()
-    values = values[:300] + values[300:][-300:]  # both ends of a very long axis
+    n = dist.cardinality
+    if n > 600 and hasattr(dist, "value_at"):  # both ends of a very long axis, unlisted
+        values = [dist.value_at(i) for i in [*range(300), *range(max(300, n - 300), n)]]
+    else:
+        values = dist.support()
     if isinstance(dist, Choice):  # a zero-weight category owns no part of [0, 1]
         values = [v for v, p in zip(values, dist.probabilities(), strict=True) if p > 0]
     for value in values:
@@ -533,3 +537,108 @@ def test_choice_tells_one_from_true_and_one_point_zero():
     dist = sweep.choice([1, True, 1.0])
     assert [dist.from_unit(dist.to_unit(v)) for v in (1, True, 1.0)] == [1, True, 1.0]
     assert [type(dist.from_unit(dist.to_unit(v))) for v in (1, True, 1.0)] == [int, bool, float]
+
+
+# ------------------------------------------- long integer axes (issue 25, 13 and 19)
+
+
+def test_a_long_discrete_axis_is_counted_and_narrowed_without_being_listed():
+    """Issue 25 item 13: an all-discrete space held 8 bytes per integer of a range
+    (0..10**8 peaked at ~1 GB; a W&B ``seed: 0..2**31-1`` ran out of memory). Counting,
+    narrowing and sampling such a space must cost the same whatever the range."""
+    import tracemalloc
+
+    seed = RandInt(0, 2**31 - 1)
+    tracemalloc.start()
+    try:
+        space = Space({"seed": seed, "opt": Choice(["a", "b", "c"], [1, 1, 0]),
+                       "width": LogRandInt(1, 2**40)})
+        assert space.cardinality() == 2**31 * 3 * 2**40
+        assert space.possible_combinations() == 2**31 * 2 * 2**40
+        box = seed.narrow(0.25, 0.5)
+        assert box.bounds == (2**29, 2**30) and box.cardinality == 2**29 + 1
+        assert box.narrow(0.5, 1.0).cardinality == 2**28 + 1
+        assert LogRandInt(1, 2**40).narrow(0.5, 0.75).cardinality > 2**19
+        configs = [space.from_unit(u) for u in np.random.default_rng(0).random((100, 3))]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # a list of the seed axis alone would be 17 GB
+    assert all(0 <= c["seed"] < 2**31 and c["opt"] != "c" for c in configs)
+    # Listing such an axis is refused outright, never attempted.
+    for listing in (seed.support, seed.probabilities, box.support):
+        with pytest.raises(ValueError, match="sampled, never enumerated"):
+            listing()
+
+
+@st.composite
+def short_discrete_numeric(draw):
+    kind = draw(st.sampled_from(["randint", "lograndint", "quniform"]))
+    if kind == "randint":
+        return RandInt(*draw(int_bounds()))
+    if kind == "lograndint":
+        lo = draw(st.integers(1, 10**4))
+        return LogRandInt(lo, lo + draw(st.integers(0, 3000)))
+    return draw(quniforms())
+
+
+@SETTINGS
+@given(short_discrete_numeric(), UNIT, UNIT)
+def test_a_narrowed_discrete_axis_is_the_run_of_its_parent_inside_the_box(dist, a, b):
+    """Narrowed counts and lists a discrete box through its parent's positions (item 13):
+    the same values and weights as filtering the parent's whole support."""
+    assume(dist.cardinality <= 20_000)
+    box = Narrowed(dist, min(a, b), max(a, b))
+    lo, hi = box.bounds
+    pairs = [(v, p) for v, p in zip(dist.support(), dist.probabilities(), strict=True)
+             if lo <= v <= hi]
+    assert box.cardinality == len(pairs)
+    assert box.support() == [v for v, _ in pairs]
+    total = sum(p for _, p in pairs)
+    assert box.probabilities() == pytest.approx([p / total for _, p in pairs])
+
+
+def test_integer_axes_past_float_precision_are_refused_naming_the_field_and_limit():
+    """Issue 25 item 19: ``int_uniform`` from -2**62 to 2**62 passed validate and ended
+    ``run`` in an OverflowError. An integer axis is refused beyond what a unit
+    coordinate (a float) draws exactly; an integer value beyond the results table's
+    int64 is refused wherever a parameter takes it."""
+    from sweep.spec.sweep_file import load_spec
+
+    def spec(params, stages=None):
+        return load_spec({"name": "huge", "objective": "m:f", "metric": "loss",
+                          "parameters": params,
+                          "stages": stages or [{"plan": "random", "trials": 4}]})
+
+    refused = [
+        ({"seed": {"distribution": "int_uniform", "min": -2**62, "max": 2**62}},
+         r"parameters\.seed\.max: got 4611686018427387904, expected an integer less than "
+         r"min \+ 2\*\*50"),
+        ({"seed": {"distribution": "int_uniform", "min": 0, "max": 2**63}},
+         r"parameters\.seed\.max: .*within \+-2\*\*62"),
+        ({"n": {"distribution": "log_int_uniform", "min": 1, "max": 2**52}},
+         r"parameters\.n\.max: .*within \+-2\*\*50"),
+        ({"n": {"distribution": "q_uniform", "min": 0, "max": 1e20, "q": 1e12}},
+         r"parameters\.n\.max: .*within \+-2\*\*50 .* integer-valued quniform"),
+        ({"n": {"distribution": "q_log_uniform_values", "min": 1, "max": 1e20}},
+         r"parameters\.n\.max: .*within \+-2\*\*50"),
+        ({"n": {"value": 2**63}}, r"parameters\.n\.value: .*within int64"),
+        ({"n": {"values": [1, 2**64]}}, r"parameters\.n\.values\[1\]: .*within int64"),
+    ]
+    for params, message in refused:
+        with pytest.raises(SpecError, match=message):
+            spec(params)
+    with pytest.raises(SpecError, match=r"stages\[0\]\.fixed\.x: .*within int64"):
+        spec({"x": sweep.randint(0, 3)}, [{"plan": "random", "trials": 2,
+                                           "fixed": {"x": -2**63 - 1}}])
+    # The largest that validates draws every value exactly, far from zero too.
+    widest = RandInt(-2**49, 2**49 - 1)
+    far = RandInt(2**62 - 10, 2**62)
+    for dist, values in ((widest, [-2**49, -1, 0, 2**48 + 12345, 2**49 - 2, 2**49 - 1]),
+                         (far, far.support())):
+        for v in values:
+            assert dist.from_unit(dist.to_unit(v)) == v
+    assert widest.from_unit(0.0) == -2**49 and widest.from_unit(1.0) == 2**49 - 1
+    log = LogRandInt(1, 2**50)
+    assert all(1 <= v <= 2**50 for v in log.grid_values(7))
+    assert log.grid_values(2) == [1, 2**50]

@@ -11,6 +11,7 @@ import copy
 import itertools
 import math
 import os
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -722,3 +723,67 @@ def test_grid_values_on_a_constant_make_an_axis():
     stage = spec.stages[0]
     grid = Grid(stage.space(spec.space), points=stage.axis_points, values=stage.values)
     assert [(c["e"], c["x"]) for c in grid] == [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2)]
+
+
+# ------------------------------------------------ raised budgets (issue 25, 17)
+
+
+def test_a_raised_budget_resumes_only_where_it_extends_the_stage_design():
+    """Issue 25 item 17: a raised budget resumed with a redrawn design (an lhs of 8 -> 12
+    held 20 trials of two designs; an all-discrete random stage 8 -> 12 held 18). Given
+    the spec to run, ``resume_problem`` refuses a raise that would not extend the stage's
+    design, naming the stage and why; the raises that extend still resume."""
+    from sweep.spec.sweep_file import resume_problem
+
+    continuous = {"x": {"distribution": "uniform", "min": 0, "max": 1}}
+    discrete = {"x": {"values": [1, 2, 3, 4]}, "k": {"distribution": "int_uniform",
+                                                     "min": 0, "max": 9}}
+
+    def document(params, stages, **extra):
+        return {"name": "raise", "objective": "m:f", "metric": {"name": "loss"},
+                "parameters": params, "stages": stages, **extra}
+
+    def problem(params, old_stages, new_stages, **extra):
+        old = load_spec(document(params, old_stages, **extra)).document
+        return resume_problem(old, load_spec(document(params, new_stages, **extra)))
+
+    refused = [
+        (continuous, [{"plan": "lhs", "trials": 8}], [{"plan": "lhs", "trials": 12}],
+         r"stages\[0\]\.trials: was 8, now 12, but a Latin hypercube cuts each axis"),
+        (discrete, [{"plan": "random", "trials": 8}], [{"plan": "random", "trials": 12}],
+         r"stages\[0\]\.trials: was 8, now 12, but a random stage over an all-discrete "
+         r"space of 40 configs draws its budget together"),
+        (discrete, [{"plan": "random", "trials": 4}, {"plan": "refine", "trials": 6,
+                                                      "region": "each"}],
+         [{"plan": "random", "trials": 4}, {"plan": "refine", "trials": 9, "region": "each"}],
+         r"stages\[1\]\.trials: was 6, now 9, but its boxes over an all-discrete space"),
+    ]
+    for params, old, new, message in refused:
+        assert re.search(message, problem(params, old, new) or ""), (old, new)
+    extended = [
+        (continuous, [{"plan": "random", "trials": 8}], [{"plan": "random", "trials": 12}]),
+        (continuous, [{"plan": "sobol", "trials": 8}], [{"plan": "sobol", "trials": 12}]),
+        (discrete, [{"plan": "sobol", "trials": 8}], [{"plan": "sobol", "trials": 12}]),
+        (discrete, [{"plan": "bayes", "trials": 8}], [{"plan": "bayes", "trials": 12}]),
+        (discrete, [{"plan": "random", "trials": 8}], [{"plan": "random", "trials": 40}]),
+        (continuous, [{"plan": "random", "trials": 4}, {"plan": "refine", "trials": 6,
+                                                        "region": "each"}],
+         [{"plan": "random", "trials": 9}, {"plan": "refine", "trials": 9, "region": "each"}]),
+        (discrete, [{"plan": "random", "trials": 4}, {"plan": "refine", "trials": 6}],
+         [{"plan": "random", "trials": 4}, {"plan": "refine", "trials": 9}]),
+        (continuous, [{"plan": "lhs", "trials": 8}], [{"plan": "lhs", "trials": 8},
+                                                      {"plan": "lhs", "trials": 4}]),
+    ]
+    for params, old, new in extended:
+        assert problem(params, old, new) is None, (old, new)
+    # W&B's method with a raised run_cap: the same rule.
+    wandb = {"method": "random"}
+    old = load_spec({**document(discrete, None, run_cap=8, **wandb)}).document
+    old.pop("stages", None)
+    new = dict(old, run_cap=12)
+    assert "run_cap: was 8, now 12, but a random stage" in resume_problem(
+        old, load_spec(new))
+    # A document alone (no spec to build plans from) is only compared.
+    assert resume_problem(load_spec(document(continuous, [{"plan": "lhs", "trials": 8}]))
+                          .document, document(continuous, [{"plan": "lhs", "trials": 12}])
+                          ) is None

@@ -50,8 +50,10 @@ def number(path: str, x: Any) -> float | int:
 def integer(path: str, x: Any, minimum: int | None = None) -> int:
     """A whole number (2.0 is 2), optionally at least ``minimum``."""
     n = number(path, x)
-    if not float(n).is_integer() or abs(n) > 2**62:
+    if not float(n).is_integer():
         raise SpecError(path, x, "an integer")
+    if abs(n) > 2**62:
+        raise SpecError(path, x, "an integer within +-2**62")
     n = int(n)
     if minimum is not None and n < minimum:
         raise SpecError(path, x, f"an integer >= {minimum}")
@@ -100,6 +102,23 @@ def json_value(path: str, value: Any) -> None:
     text(path, encoded)
 
 
+# The integers a results table's integer column (int64) holds.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def parameter_value(path: str, value: Any) -> None:
+    """A value a parameter may take (a choice, a constant, a stage's fixed or grid value):
+    JSON-like, and an integer within int64, which the results table stores it as.
+
+    Example: ``parameter_value("parameters.seed.value", 2**64)`` raises a SpecError.
+    """
+    json_value(path, value)
+    if isinstance(value, int) and not isinstance(value, bool) and not (
+            INT64_MIN <= value <= INT64_MAX):
+        raise SpecError(path, value, "an integer within int64 (+-2**63)",
+                        "the results table stores integer parameters as int64")
+
+
 def text(path: str, value: str) -> str:
     """A string that can be written as UTF-8 (no lone surrogates)."""
     try:
@@ -110,5 +129,5 @@ def text(path: str, value: str) -> str:
     return value
 
 
-__all__ = ["fraction", "integer", "json_value", "known_keys", "number", "one_of", "positive",
-           "text"]
+__all__ = ["INT64_MAX", "INT64_MIN", "fraction", "integer", "json_value", "known_keys", "number",
+           "one_of", "parameter_value", "positive", "text"]

@@ -226,6 +226,8 @@ class Driver:
                 run.proposer.close()
         self.writer.flush()
         self._describe(run, log=False)
+        for line in _shortfall(run, self.spec):
+            self.progress.log(line)
         self.progress.finish_stage()
         return run.result
 
@@ -233,9 +235,12 @@ class Driver:
         done = ("ok", "stopped") if self.retry_failed else ("ok", "failed", "timeout",
                                                              "stopped")
         stored = self.reader.trial_ids(stage.index, done)
+        state = self.writer.folder.read_stage(stage.index)
         plan = prepare_plan(self.spec, stage,
                             lambda: self.reader.records(range(stage.index + 1)),
-                            retry_failed=self.retry_failed)
+                            retry_failed=self.retry_failed,
+                            decided=state.described if state and state.plan == stage.plan
+                            else None)
         for note in plan.notes:
             self.progress.log(note)
         proposer = None
@@ -550,6 +555,33 @@ class Driver:
                 continue
             if run.best is None or metric.better(value, run.best):
                 run.best, run.best_params = value, dict(r.params)
+
+
+def _shortfall(run: StageRun, spec: Spec) -> list[str]:
+    """Lines for a stage that ended holding fewer trials than its budget, or stored
+    trials its plan's design does not hold: never without a word."""
+    stage, lines = run.stage, []
+    where = f"stage {stage.index} ({stage.plan})"
+    outside = 0 if run.plan.learns else len(run.stored) - run.result.skipped
+    if outside > 0:
+        lines.append(f"{where}: {outside} stored trials are not in the stage's design (it "
+                     f"changed since they ran): the stage holds trials of two designs")
+    # A grid's size is its own (its `trials` is a cap it must fit in, or W&B's run_cap).
+    budget = None if stage.plan == "grid" else stage.trials
+    if budget is None or run.done >= budget:
+        return lines
+    space = stage.space(spec.space)
+    possible = space.possible_combinations() if space.dims else 1
+    if possible is not None and possible < budget:
+        why = f"the space has only {possible} config{'' if possible == 1 else 's'}"
+        if run.done < possible and run.plan.learns and stage.index > 0:
+            why += " (a learning plan runs none again that an earlier stage ran)"
+    elif run.plan.learns:
+        why = "its plan found no more new configs to propose"
+    else:
+        why = "its design holds fewer distinct configs (each config runs once)"
+    lines.append(f"{where}: {run.done} of its {budget} trials: {why}")
+    return lines
 
 
 def _boxes_text(stage: Stage, meta: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..core.records import TrialRecord
 from ..plans import Plan, plan_class
@@ -25,14 +26,19 @@ def make_plan(spec: Spec, stage: Stage) -> Plan:
 
 def prepare_plan(spec: Spec, stage: Stage,
                  history: Callable[[], Iterable[TrialRecord]], *,
-                 retry_failed: bool = False) -> Plan:
+                 retry_failed: bool = False,
+                 decided: Mapping[str, Any] | None = None) -> Plan:
     """``stage``'s plan, told the stored trials of this stage and the ones before it when
     it learns (``history`` is called only then), then started. With ``retry_failed`` the
     stage's failed and timed-out trials are not told: they give their budget back.
+    ``decided`` is what the stage's plan decided when it started in an earlier run (its
+    stage file's ``described``): the plan keeps it (``Plan.restore``).
 
     Example: ``prepare_plan(spec, stage, lambda: store.records(range(stage.index + 1)))``
     """
     plan = make_plan(spec, stage)
+    if decided:
+        plan.restore(decided)
     if plan.learns:
         records = history()
         if retry_failed:

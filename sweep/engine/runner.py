@@ -127,7 +127,7 @@ def _resume_problem(stored: str, spec: Spec) -> str | None:
         return f"its stored spec.yaml cannot be read ({exc})"
     if not isinstance(old, dict):
         return "its stored spec.yaml is not a sweep"
-    return resume_problem(old, spec.document)
+    return resume_problem(old, spec)
 
 
 def connect(address: str | None = None, *, verbose: bool = False) -> bool:

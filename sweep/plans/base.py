@@ -36,7 +36,7 @@ Example (a plan of your own only needs ``ask``, and ``tell`` if it learns)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import numpy as np
@@ -148,6 +148,25 @@ class Plan:
         """The plan of a sweep-file stage over ``space`` (the stage's own, fixed values
         applied), ranking by ``metric`` (None when the sweep has none)."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from a stage")
+
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """Why raising the budget of a stage that has run (to ``stage.trials``) would not
+        extend its design, or None when it does: the configs of the smaller budget, the
+        ones stored, come first in the larger one. A resumed sweep refuses a raised budget
+        that would mix two designs (``sweep.spec.sweep_file.resume_problem``).
+
+        A learning plan counts the stage's stored trials against its budget and proposes
+        only the rest: it extends. Example: ``LatinHypercubePlan.extension_problem(stage,
+        space)`` says why an lhs cannot grow.
+        """
+        return None
+
+    def restore(self, decided: Mapping[str, Any]) -> None:
+        """What this stage's plan decided when the stage started in an earlier run (its
+        stored ``describe()``), given before the history is told: a plan whose design
+        depends on the history keeps it (a fixed refine its anchors), so that a resumed
+        stage continues the design it started, whatever changed before it."""
 
     def ask(self, n: int) -> list[Candidate]:
         """Up to ``n`` new candidates; [] means none until more results are told (or,

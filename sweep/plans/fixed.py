@@ -63,6 +63,13 @@ class FixedPlan(Plan):
                    ) -> FixedPlan:
         return cls.of_size(space, stage.trials or 0, stage.seed)
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A fixed plan extends only when its design of n is the head of its design of
+        any larger n (the plans that do say so); by default it does not."""
+        return (f"a {cls.name or cls.__name__} design is drawn for its size, so a larger "
+                f"one would not start with the trials stored")
+
     def _stream(self) -> Iterator[Candidate]:
         raise NotImplementedError
 
@@ -121,9 +128,25 @@ class Grid(FixedPlan):
                 except ValueError as exc:
                     raise ValueError(f"parameters.{name}: {exc}") from None
             self.axes.append((name, axis))
-        on_axes = {name for name, _ in self.axes}
+        self._set_axes(space, self.axes)
+
+    def _set_axes(self, space: Space, axes: list[tuple[str, list[Any]]]) -> None:
+        self.axes = axes
+        on_axes = {name for name, _ in axes}
         self._constants = {n: space[n].from_unit(0.5) for n in space if n not in on_axes}
-        super().__init__(space, math.prod(len(axis) for _, axis in self.axes))
+        FixedPlan.__init__(self, space, math.prod(len(axis) for _, axis in axes))
+
+    @classmethod
+    def every_config(cls, space: Space) -> Grid:
+        """Every config of a discrete space, in grid order: each axis its whole support,
+        however long (up to ``LIST_LIMIT`` values; a user's grid asks for ``points``
+        above 10,000).
+
+        Example: ``len(Grid.every_config(Space({"n": RandInt(0, 49_999)}))) == 50_000``
+        """
+        grid = cls.__new__(cls)
+        grid._set_axes(space, [(name, space[name].support()) for name in space.dims])
+        return grid
 
     @classmethod
     def of_size(cls, space: Space, n: int, seed: int | Sequence[int],
@@ -140,6 +163,11 @@ class Grid(FixedPlan):
         if stage.truncate and stage.trials is not None:
             return Truncated(grid, stage.trials)
         return grid
+
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A grid's order is fixed: a larger cut of it starts with the smaller one."""
+        return None
 
     def __getitem__(self, index: int) -> Config:
         if not isinstance(index, (int, np.integer)):
@@ -233,6 +261,18 @@ class RandomPlan(_UnitPlan):
             self.total = possible
         self._combinations = space.cardinality()
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """Draws from one seeded stream extend, except in a small all-discrete space:
+        there a budget's configs are drawn together, without replacement."""
+        possible = space.possible_combinations()
+        if not _draws_together(space) or (possible is not None
+                                          and (stage.trials or 0) >= possible):
+            return None  # every config of the space is drawn, the stored ones included
+        return (f"a random stage over an all-discrete space of {space.cardinality()} "
+                f"configs draws its budget together, without replacement, so a larger "
+                f"one would not start with the trials stored")
+
     def _points(self) -> Iterator[np.ndarray]:
         rng = make_rng(self.seed)
         left = self.total
@@ -244,14 +284,14 @@ class RandomPlan(_UnitPlan):
     def _stream(self) -> Iterator[Candidate]:
         if self._combinations is None or not self.space.dims:
             yield from super()._stream()
-        elif self._combinations <= _ENUMERATE_LIMIT:
+        elif _draws_together(self.space):
             yield from self._enumerated()
         else:
             yield from self._rejecting()
 
     def _enumerated(self) -> Iterator[Candidate]:
         """Without replacement over the enumerated product, weighted by the priors."""
-        full = Grid(self.space)
+        full = Grid.every_config(self.space)
         probs = self.space.combination_probabilities()
         rng = make_rng(self.seed)
         uniform = np.allclose(probs, probs[0])
@@ -272,6 +312,13 @@ class RandomPlan(_UnitPlan):
                         return
 
 
+def _draws_together(space: Space) -> bool:
+    """Whether a random plan over ``space`` draws its configs from the enumerated product
+    (a small all-discrete space), rather than one at a time from the priors."""
+    total = space.cardinality() if space.dims else None
+    return total is not None and total <= _ENUMERATE_LIMIT
+
+
 @register
 class SobolPlan(_UnitPlan):
     """n points of a scrambled Sobol sequence (scipy.stats.qmc): low discrepancy,
@@ -281,6 +328,11 @@ class SobolPlan(_UnitPlan):
     """
 
     name = "sobol"
+
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """A Sobol sequence extends: its first n points are those of any longer run."""
+        return None
 
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc
@@ -304,6 +356,12 @@ class LatinHypercubePlan(_UnitPlan):
     """
 
     name = "lhs"
+
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        return ("a Latin hypercube cuts each axis into as many slices as it has trials, "
+                "so one of a larger budget would be a different design, not the one "
+                "stored and more")
 
     def _points(self) -> Iterator[np.ndarray]:
         from scipy.stats import qmc

@@ -23,6 +23,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ..core.errors import SweepError
 from ..core.metric import Metric
 from ..core.records import TrialRecord
 from ..space.search_space import Distribution, Space
@@ -95,6 +96,7 @@ class Refine(ProposingPlan):
         self.rule = rule
         self._history: list[TrialRecord] = []  # told trials of the sources, until start
         self._anchors = list(anchors) if anchors is not None else None
+        self._kept: list[Anchor] | None = None  # anchors of this stage's first start
         self._boxes: list[Box] | None = None
         self._it: Iterator[Candidate] | None = None
 
@@ -114,6 +116,29 @@ class Refine(ProposingPlan):
                    categorical=stage.categorical, sample=stage.sample,
                    points=stage.axis_points, seed=stage.seed, rule=rule)
 
+    @classmethod
+    def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
+        """Fixed boxes keep their anchors (``restore``) and each box's stream extends,
+        except random draws in an all-discrete space (drawn together, without
+        replacement); an adaptive refine counts what is stored."""
+        if stage.region == "adaptive" or stage.sample != "random" or not space.is_discrete:
+            return None
+        return ("its boxes over an all-discrete space draw their share of the budget "
+                "together, without replacement, so a larger one would not start with the "
+                "trials stored")
+
+    def restore(self, decided: Mapping[str, Any]) -> None:
+        """Keep the anchors this stage chose when it first started (stored in its stage
+        file): its boxes stay those its stored trials were drawn from, even when the
+        stages it refines have more trials since."""
+        if self._anchors is not None or decided.get("region") != self.region:
+            return
+        kept = [Anchor(a["trial_id"], dict(a["params"])) for a in decided.get("anchors", [])
+                if isinstance(a, dict) and isinstance(a.get("trial_id"), str)
+                and isinstance(a.get("params"), dict)]
+        if kept:
+            self._kept = kept
+
     # ----------------------------------------------------------- learning
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
@@ -125,6 +150,8 @@ class Refine(ProposingPlan):
 
     @property
     def anchors(self) -> list[Anchor]:
+        if self._anchors is None and self._kept is not None:
+            self._anchors = self._kept_anchors()
         if self._anchors is None:
             assert self.rule is not None
             self._anchors = self.rule.choose(self._history)
@@ -133,6 +160,23 @@ class Refine(ProposingPlan):
             if note:
                 self.notes.append(note)
         return self._anchors
+
+    def _kept_anchors(self) -> list[Anchor]:
+        """The restored anchors, with a note when the history now ranks others first."""
+        assert self._kept is not None and self.rule is not None
+        try:
+            now = [a.trial_id for a in self.rule.choose(self._history)]
+        except SweepError:
+            now = []
+        self._history = []
+        kept = [a.trial_id for a in self._kept]
+        if now and now != kept:
+            self.notes.append(
+                f"stage {self.rule.stage}: keeps the anchors it started with "
+                f"({', '.join(kept)}); {self.rule.where()} now ranks "
+                f"{', '.join(now)} first (its boxes stay those its stored trials came "
+                f"from: add a refine stage to refine around the new best)")
+        return list(self._kept)
 
     @property
     def boxes(self) -> list[Box]:

@@ -22,11 +22,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..core.errors import SpecError
-from ..core.values import integer, json_value, number, positive
+from ..core.values import integer, json_value, number, parameter_value, positive
 
 _NORMAL = statistics.NormalDist()
 # Keep normal draws off the infinite tails of the inverse CDF.
 _EPS = 1e-12
+# The most values a discrete axis lists (``support``, ``probabilities``): a larger axis is
+# only ever sampled through the unit interval and counted, never enumerated (a W&B-style
+# ``seed: 0..2**31-1`` would otherwise hold gigabytes).
+LIST_LIMIT = 1_000_000
+# The most values a randint may have, and the largest magnitude of the other integer-valued
+# axes' bounds. Plans place points in a unit cube of floats (53-bit mantissas): up to 2**50
+# values, every integer of the range can be drawn and its unit coordinate (its cell's
+# centre) maps back to it exactly, with rounding to spare; beyond 2**53 neighbouring
+# integers share a coordinate and most of the range could never be drawn.
+INT_AXIS_LIMIT = 2**50
 
 
 def _clip01(u: float) -> float:
@@ -139,6 +149,24 @@ class Distribution:
         """Number of distinct values, or None for a continuous distribution."""
         return None
 
+    @property
+    def possible(self) -> int | None:
+        """Number of values with a positive prior probability (a zero weight rules a value
+        out), counted without listing them; None for a continuous distribution."""
+        return self.cardinality
+
+    def _listable(self) -> int:
+        """The number of values, which ``support`` and ``probabilities`` may list: a
+        ValueError above ``LIST_LIMIT`` (such an axis is sampled, never enumerated)."""
+        n = self.cardinality
+        if n is None:
+            raise TypeError(f"{self.describe()} is continuous")
+        if n > LIST_LIMIT:
+            raise ValueError(f"{self.describe()} has {n} values, more than the "
+                             f"{LIST_LIMIT} a discrete axis lists: it is sampled, never "
+                             f"enumerated")
+        return n
+
     def support(self) -> list[Any]:
         """Every distinct value, in unit-space order (discrete distributions only)."""
         raise TypeError(f"{self.describe()} is continuous")
@@ -236,6 +264,15 @@ def _int_bounds(lo: Any, hi: Any) -> tuple[int, int]:
     if lo > hi:
         raise SpecError("max", hi, f"an integer >= min ({lo})")
     return lo, hi
+
+
+def _int_axis(lo: float, hi: float, what: str) -> None:
+    """Refuse an integer-valued axis beyond ``INT_AXIS_LIMIT`` (see there)."""
+    for key, bound in (("min", lo), ("max", hi)):
+        if abs(bound) > INT_AXIS_LIMIT:
+            raise SpecError(key, bound, f"a bound within +-2**50 ({INT_AXIS_LIMIT}) for {what}",
+                            "plans draw integers through a unit coordinate, a float of 53 "
+                            "bits: far beyond that neighbouring integers cannot be told apart")
 
 
 # ----------------------------------------------------------------- continuous
@@ -349,6 +386,7 @@ class QLogUniform(Distribution):
         self.q = positive("q", q)
         self._log = LogUniform(self.lo, self.hi)
         if all(float(x).is_integer() for x in (self.lo, self.hi, self.q)):
+            _int_axis(self.lo, self.hi, "an integer-valued qloguniform")
             self.kind = "int"
 
     def _cast(self, x: float) -> Any:
@@ -393,17 +431,30 @@ class _Indexed(Distribution):
         n = self._n()
         return self._value(min(int(_clip01(u) * n), n - 1))
 
+    def rank(self, value: Any) -> int:
+        """The position of ``value`` (one of the support) in ``support()``."""
+        return self._index(value)
+
+    def value_at(self, i: int) -> Any:
+        """``support()[i]``, without listing the support."""
+        return self._value(i)
+
+    def probability_at(self, i: int) -> float:
+        """``probabilities()[i]``, without listing them."""
+        return 1.0 / self._n()
+
     def support(self) -> list[Any]:
-        return [self._value(i) for i in range(self._n())]
+        return [self._value(i) for i in range(self._listable())]
 
     def probabilities(self) -> list[float]:
-        n = self._n()
+        n = self._listable()
         return [1.0 / n] * n
 
 
 class RandInt(_Indexed):
     """Integer uniform on [lo, hi], **both ends inclusive** (Ray Tune's ``randint``
-    excludes hi; ``tune.randint(1, 10)`` is ``RandInt(1, 9)``).
+    excludes hi; ``tune.randint(1, 10)`` is ``RandInt(1, 9)``); at most 2**50 values
+    (``INT_AXIS_LIMIT``), bounds within +-2**62.
 
     Example: ``RandInt(1, 3).support() == [1, 2, 3]``
     """
@@ -414,6 +465,12 @@ class RandInt(_Indexed):
 
     def __init__(self, lo: int, hi: int):
         self.lo, self.hi = _int_bounds(lo, hi)
+        if self.hi - self.lo >= INT_AXIS_LIMIT:
+            raise SpecError("max", hi, f"an integer less than min + 2**50 ({INT_AXIS_LIMIT}): "
+                            f"at most 2**50 values",
+                            "plans draw integers through a unit coordinate, a float of 53 "
+                            "bits: far beyond 2**50 values most integers of the range could "
+                            "never be drawn")
 
     def _n(self) -> int:
         return self.hi - self.lo + 1
@@ -422,7 +479,9 @@ class RandInt(_Indexed):
         return self.lo + i
 
     def _index(self, value: Any) -> int:
-        return min(max(int(round(float(value))) - self.lo, 0), self.hi - self.lo)
+        # Integers exactly (a float of a bound near 2**62 is off by hundreds).
+        v = value if isinstance(value, int) else int(round(float(value)))
+        return min(max(v - self.lo, 0), self.hi - self.lo)
 
     def describe(self) -> str:
         return f"randint({self.lo}, {self.hi})"
@@ -443,6 +502,7 @@ class QUniform(_Indexed):
             raise SpecError("q", q, f"a step giving at most 10^9 values over "
                             f"[{self.lo:g}, {self.hi:g}]")
         if all(float(x).is_integer() for x in (self.lo, self.hi, self.q)):
+            _int_axis(self.lo, self.hi, "an integer-valued quniform")
             self.kind = "int"
 
     def _n(self) -> int:
@@ -480,6 +540,7 @@ class LogRandInt(Distribution):
         self.lo, self.hi = _int_bounds(lo, hi)
         if self.lo < 1:
             raise SpecError("min", lo, "an integer >= 1 for a log axis")
+        _int_axis(self.lo, self.hi, "lograndint")
 
     def _edges(self) -> tuple[float, float]:
         return math.log(max(self.lo - 0.5, 0.5 * self.lo)), math.log(self.hi + 0.5)
@@ -497,10 +558,28 @@ class LogRandInt(Distribution):
     def cardinality(self) -> int:
         return self.hi - self.lo + 1
 
+    def rank(self, value: Any) -> int:
+        """The position of ``value`` in ``support()``."""
+        v = value if isinstance(value, int) else int(round(float(value)))
+        return min(max(v, self.lo), self.hi) - self.lo
+
+    def value_at(self, i: int) -> int:
+        """``support()[i]``, without listing the support."""
+        return self.lo + i
+
+    def probability_at(self, i: int) -> float:
+        """``probabilities()[i]``: the share of the log interval value i owns."""
+        a, b = self._edges()
+        v = self.lo + i
+        lo = a if v == self.lo else math.log(v - 0.5)
+        hi = b if v == self.hi else math.log(v + 0.5)
+        return (hi - lo) / (b - a)
+
     def support(self) -> list[int]:
-        return list(range(self.lo, self.hi + 1))
+        return list(range(self.lo, self.lo + self._listable()))
 
     def probabilities(self) -> list[float]:
+        self._listable()
         a, b = self._edges()
         cuts = [a] + [math.log(v + 0.5) for v in range(self.lo, self.hi)] + [b]
         return [(cuts[i + 1] - cuts[i]) / (b - a) for i in range(len(cuts) - 1)]
@@ -511,7 +590,8 @@ class LogRandInt(Distribution):
         # Exact log spacing between the ends, so 8..512 with 3 points is 8, 64, 512.
         a, b = math.log(self.lo), math.log(self.hi)
         steps = points - 1
-        return distinct([int(round(math.exp(a + i * (b - a) / steps))) for i in range(points)])
+        return distinct([min(max(int(round(math.exp(a + i * (b - a) / steps))), self.lo),
+                             self.hi) for i in range(points)])
 
     def describe(self) -> str:
         return f"lograndint({self.lo}, {self.hi})"
@@ -543,6 +623,7 @@ class Choice(Distribution):
                 json_value(f"values[{i}]", v)
             except SpecError as exc:
                 raise SpecError(f"values[{i}]", v, exc.expected) from None
+            parameter_value(f"values[{i}]", v)
         self.values = list(values)
         self.weights = None if weights is None else self._checked_weights(weights)
         probs = self.weights or [1.0] * len(self.values)
@@ -585,6 +666,10 @@ class Choice(Distribution):
     @property
     def cardinality(self) -> int:
         return len(self._support)
+
+    @property
+    def possible(self) -> int:
+        return sum(p > 0 for p in self.probabilities())
 
     def support(self) -> list[Any]:
         return list(self._support)
@@ -677,7 +762,7 @@ class Constant(Distribution):
     is_dimension = False
 
     def __init__(self, value: Any):
-        json_value("value", value)
+        parameter_value("value", value)
         self.value = value
 
     def to_unit(self, value: Any) -> float:
@@ -736,20 +821,28 @@ class Narrowed(Distribution):
         """The box's ends in raw values."""
         return self.parent.from_unit(self.lo_u), self.parent.from_unit(self.hi_u)
 
+    def _ranks(self) -> range:
+        """The positions in the parent's support of the values inside the box (a
+        discrete parent's values are in unit order: the box holds a run of them)."""
+        lo, hi = self.bounds
+        rank = self.parent.rank  # type: ignore[attr-defined]
+        return range(rank(lo), rank(hi) + 1)
+
     @property
     def cardinality(self) -> int | None:
         if self.parent.cardinality is None:
             return None
-        return len(self.support())
+        return len(self._ranks())
 
     def support(self) -> list[Any]:
-        lo, hi = self.bounds
-        return [v for v in self.parent.support() if lo <= v <= hi]
+        self._listable()
+        at = self.parent.value_at  # type: ignore[attr-defined]
+        return [at(i) for i in self._ranks()]
 
     def probabilities(self) -> list[float]:
-        lo, hi = self.bounds
-        pairs = zip(self.parent.support(), self.parent.probabilities(), strict=True)
-        probs = [p for v, p in pairs if lo <= v <= hi]
+        self._listable()
+        at = self.parent.probability_at  # type: ignore[attr-defined]
+        probs = [at(i) for i in self._ranks()]
         total = sum(probs)
         return [p / total for p in probs]
 

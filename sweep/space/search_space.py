@@ -101,11 +101,12 @@ class Space(Mapping[str, Distribution]):
         None when some axis is continuous."""
         if not self.is_discrete:
             return None
-        return math.prod(sum(p > 0 for p in self._params[n].probabilities()) for n in self.dims)
+        return math.prod(self._params[n].possible for n in self.dims)  # type: ignore
 
     def combination_probabilities(self) -> np.ndarray:
         """The prior probability of every config of a discrete space, in grid order
-        (names sorted, the last varying fastest)."""
+        (names sorted, the last varying fastest); a ValueError for an axis too long to
+        list (``sweep.space.distributions.LIST_LIMIT``)."""
         probs = np.ones(1)
         for name in self.dims:
             probs = np.outer(probs, np.asarray(self._params[name].probabilities())).ravel()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.errors import SpecError
 from ..core.hints import did_you_mean
-from ..core.values import fraction, integer, json_value, known_keys, number, one_of
+from ..core.values import fraction, integer, known_keys, number, one_of, parameter_value
 from ..plans import REGISTRY
 from ..plans.refine_options import (
     ADAPTIVE_SAMPLES,
@@ -230,7 +230,7 @@ def _grid_values(path: str, raw: Any, space: Space) -> dict[str, list[Any]]:
         if not isinstance(values, list) or not values:
             raise SpecError(f"{path}.{name}", values, "a non-empty list of values")
         for i, v in enumerate(values):
-            json_value(f"{path}.{name}[{i}]", v)
+            parameter_value(f"{path}.{name}[{i}]", v)
         out[name] = values
     return out
 
@@ -249,7 +249,7 @@ def _fixed(path: str, raw: Any, space: Space) -> dict[str, Any]:
             if name not in space:
                 raise SpecError(f"{path}.{name}", expected="a parameter of the sweep",
                                 hint=close_name(str(name), space))
-            json_value(f"{path}.{name}", value)
+            parameter_value(f"{path}.{name}", value)
             out[name] = value
 
     walk("", raw)

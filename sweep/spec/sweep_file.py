@@ -395,13 +395,24 @@ def _check_storable(spec: Spec) -> None:
 # --------------------------------------------------------------------- resume
 
 
-def resume_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """None when a sweep stored with document ``old`` can resume as ``new``; else which
-    field changed, from what to what. Stages may be added at the end and trial budgets
-    raised; everything that defines the stored trials must stay.
+def resume_problem(old: Mapping[str, Any], new: Mapping[str, Any] | Spec) -> str | None:
+    """None when a sweep stored with document ``old`` can resume as ``new`` (a document,
+    or the ``Spec`` to run); else which field changed, from what to what. Stages may be
+    added at the end and trial budgets raised; everything that defines the stored trials
+    must stay. Given the ``Spec``, a raised budget must also extend its stage's design
+    (the stored trials first, then more: ``Plan.extension_problem``), never mix two.
 
     Example: ``resume_problem(old, dict(old, seed=1))`` -> ``"seed: was 0, now 1"``
     """
+    spec = new if isinstance(new, Spec) else None
+    doc = spec.document if spec is not None else new
+    problem = _document_problem(old, doc)
+    if problem or spec is None:
+        return problem
+    return _design_problem(old, doc, spec)
+
+
+def _document_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     for key in IDENTITY_KEYS:
         where = _difference(old.get(key), new.get(key), key)
         if where:
@@ -425,6 +436,26 @@ def resume_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None
                             {k: v for k, v in b.items() if k != "trials"}, f"stages[{i}]")
         if where:
             return where
+    return None
+
+
+def _design_problem(old: Mapping[str, Any], new: Mapping[str, Any], spec: Spec
+                    ) -> str | None:
+    """The first raised budget whose stage's plan would draw a different design."""
+    from ..plans import plan_class
+
+    if new.get("stages") is None:
+        raised = [("run_cap", old.get("run_cap"), new.get("run_cap"), spec.stages[0])]
+    else:
+        raised = [(f"stages[{i}].trials", a.get("trials"), b.get("trials"), spec.stages[i])
+                  for i, (a, b) in enumerate(zip(old["stages"], new["stages"]))]
+    for path, was, now, stage in raised:
+        if was is None or was == now:
+            continue
+        why = plan_class(stage.plan).extension_problem(stage, stage.space(spec.space))
+        if why:
+            return (f"{path}: was {was!r}, now {now!r}, but {why} (add a stage for more "
+                    f"trials)")
     return None
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..core.records import TrialRecord
+from ..core.values import INT64_MAX, INT64_MIN
 from ..space.distributions import scalar_kind, value_key
 from ..space.search_space import Space
 
@@ -75,9 +76,6 @@ def column_type(kinds: Iterable[str]) -> pa.DataType:
 def string_cell(value: Any) -> str:
     """A value in a string column: strings as they are, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def fits_int64(value: Any) -> bool:
