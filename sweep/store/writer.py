@@ -128,7 +128,8 @@ class ResultsWriter:
         """Record intermediate reports (the curves table), with the same guarantees."""
         if not reports:
             return
-        rows = [{"sweep": sweep, "stage": stage, **r._asdict()} for r in reports]
+        rows = [{"sweep": sweep, "stage": stage, "trial_id": r.trial_id, "step": r.step,
+                 "metrics": r.metrics, "time": r.time} for r in reports]
         self._curve_journal.append(rows)
         self._curve_buffer.extend((sweep, stage, r) for r in reports)
         if self._shipping:
