@@ -75,10 +75,15 @@ def as_metric(metric: Metric | str, goal: str | None = None) -> Metric:
 
 class Candidate(NamedTuple):
     """A proposed trial: its flat config (the stage's fixed values included) and, for
-    refined trials, the id of the trial it was derived from."""
+    refined trials, the id of the trial it was derived from. ``restore_from`` names a
+    trial whose last checkpoint the new trial starts from (a PBT segment continues its
+    parent's model); ``key`` tells apart trials of equal params (two segments that
+    mutated to the same values): it joins the params in the trial id."""
 
     params: Config
     parent: str | None = None
+    restore_from: str | None = None
+    key: str | None = None
 
 
 class StageSettings(Protocol):
@@ -131,6 +136,9 @@ class Plan:
     name: ClassVar[str | None] = None
     # True for plans that work from earlier stages' results (never a first stage).
     refines: ClassVar[bool] = False
+    # True for plans that decide on intermediate reports (pbt): the driver then gets
+    # reports while trials run, and asks ``stopping()`` instead of early_terminate.
+    decides_on_reports: ClassVar[bool] = False
     notes: list[str]
 
     def __init__(self, space: Space, total: int | None = None):
@@ -162,6 +170,12 @@ class Plan:
 
     def describe(self) -> dict[str, Any] | None:
         """What the plan decided that a user may want to see (anchors, boxes), JSON-friendly."""
+        return None
+
+    def stopping(self) -> Any:
+        """The plan's own stopping decision (``should_stop(trial_id, step, value)``, as a
+        ``sweep.stopping`` rule), used instead of the sweep's early_terminate on its
+        stage; None for plans that decide nothing on reports."""
         return None
 
     def __len__(self) -> int:

@@ -169,6 +169,20 @@ class ResultsReader:
             latest[tid] = status
         return {t for t, s in latest.items() if wanted is None or s in wanted}
 
+    def curve_steps(self, stage: int, trial_ids: Iterable[str]) -> dict[str, int]:
+        """The highest stored step of each of ``trial_ids`` in ``stage``'s curves (those
+        with none are left out): one filtered read.
+
+        Example: ``reader.curve_steps(0, ["8bf0b5019eb95080"])`` -> ``{"8bf0...": 12}``
+        """
+        wanted = sorted(set(trial_ids))
+        if not wanted:
+            return {}
+        table = self.folder.curves.table(columns=["trial_id", "step"], stages=[stage],
+                                         where=pc.field("trial_id").isin(wanted),
+                                         with_stage=False)
+        return _max_steps(table)
+
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The curves table: one row per report (sweep, stage, trial_id, step, time,
         metrics.<name>...), sorted by trial and step."""
@@ -179,6 +193,16 @@ class ResultsReader:
         df = df.drop_duplicates(["trial_id", "step", "time"])
         df["stage"] = df["stage"].astype("int64")
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def _max_steps(table: pa.Table | None) -> dict[str, int]:
+    """Per trial, the highest step of a (trial_id, step) table."""
+    if table is None or table.num_rows == 0:
+        return {}
+    grouped = table.group_by("trial_id").aggregate([("step", "max")])
+    return {str(t): int(s) for t, s in zip(grouped.column("trial_id").to_pylist(),
+                                           grouped.column("step_max").to_pylist())
+            if s is not None}
 
 
 def _tally_status(acc: dict[tuple[int, str], int], batch: pa.RecordBatch

@@ -32,7 +32,6 @@ from typing import Any, NamedTuple, Protocol
 
 from ..core.errors import SweepError
 from ..core.records import Report
-from .returned import short
 
 # A PBT segment restores from a parent that keeps checkpointing and pruning: its newest
 # checkpoint may be pruned while it is listed; listing again finds the next one.
@@ -93,7 +92,9 @@ class TrialCheckpoints:
         self.saved_bytes = 0
         self.saves = 0
         self.seconds = 0.0
-        self.failures: list[str] = []
+        self.failures: list[str] = []  # restores that failed
+        self.unsaved = 0  # saves that failed; the first one's reason:
+        self._first_unsaved = ""
         self.restored: Restored | None = None
         self._tried = False
         self._dirs: list[str] = []
@@ -123,7 +124,7 @@ class TrialCheckpoints:
                         if self.restored is not None:
                             break
             except (SweepError, OSError, ValueError) as exc:
-                self.failures.append(f"could not restore a checkpoint: {short(exc, 500)}")
+                self.failures.append(f"could not restore a checkpoint: {str(exc)[:500]}")
                 self.restored = None
             self.seconds += time.monotonic() - start
             return self.restored
@@ -150,8 +151,9 @@ class TrialCheckpoints:
                                    meta=meta)
         except SweepError as exc:
             self.seconds += time.monotonic() - start
-            if len(self.failures) < 3:
-                self.failures.append(f"checkpoint at step {step} not saved: {short(exc, 500)}")
+            self.unsaved += 1
+            if self.unsaved == 1:
+                self._first_unsaved = f"checkpoint at step {step} not saved: {str(exc)[:500]}"
             return False
         with contextlib.suppress(SweepError, OSError):
             self.store.prune(self.trial_id, self.keep)
@@ -159,6 +161,14 @@ class TrialCheckpoints:
         self.saved_bytes += int(getattr(info, "bytes", 0) or 0)
         self.saves += 1
         return True
+
+    def warnings(self) -> list[str]:
+        """What went wrong with this attempt's checkpoints, one sentence each."""
+        out = list(self.failures)
+        if self.unsaved:
+            more = f" ({self.unsaved - 1} more not saved)" if self.unsaved > 1 else ""
+            out.append(self._first_unsaved + more)
+        return out
 
     def close(self) -> None:
         """Remove the local copies restored for this attempt."""

@@ -216,7 +216,7 @@ class TrialContext:
             out.append(f"{self.no_checkpoints} checkpoint(s) were not saved: this sweep has "
                        f"checkpoints off (checkpoints: false in the sweep file)")
         if self.checkpoints is not None:
-            out.extend(self.checkpoints.failures)
+            out.extend(self.checkpoints.warnings())
         return out
 
 
