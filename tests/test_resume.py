@@ -290,15 +290,15 @@ def test_a_killed_driver_rerun_resumes_running_trials_from_their_checkpoints(
     assert sorted(before["step"]) == ([0, 1, 2, 3] if hub else [])  # up to the checkpoint
 
     _, reader, pool, drv = driver_for(doc, results, hub=hub)
-    assert pool.deaths == 0
     drv.run()
+    assert pool.deaths == 0
     row = reader.read().iloc[0]
     assert row["status"] == "ok" and row["restored_from"] == 3 and row["attempts"] == 1
     assert epochs_run(logs)[0.1] == 10 + 1
     check_curves(reader, 1, 10)
 
 
-def test_retention_keeps_the_final_checkpoint_of_the_stages_top_k(results, tmp_path):
+def test_retention_keeps_the_final_checkpoint_of_the_stages_top_k(results, tmp_path, capsys):
     logs = tmp_path / "logs"
     logs.mkdir()
     doc = ckpt_doc("retain", logs, xs=[0.1, 0.3, 0.5, 0.9], epochs=4, every=1, die_at=None,
@@ -311,6 +311,14 @@ def test_retention_keeps_the_final_checkpoint_of_the_stages_top_k(results, tmp_p
     top2 = list(df["trial_id"][:2])
     assert {t: s for t, s in kept.items() if s} == {t: [3] for t in top2}
     assert store.usage().checkpoints == 2
+    # `sweep status` says what they hold and what they cost.
+    from sweep.cli import main
+
+    drv.writer.folder.write_spec(spec.to_yaml())
+    assert main(["status", str(tmp_path / "results" / "retain")]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("checkpoints"))
+    assert line.startswith("checkpoints: 2 stored (") and "4 trial attempts saved" in line
+    assert "0 restored" in line
 
 
 def test_checkpoints_settings_are_validated():

@@ -169,6 +169,31 @@ class ResultsReader:
             latest[tid] = status
         return {t for t, s in latest.items() if wanted is None or s in wanted}
 
+    def checkpoint_totals(self) -> dict[str, float]:
+        """What the stored attempts' checkpoints cost, streamed: attempts that
+        checkpointed or restored, bytes saved, seconds saving and restoring, restores.
+
+        Example: ``reader.checkpoint_totals()`` -> ``{"trials": 12, "bytes": 5e8,
+        "seconds": 3.1, "restored": 2}``
+        """
+
+        def step(acc: dict[str, float], batch: pa.RecordBatch) -> dict[str, float]:
+            names = batch.schema.names
+            if "checkpoint_s" not in names:
+                return acc
+            seconds = batch.column("checkpoint_s")
+            acc["trials"] += pc.count(seconds).as_py()
+            acc["seconds"] += pc.sum(seconds).as_py() or 0.0
+            acc["bytes"] += pc.sum(batch.column("checkpoint_bytes")).as_py() or 0
+            acc["restored"] += pc.count(batch.column("restored_from")).as_py()
+            return acc
+
+        def start() -> dict[str, float]:
+            return {"trials": 0, "bytes": 0, "seconds": 0.0, "restored": 0}
+
+        return self.folder.trials.fold(["checkpoint_s", "checkpoint_bytes", "restored_from"],
+                                       start, step)
+
     def curve_steps(self, stage: int, trial_ids: Iterable[str]) -> dict[str, int]:
         """The highest stored step of each of ``trial_ids`` in ``stage``'s curves (those
         with none are left out): one filtered read.
