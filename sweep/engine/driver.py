@@ -390,6 +390,8 @@ class Driver:
             nested = self.spec.nest(cand.params) if self.nested else None
             items.append(Item(tid, cand.params, nested, cand.parent, cand.restore_from,
                               tid in run.known))
+            if run.plan.decides_on_reports:
+                run.plan.submitted(tid, cand)
         return items
 
     def _submit(self, run: StageRun, task: Task) -> None:

@@ -164,6 +164,10 @@ class Plan:
     def tell_report(self, report: Report) -> None:
         """An intermediate report of a running trial."""
 
+    def submitted(self, trial_id: str, candidate: Candidate) -> None:
+        """``candidate`` of the last ``ask`` starts as trial ``trial_id`` (the driver
+        drops the others: stored or in flight already)."""
+
     def start(self) -> None:
         """Called once the stored history has been told, before the first ask (a plan
         that chooses from the history, such as refine, chooses here)."""
