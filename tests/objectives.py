@@ -250,3 +250,10 @@ def epochs_with_checkpoints(config: dict[str, Any]) -> dict[str, float]:
         return {"loss": loss}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def toy_pbt(config: dict[str, Any]) -> dict[str, float]:
+    """PBT's toy problem (jobs/pbt_toy.py), checkpointing every step."""
+    from jobs.pbt_toy import train
+
+    return train(config)

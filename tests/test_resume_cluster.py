@@ -88,7 +88,7 @@ cluster = Cluster(initialize_head=True, head_node_args={
                        "health_check_failure_threshold": 4},
 })
 nodes = {}
-for _ in range(2):
+for _ in range(kills + 1):  # the trials run on 2 nodes at a time, kills leave 1
     node = cluster.add_node(num_cpus=1)
     nodes[node.node_id] = node
 cluster.wait_for_nodes()
@@ -110,8 +110,8 @@ def epochs():
 
 def killer():
     # Each kill: the node of the trial that has run 6 epochs since the last kill (or the
-    # start) goes without warning; a fresh node joins in its place (a preempted node is
-    # replaced), so the retry may land anywhere.
+    # start) goes without warning (a spare node is there from the start: Cluster.add_node
+    # cannot run on this thread).
     mark = 0
     deadline = time.time() + 400
     while time.time() < deadline and len(state["killed"]) < kills:
@@ -126,12 +126,16 @@ def killer():
             last = [r for r in fresh if r["node"] == victim][-1]
             cluster.remove_node(nodes.pop(victim), allow_graceful=False)
             state["killed"].append({"node": victim, "x": last["x"], "epoch": last["epoch"]})
-            node = cluster.add_node(num_cpus=1)
-            nodes[node.node_id] = node
-            mark = len(epochs())
+            mark = len(rows)
         time.sleep(0.05)
 
-thread = threading.Thread(target=killer, daemon=True)
+def guarded():
+    try:
+        killer()
+    except BaseException as exc:
+        state["killer_error"] = repr(exc)
+
+thread = threading.Thread(target=guarded, daemon=True)
 thread.start()
 outcome = sweep.execute(spec_path, results=results)
 thread.join(30)
@@ -194,8 +198,9 @@ def test_node_killed_under_checkpointing_trials_resumes_from_s3_on_another_node(
         pytest.fail(f"the cluster scenario did not finish\n{stdout[-3000:]}\n{stderr[-6000:]}")
     out = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and out, (stdout[-4000:], stderr[-6000:])
-    killed = json.loads(out[-1][len("RESULT "):])["killed"]
-    assert len(killed) == kills, killed
+    state = json.loads(out[-1][len("RESULT "):])
+    killed = state["killed"]
+    assert len(killed) == kills, json.dumps([state, read_jsonl(logs / "epochs.jsonl")])
 
     os.environ.update(CREDENTIALS)
     reader = ResultsReader(ResultsFolder(root, "ckpt-nodes"))

@@ -71,7 +71,8 @@ class Report(NamedTuple):
     """One intermediate report of a running trial: its step and metrics at that step.
 
     ``checkpoint`` is True when the trial committed a checkpoint at this step (the
-    driver then knows the curve up to here can never be redone).
+    driver then knows the curve up to here can never be redone); ``restored_from`` the
+    step of the checkpoint the reporting attempt started from (None: a fresh start).
 
     Example: ``Report("t1", 3, {"loss": 0.4}, time=1.7e9)``
     """
@@ -81,6 +82,7 @@ class Report(NamedTuple):
     metrics: Mapping[str, float]
     time: float = 0.0
     checkpoint: bool = False
+    restored_from: int | None = None
 
 
 RECORD_FIELDS = TrialRecord._fields

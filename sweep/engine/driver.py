@@ -208,6 +208,9 @@ class Driver:
         try:
             while self._step(run):
                 pass
+            if self.live:  # the last trials' last reports may still be on their way
+                _, reports = self.pool.wait(POLL_S)
+                self._record(run, self._on_reports(run, reports))
         except BaseException:
             # Flush before cancelling: a cancel can race inside Ray and abort the process.
             self.writer.flush()
@@ -497,7 +500,8 @@ class Driver:
                 parent_id=item.parent, status=status, params=item.params, metrics={},
                 error=truncate(error), attempts=task.attempt, started_at=task.submitted,
                 finished_at=now, duration_s=now - task.submitted,
-                step=None if last is None else last.step))
+                step=None if last is None else last.step,
+                restored_from=None if last is None else last.restored_from))
         return out
 
     def _on_reports(self, run: StageRun, reports: Sequence[Report]) -> list[TrialRecord]:
@@ -544,7 +548,7 @@ class Driver:
             parent_id=item.parent, status="stopped", params=item.params,
             metrics=dict(report.metrics), error=None, attempts=task.attempt,
             started_at=task.submitted, finished_at=now, duration_s=now - task.submitted,
-            step=report.step)
+            step=report.step, restored_from=report.restored_from)
 
     def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
         if records:

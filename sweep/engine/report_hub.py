@@ -93,6 +93,14 @@ class HubClient:
         self._last = self.handle.push.remote(report)
         return stopped
 
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until the last push has reached the hub (a trial's end: its last report
+        is in the hub before its result reaches the driver)."""
+        import ray
+
+        if self._last is not None:
+            ray.wait([self._last], timeout=timeout_s)
+
     def stopped(self, trial_id: str) -> bool:
         import ray
 

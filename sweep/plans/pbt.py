@@ -77,7 +77,7 @@ def explore(params: Mapping[str, Any], space: Space, mutations: Mapping[str, Mut
         if not dist.is_dimension:
             continue
         if rng.random() < how.resample_probability:
-            out[name] = dist.from_unit(min(float(rng.random()), _TOP_UNIT))
+            out[name] = _at(dist, float(rng.random()))
         elif dist.categorical or dist.kind in ("bool", "category"):
             out[name] = _shift(dist, out[name], rng)
         else:
@@ -96,17 +96,22 @@ def _shift(dist: Distribution, value: Any, rng: np.random.Generator) -> Any:
     return support[j]
 
 
+def _at(dist: Distribution, u: float) -> Any:
+    """The prior's value at unit coordinate ``u`` (a normal's ends moved inside)."""
+    value = dist.from_unit(u)
+    if isinstance(value, float) and not math.isfinite(value):
+        value = dist.from_unit(min(max(u, 1.0 - _TOP_UNIT), _TOP_UNIT))
+    return value
+
+
 def _perturb(dist: Distribution, value: Any, factor: float) -> Any:
     """``value * factor``, rounded for integers, clipped to the prior's range."""
-    new = float(value) * factor
-    ends = [dist.from_unit(0.0), dist.from_unit(_TOP_UNIT)]
-    finite = [float(e) for e in ends if math.isfinite(float(e))]
-    if finite:
-        new = min(max(new, min(finite)), max(finite))
+    lo, hi = sorted((float(_at(dist, 0.0)), float(_at(dist, 1.0))))
+    new = min(max(float(value) * factor, lo), hi)
     if dist.kind == "int":
         new = round(new)
     try:  # the nearest value the prior holds (a quantized or integer one)
-        return dist.from_unit(min(max(dist.to_unit(new), 0.0), _TOP_UNIT))
+        return _at(dist, min(max(dist.to_unit(new), 0.0), 1.0))
     except (TypeError, ValueError):
         return value
 

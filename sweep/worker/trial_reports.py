@@ -140,7 +140,8 @@ class TrialContext:
         if dropped:
             self.wide += 1
             self.wide_dropped += dropped
-        report = Report(self.trial_id, int(step), values, time.time())
+        report = Report(self.trial_id, int(step), values, time.time(), False,
+                        None if self.checkpoints is None else self.checkpoints.restored_step)
         if self.reports and self.reports[-1].step == report.step:
             self.reports[-1] = report  # the same step reported again: the last one counts
         else:

@@ -390,6 +390,9 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
         reporting.leave(context)
         if checkpoints is not None:
             checkpoints.close()
+        if context.reports and objective.hub is not None:
+            with contextlib.suppress(Exception):
+                objective.hub.flush()  # the last report reaches the hub before the result
     duration = time.perf_counter() - t0
     error = with_warnings(error, context.warnings())
     last = context.last
