@@ -196,3 +196,27 @@ def test_a_pbt_sweep_stores_each_segments_params_parent_and_start(ray_session, r
     assert len(ok) == 4 and (ok["step"] == 23).all()
     assert set(df["status"]) <= {"ok", "stopped"}
     assert len(df[df["status"] == "stopped"]) == len(segments)
+
+
+def test_the_report_draws_the_best_lineages_schedule():
+    import pandas as pd
+
+    from sweep.views.html import build_report
+    from sweep.views.schedule import lineage
+
+    df = pd.DataFrame({
+        "sweep": "p", "stage": 0,
+        "trial_id": ["m0", "m1", "s1", "s2"], "parent_id": [None, None, "m0", "s1"],
+        "status": ["stopped", "ok", "stopped", "ok"], "restored_from": [None, None, 3, 7],
+        "step": [3, 11, 7, 11], "params.lr": [0.01, 0.05, 0.012, 0.0096],
+        "metrics.acc": [0.3, 0.5, 0.6, 0.9]})
+    segments = lineage(df, "s2")
+    assert [(s["trial_id"], s["start"], s["end"]) for s in segments] == [
+        ("m0", 0, 3), ("s1", 4, 7), ("s2", 8, 11)]
+    assert [s["params"]["lr"] for s in segments] == [0.01, 0.012, 0.0096]
+    page = build_report(df, metric="acc", goal="maximize", scales={"lr": "log"})
+    assert "Hyperparameter schedule of the best trial" in page
+    # Without a lineage (no trial was restored from a parent) there is no schedule.
+    plain = df.assign(parent_id=None, restored_from=None)
+    assert "Hyperparameter schedule" not in build_report(plain, metric="acc",
+                                                         goal="maximize")
