@@ -359,3 +359,24 @@ def test_old_part_files_without_the_checkpoint_columns_still_read(results, tmp_p
     drv.run()
     whole = pd.read_parquet(tmp_path / "results" / "old" / "trials")
     assert len(whole) == 4 and whole["restored_from"].isna().all()
+
+
+def test_the_mlp_job_checkpoints_and_continues_with_its_own_lr(tmp_path):
+    """jobs/mlp.py with checkpoint: true: a trial started from another's checkpoint (a
+    PBT segment) goes on from its epoch, with the model and optimizer state restored and
+    its own learning rate."""
+    from jobs.mlp import train
+
+    store = CheckpointStore(str(tmp_path), "mlp")
+    obj = Objective("val_error", target=train, sweep="mlp", checkpoints=store)
+    first = {"lr": 0.003, "epochs": 3, "checkpoint": True}
+    record, reports = run_trial(obj, "a", first, first)
+    assert record.status == "ok" and [r.step for r in reports] == [1, 2, 3]
+    assert all(r.checkpoint for r in reports)
+    later = {"lr": 0.001, "epochs": 6, "checkpoint": True}
+    record, reports = run_trial(obj, "b", later, later, resume=Resume(1, source="a"))
+    assert record.restored_from == 3 and [r.step for r in reports] == [4, 5, 6]
+    assert record.metrics["epochs"] == 6
+    # Restored, not retrained: its first epoch is far better than a fresh model's first.
+    fresh = train({"lr": 0.001, "epochs": 1})
+    assert reports[0].metrics["val_error"] < fresh["val_error"] / 2, (reports[0], fresh)
