@@ -158,9 +158,11 @@ def run_tune(problem: str, args: Any, seed: int, storage: str) -> tuple[float, f
         tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=scheduler,
                                     num_samples=args.population,
                                     search_alg=BasicVariantGenerator(random_state=seed)),
+        # Every checkpoint kept: Tune's PBT may exploit an older checkpoint of its donor
+        # (with num_to_keep=2 its trials failed: "checkpoint does not exist anymore").
         run_config=tune.RunConfig(name=f"{problem}-{seed}", storage_path=storage, verbose=0,
                                   stop={"training_iteration": steps},
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=None)))
     t0 = time.perf_counter()
     grid = tuner.fit()
     wall = time.perf_counter() - t0
