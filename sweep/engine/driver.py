@@ -234,8 +234,12 @@ class Driver:
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None
         total = plan.total if plan.total is not None else 0
+        own = plan.stopping()
+        if own is not None and self.spec.early_terminate is not None:
+            self.progress.log(f"stage {stage.index} ({stage.plan}): the plan decides which "
+                              f"trials stop; early_terminate does not apply to it")
         run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
-                       rule=plan.stopping() or self._rule(stage))
+                       rule=own or self._rule(stage))
         run.done = len(stored)
         self._begin_checkpoints(run)
         if plan.learns:  # told the stored trials: it proposes none of them again
