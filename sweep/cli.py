@@ -220,6 +220,10 @@ def _stage_line(spec: Any, stage: Any) -> str:
                   f"(region {stage.region}, sample {stage.sample})")
     elif stage.plan == "bayes":
         detail = f"{stage.trials} trials, model-based (seed {stage.seed})"
+    elif stage.plan == "pbt":
+        cap = f", at most {stage.trials} trials" if stage.trials else ""
+        detail = (f"population {stage.population}, exploit every {stage.interval} steps "
+                  f"(quantile {stage.quantile:g}{cap}; seed {stage.seed})")
     else:
         detail = f"{stage.trials} trials (seed {stage.seed})"
     fixed = f"; fixed {stage.fixed}" if stage.fixed else ""
@@ -266,7 +270,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for candidate in itertools.islice(plan.candidates(), args.limit):
         record: dict[str, Any] = {"stage": stage.index,
                                   "trial_id": trial_id(spec.name, stage.index,
-                                                       candidate.params),
+                                                       candidate.params, candidate.key),
                                   "params": candidate.params}
         if stage.plan == "refine":
             record["parent_id"] = candidate.parent

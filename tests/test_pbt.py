@@ -12,10 +12,12 @@ import pytest
 import sweep
 from sweep.core.metric import Metric
 from sweep.core.records import Report, TrialRecord
+from sweep.engine.planning import make_plan
 from sweep.plans import Candidate
 from sweep.plans.pbt import Mutation, PopulationBasedTraining, explore
 from sweep.space import Choice, LogUniform, RandInt, Space, Uniform
 from sweep.spec.sweep_file import load_spec
+from sweep.worker.trial_ids import trial_id
 
 SPACE = Space({"lr": LogUniform(1e-4, 1e-1), "momentum": Uniform(0.0, 0.99)})
 
@@ -178,6 +180,11 @@ def test_a_pbt_sweep_stores_each_segments_params_parent_and_start(ray_session, r
     members = df[df["parent_id"].isna()]
     segments = df[df["parent_id"].notna()]
     assert len(members) == 4 and len(segments) >= 1, df[["trial_id", "status", "parent_id"]]
+    # The members' ids are those `sweep plan` prints (params and the candidate's key).
+    spec = load_spec(f"{results}/pbt-toy/spec.yaml")
+    plan = make_plan(spec, spec.stages[0])
+    assert {trial_id("pbt-toy", 0, c.params, c.key) for c in plan.ask(4)} == set(
+        members["trial_id"])
     curves = sweep.engine.runner.open_reader(
         load_spec(f"{results}/pbt-toy/spec.yaml"), results).read_curves()
     for _, seg in segments.iterrows():

@@ -380,3 +380,46 @@ def test_the_mlp_job_checkpoints_and_continues_with_its_own_lr(tmp_path):
     # Restored, not retrained: its first epoch is far better than a fresh model's first.
     fresh = train({"lr": 0.001, "epochs": 1})
     assert reports[0].metrics["val_error"] < fresh["val_error"] / 2, (reports[0], fresh)
+
+
+def test_a_trial_past_its_backstop_deadline_runs_again_with_retry_timeouts(results, tmp_path):
+    """The driver's own deadline (code that never returns to Python): with retry_timeouts
+    the trial runs again at the next attempt, and the row says so."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    doc = ckpt_doc("backstop", logs, xs=[0.3], epochs=3, every=1, die_at=None, timeout_s=5,
+                   retry_timeouts=True)
+    _, reader, pool, drv = driver_for(doc, results)
+    tid = None
+    real_wait = pool.wait
+
+    def wait(timeout_s):  # the first attempt hangs; the second runs
+        nonlocal tid
+        if tid is None and pool.queue:
+            tid = pool.queue[0].items[0].trial_id
+            pool.hangs = {tid}
+        if any(t.attempt > 1 for t in pool.queue):
+            pool.hangs = set()
+        return real_wait(timeout_s)
+
+    pool.wait = wait
+    drv.run()
+    row = reader.read().iloc[0]
+    assert row["status"] == "ok" and row["attempts"] == 2
+    check_curves(reader, 1, 3)
+
+
+def test_the_progress_line_says_what_checkpoints_cost():
+    from sweep.core.records import TrialRecord
+    from sweep.engine.driver import CheckpointCost
+
+    cost = CheckpointCost()
+    assert cost.text() == ""
+    cost.add([TrialRecord(checkpoint_bytes=3 * 2**20, checkpoint_s=0.25, restored_from=4),
+              TrialRecord(checkpoint_bytes=2**20, checkpoint_s=0.25), TrialRecord()])
+    assert cost.text() == "ckpt 4.0 MB in 0.5 s (2 trials, 1 restored)"
+    progress = Progress(quiet=False, stream=__import__("io").StringIO(), interval=0)
+    progress.start_stage(0, "grid", 2)
+    progress.update(done=1, running=1, failed=0, best=None, best_params=None,
+                    note=cost.text())
+    assert "ckpt 4.0 MB in 0.5 s (2 trials, 1 restored)" in progress.stream.getvalue()

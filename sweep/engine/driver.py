@@ -64,8 +64,6 @@ LEARNING_ROUNDS = 4
 MAX_LOST = 20
 # Trials between two hand-backs of freed memory to the OS (see sweep.engine.memory).
 RELEASE_EVERY = 20_000
-# Joins a candidate's ``key`` to its params in the trial id (PBT segments of equal params).
-SEGMENT_KEY = "__segment__"
 
 
 class Terminated(BaseException):
@@ -384,8 +382,7 @@ class Driver:
         items = []
         name, index = self.spec.name, run.stage.index
         for cand in candidates:
-            tid = trial_id(name, index, cand.params if cand.key is None else
-                           {**cand.params, SEGMENT_KEY: cand.key})
+            tid = trial_id(name, index, cand.params, cand.key)
             if run.seen is not None:
                 if tid in run.seen:
                     continue
