@@ -7,6 +7,8 @@ Problems:
 * ``toy``: PBT's toy problem (``jobs/pbt_toy.py``: the accuracy grows fastest at a
   learning rate that follows a triangle wave as the accuracy rises), lr in
   loguniform(1e-4, 1e-1), score: the best final ``mean_accuracy`` (higher is better).
+  A step sleeps ``--step-s`` (0.05 s) in both tools: sweep's PBT decides on reports as
+  they reach the driver, and a step of microseconds would outrun every decision.
 * ``mlp``: ``jobs/mlp.py`` (numpy MLP on the digits, Adam) with a checkpoint per epoch
   and the lr PBT mutates, lr in loguniform(1e-4, 1e-1); score: the best final
   ``val_error`` (lower is better).
@@ -71,6 +73,7 @@ def toy_tune(config: dict[str, Any]) -> None:
     work = tempfile.mkdtemp(prefix="tune-toy-")
     try:
         for step in range(start, int(config["steps"])):
+            time.sleep(float(config.get("sleep", 0.0)))
             rng = np.random.default_rng([int(config["seed"]), step,
                                          int(float(config["lr"]) * 1e12) % 2**31])
             accuracy = step_accuracy(accuracy, float(config["lr"]), rng)
@@ -104,9 +107,9 @@ def mlp_tune(config: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ runs
 
 
-def _fixed(problem: str, steps: int, seed: int) -> dict[str, Any]:
+def _fixed(problem: str, steps: int, seed: int, step_s: float = 0.0) -> dict[str, Any]:
     if problem == "toy":
-        return {"steps": steps, "seed": seed}
+        return {"steps": steps, "seed": seed, "sleep": step_s}
     return {"epochs": steps, "seed": seed, "optimizer": "adam", "hidden": 64,
             "checkpoint": True}
 
@@ -126,7 +129,8 @@ def run_sweep(problem: str, plan: str, args: Any, seed: int, results: str
            "metric": {"name": metric, "goal": goal},
            "parameters": {"lr": {"distribution": "log_uniform_values", "min": LR[0],
                                  "max": LR[1]},
-                          **{k: {"value": v} for k, v in _fixed(problem, steps, seed).items()}},
+                          **{k: {"value": v} for k, v in
+                             _fixed(problem, steps, seed, args.step_s).items()}},
            "stages": [stage], "max_concurrent": args.population,
            "resources": {"num_cpus": args.cpus / args.population}}
     t0 = time.perf_counter()
@@ -154,9 +158,10 @@ def run_tune(problem: str, args: Any, seed: int, storage: str) -> tuple[float, f
                                     {"cpu": args.cpus / args.population})
     tuner = tune.Tuner(
         trainable,
-        param_space={"lr": tune.loguniform(*LR), **_fixed(problem, steps, seed)},
+        param_space={"lr": tune.loguniform(*LR), **_fixed(problem, steps, seed, args.step_s)},
+        # reuse_actors: Tune's own advice for PBT (an exploit reconfigures a live actor).
         tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=scheduler,
-                                    num_samples=args.population,
+                                    num_samples=args.population, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=seed)),
         # Every checkpoint kept: Tune's PBT may exploit an older checkpoint of its donor
         # (with num_to_keep=2 its trials failed: "checkpoint does not exist anymore").
@@ -166,8 +171,10 @@ def run_tune(problem: str, args: Any, seed: int, storage: str) -> tuple[float, f
     t0 = time.perf_counter()
     grid = tuner.fit()
     wall = time.perf_counter() - t0
-    finals = [r.metrics.get(metric) for r in grid if r.metrics]
+    finals = [r.metrics.get(metric) for r in grid if r.metrics and r.error is None]
     finals = [v for v in finals if v is not None and math.isfinite(v)]
+    if not finals:  # every trial failed (printed above by Tune)
+        return math.nan, wall
     return float(max(finals) if mode == "max" else min(finals)), wall
 
 
@@ -221,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=float, default=2.0)
     parser.add_argument("--methods", default="sweep-pbt,tune-pbt,random")
     parser.add_argument("--picture", default=None, help="a PNG of a discovered schedule")
+    parser.add_argument("--step-s", type=float, default=0.05,
+                        help="toy: seconds a step sleeps (a training step takes time; "
+                             "sweep's PBT decides on reports as they arrive)")
     args = parser.parse_args(argv)
 
     import ray
@@ -228,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     from tests.bench._machine import machine
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A shared machine: other processes' memory must not make Ray kill these trials.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     print(machine(("ray", "pandas")), flush=True)
     ray.init(num_cpus=int(math.ceil(args.cpus)), include_dashboard=False,
              log_to_driver=False, logging_level="ERROR")
@@ -258,14 +270,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  seed {seed}: " + "; ".join(line), flush=True)
     finally:
         ray.shutdown()
-    print("\n| problem | method | final score, mean ± sd (min..max) | wall s, mean |")
-    print("|---|---|---|---|")
+    print("\n| problem | method | final score, mean ± sd (min..max) | runs | wall s, mean |")
+    print("|---|---|---|---|---|")
     for (problem, method), runs in table.items():
-        scores = [s for s, _ in runs]
+        scores = [s for s, _ in runs if math.isfinite(s)]
+        if not scores:
+            continue
         walls = [w for _, w in runs]
         sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
         print(f"| {problem} | {method} | {statistics.mean(scores):.4g} ± {sd:.2g} "
-              f"({min(scores):.4g}..{max(scores):.4g}) | {statistics.mean(walls):.1f} |")
+              f"({min(scores):.4g}..{max(scores):.4g}) | {len(scores)} of {len(runs)} | "
+              f"{statistics.mean(walls):.1f} |")
     if args.picture and best_toy is not None:
         steps = _settings("toy", args)[2]
         print(picture(best_toy[1], args.picture, steps))
