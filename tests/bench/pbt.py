@@ -184,7 +184,24 @@ def _settings(problem: str, args: Any) -> tuple[str, str, int, int]:
     return metric, goal, steps, args.interval or interval
 
 
-def picture(df: Any, path: str, steps: int) -> str:
+def _lineage_of(df: Any) -> list[dict[str, Any]]:
+    from sweep.views.schedule import lineage
+
+    best = df[df["status"] == "ok"].sort_values("metrics.mean_accuracy").iloc[-1]
+    return lineage(df, best["trial_id"])
+
+
+def _curves(results: str, df: Any) -> Any:
+    from sweep.engine.runner import open_reader
+    from sweep.spec.sweep_file import loads_spec
+    from sweep.store.folder import ResultsFolder
+
+    name = str(df["sweep"].iloc[0])
+    spec = loads_spec(ResultsFolder(results, name).read_spec() or "")
+    return open_reader(spec, results).read_curves()
+
+
+def picture(df: Any, curves: Any, path: str, steps: int) -> str:
     """A PNG of the lr schedule of the best final model (sweep's PBT, toy problem) and
     the optimal lr along its accuracy; matplotlib if installed, else a note."""
     try:
@@ -194,16 +211,21 @@ def picture(df: Any, path: str, steps: int) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "no picture: matplotlib is not installed"
-    from sweep.views.schedule import lineage
-
     best = df[df["status"] == "ok"].sort_values("metrics.mean_accuracy").iloc[-1]
-    segments = lineage(df, best["trial_id"])
+    segments = _lineage_of(df)
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
     xs, ys = [], []
     for seg in segments:
         xs += [seg["start"], seg["end"] + 1]
         ys += [seg["params"]["lr"]] * 2
     ax.step(xs, ys, where="post", label="lr of the best model's lineage (PBT)")
+    steps_x, optimum = [], []
+    for seg in segments:  # the optimal lr at the accuracy that lineage reached
+        rows = curves[(curves["trial_id"] == seg["trial_id"])
+                      & curves["step"].between(seg["start"], seg["end"])]
+        steps_x += list(rows["step"])
+        optimum += list(rows["metrics.optimal_lr"])
+    ax.plot(steps_x, optimum, ":", color="grey", label="optimal lr at its accuracy")
     ax.scatter([s["start"] for s in segments[1:]], [s["params"]["lr"] for s in segments[1:]],
                marker="D", s=18, label="exploit + explore")
     ax.set_yscale("log")
@@ -221,6 +243,11 @@ def picture(df: Any, path: str, steps: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--jsonl", default=None,
+                        help="append each run's figures to this file (a long benchmark "
+                             "survives an interruption: run the seeds left, then --summary)")
+    parser.add_argument("--summary", default=None, help="print the table of a --jsonl file")
     parser.add_argument("--problems", default="toy,mlp")
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--steps", type=int, default=0, help="default: the problem's")
@@ -232,6 +259,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="toy: seconds a step sleeps (a training step takes time; "
                              "sweep's PBT decides on reports as they arrive)")
     args = parser.parse_args(argv)
+    if args.summary:
+        table: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        with open(args.summary) as f:
+            for line in f:
+                row = json.loads(line)
+                table.setdefault((row["problem"], row["method"]), []).append(
+                    (row["score"], row["wall_s"]))
+        print_table(table)
+        return 0
 
     import ray
 
@@ -246,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods.split(",")
     work = tempfile.mkdtemp(prefix="sweep-pbt-bench-")
     table: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    best_toy: tuple[float, Any] | None = None
+    toy_runs: list[tuple[float, Any, Any]] = []  # sweep's PBT on the toy: score, table, curves
     try:
         for problem in args.problems.split(","):
             metric, goal, steps, interval = _settings(problem, args)
@@ -254,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{interval}, quantile 0.25, lr loguniform{LR} resampled with p 0.25 else "
                   f"x1.2/x0.8; score: best final {metric} ({goal}); {args.seeds} seeds",
                   flush=True)
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 line = []
                 for method in methods:
                     if method == "tune-pbt":
@@ -262,14 +298,31 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         score, wall, df = run_sweep(problem, method.split("-")[-1], args,
                                                     seed, f"{work}/sweep")
-                        if problem == "toy" and method == "sweep-pbt" and (
-                                best_toy is None or score > best_toy[0]):
-                            best_toy = (score, df)
+                        if problem == "toy" and method == "sweep-pbt":
+                            toy_runs.append((score, df, _curves(f"{work}/sweep", df)))
                     table.setdefault((problem, method), []).append((score, wall))
                     line.append(f"{method} {score:.4g} in {wall:.1f} s")
+                    if args.jsonl:
+                        with open(args.jsonl, "a") as f:
+                            f.write(json.dumps({"problem": problem, "method": method,
+                                                "seed": seed, "score": score,
+                                                "wall_s": wall, "steps": steps,
+                                                "interval": interval,
+                                                "population": args.population}) + "\n")
                 print(f"  seed {seed}: " + "; ".join(line), flush=True)
     finally:
         ray.shutdown()
+    print_table(table)
+    if args.picture and toy_runs:
+        # The best run whose best model has a schedule (a lineage of 2 segments or more).
+        scheduled = [run for run in toy_runs if len(_lineage_of(run[1])) > 1]
+        _, df, curves = max(scheduled or toy_runs, key=lambda run: run[0])
+        print(picture(df, curves, args.picture, _settings("toy", args)[2]))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def print_table(table: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
     print("\n| problem | method | final score, mean ± sd (min..max) | runs | wall s, mean |")
     print("|---|---|---|---|---|")
     for (problem, method), runs in table.items():
@@ -281,11 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {problem} | {method} | {statistics.mean(scores):.4g} ± {sd:.2g} "
               f"({min(scores):.4g}..{max(scores):.4g}) | {len(scores)} of {len(runs)} | "
               f"{statistics.mean(walls):.1f} |")
-    if args.picture and best_toy is not None:
-        steps = _settings("toy", args)[2]
-        print(picture(best_toy[1], args.picture, steps))
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":
