@@ -164,10 +164,11 @@ class DyingPool(FakePool):
     SimulatedDeath makes a crashed task, as a lost worker or node does."""
 
     def __init__(self, *args, hub: bool = False, kill_driver_at_death: bool = False,
-                 **kwargs):
+                 lost_pushes: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.pushed: list[Report] = []
         self.kill_driver_at_death = kill_driver_at_death
+        self.lost_pushes = lost_pushes  # a dying worker's last pushes never arrive
         self.deaths = 0
         if hub:
             self.objective.hub = self
@@ -192,6 +193,8 @@ class DyingPool(FakePool):
                     continue
                 d = Done(d.task, error="ActorDiedError: the worker died", crashed=True,
                          started=frozenset(i.trial_id for i in d.task.items))
+                if self.lost_pushes:
+                    del self.pushed[-self.lost_pushes:]
             out.append(d)
         reports, self.pushed = [*reports, *self.pushed], []
         return out, reports
@@ -423,3 +426,18 @@ def test_the_progress_line_says_what_checkpoints_cost():
     progress.update(done=1, running=1, failed=0, best=None, best_params=None,
                     note=cost.text())
     assert "ckpt 4.0 MB in 0.5 s (2 trials, 1 restored)" in progress.stream.getvalue()
+
+
+def test_reports_a_dying_worker_never_sent_come_back_from_its_checkpoint(results, tmp_path):
+    """Live reports: the worker committed checkpoints 6 and 7 but died before their
+    reports reached the driver; the retry restores 7, reports 8 and 9 live, and steps 6
+    and 7 come back with its result, from the checkpoint: every step once, none lost."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    doc = ckpt_doc("lost-pushes", logs, xs=[0.2], epochs=10, every=1, die_at=7,
+                   early_terminate={"type": "median", "min_samples": 99})
+    _, reader, pool, drv = driver_for(doc, results, hub=True, lost_pushes=2)
+    drv.run()
+    row = reader.read().iloc[0]
+    assert row["status"] == "ok" and row["restored_from"] == 7 and pool.deaths == 1
+    check_curves(reader, 1, 10)

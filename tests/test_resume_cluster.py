@@ -214,9 +214,11 @@ def test_node_killed_under_checkpointing_trials_resumes_from_s3_on_another_node(
         assert epochs <= runs[x] <= epochs + kills_of[x], (x, runs, killed)
         assert row["attempts"] == 1 + kills_of[x]
         if kills_of[x]:
-            # Restored from its last checkpoint, which another node read from S3.
-            last_kill = max(k["epoch"] for k in killed if k["x"] == x)
-            assert last_kill - 1 <= row["restored_from"] <= last_kill
+            # Restored from a checkpoint (on S3, read by another node), not from step 0:
+            # the epochs-run bound above says it was the last one (a kill cost at most
+            # one epoch). The killer's epoch is only when it decided: the node goes a
+            # moment later, so the exact step is not asserted.
+            assert row["restored_from"] >= 0, row.to_dict()
             victims = {k["node"][:8] for k in killed if k["x"] == x}
             assert row["node"].rsplit("/", 1)[-1] not in victims
     restores = [r for r in read_jsonl(logs / "epochs.jsonl") if r["restored"] is not None]

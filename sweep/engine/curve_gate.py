@@ -6,8 +6,11 @@ run again from its last checkpoint, reporting again the steps after it: those re
 of the dead attempt must never reach the curves table. So once a trial has committed
 a checkpoint, its reports are held here until a later checkpoint covers them (they can
 never be redone) or the trial ends; a dead attempt's held reports are dropped. Reports
-at or below a step already stored (those a restored attempt sends back from its
-checkpoint) are dropped too; after a driver restart ``seed`` says what is stored.
+of a step already stored (those a restored attempt sends back from its checkpoint) are
+dropped too; after a driver restart ``seed`` says what is stored. The steps stored are
+kept as a set, not a high-water mark: a dead attempt's last reports may never reach the
+driver (lost with the worker) while its checkpoint committed, and the next attempt's
+restored reports fill that gap after its later steps are stored.
 
 A trial that never checkpointed is stored as its reports come, as before.
 
@@ -31,7 +34,7 @@ class CurveGate:
     """Holds the reports of checkpointing trials until they are safe to store."""
 
     def __init__(self) -> None:
-        self._stored: dict[str, int] = {}  # trial -> highest step stored (checkpointing)
+        self._stored: dict[str, set[int]] = {}  # trial -> steps stored (checkpointing)
         self._held: dict[str, dict[int, Report]] = {}
 
     def admit(self, reports: Sequence[Report]) -> tuple[list[Report], list[Report]]:
@@ -40,19 +43,20 @@ class CurveGate:
         ready: list[Report] = []
         for report in reports:
             tid = report.trial_id
-            high = self._stored.get(tid)
-            if high is None and not report.checkpoint:
+            stored = self._stored.get(tid)
+            if stored is None and not report.checkpoint:
                 fresh.append(report)
                 ready.append(report)  # not (yet) a checkpointing trial: stored as it comes
                 continue
-            if high is not None and report.step <= high:
+            if stored is not None and report.step in stored:
                 continue  # stored already (a restored attempt sends its reports again)
             fresh.append(report)
             held = self._held.setdefault(tid, {})
             held[report.step] = report  # a step reported again: the last one counts
             if report.checkpoint:
-                ready.extend(held.pop(step) for step in sorted(held) if step <= report.step)
-                self._stored[tid] = report.step
+                steps = [step for step in sorted(held) if step <= report.step]
+                ready.extend(held.pop(step) for step in steps)
+                self._stored.setdefault(tid, set()).update(steps)
         return fresh, ready
 
     def end(self, trial_id: str, last_step: int | None) -> list[Report]:
@@ -67,11 +71,11 @@ class CurveGate:
         reported again by the next attempt."""
         self._held.pop(trial_id, None)
 
-    def seed(self, stored: Iterable[tuple[str, int]]) -> None:
-        """Trials that checkpointed before this driver started, with the highest step of
-        each already in the curves table."""
-        for trial_id, step in stored:
-            self._stored[trial_id] = max(step, self._stored.get(trial_id, step))
+    def seed(self, stored: Iterable[tuple[str, Iterable[int]]]) -> None:
+        """Trials that checkpointed before this driver started, with the steps of each
+        already in the curves table."""
+        for trial_id, steps in stored:
+            self._stored.setdefault(trial_id, set()).update(steps)
 
     def held_steps(self, trial_id: str) -> list[int]:
         return sorted(self._held.get(trial_id, {}))

@@ -194,11 +194,11 @@ class ResultsReader:
         return self.folder.trials.fold(["checkpoint_s", "checkpoint_bytes", "restored_from"],
                                        start, step)
 
-    def curve_steps(self, stage: int, trial_ids: Iterable[str]) -> dict[str, int]:
-        """The highest stored step of each of ``trial_ids`` in ``stage``'s curves (those
-        with none are left out): one filtered read.
+    def curve_steps(self, stage: int, trial_ids: Iterable[str]) -> dict[str, set[int]]:
+        """The stored steps of each of ``trial_ids`` in ``stage``'s curves (those with
+        none are left out): one filtered read.
 
-        Example: ``reader.curve_steps(0, ["8bf0b5019eb95080"])`` -> ``{"8bf0...": 12}``
+        Example: ``reader.curve_steps(0, ["8bf0b5019eb95080"])`` -> ``{"8bf0...": {0, 1}}``
         """
         wanted = sorted(set(trial_ids))
         if not wanted:
@@ -206,7 +206,7 @@ class ResultsReader:
         table = self.folder.curves.table(columns=["trial_id", "step"], stages=[stage],
                                          where=pc.field("trial_id").isin(wanted),
                                          with_stage=False)
-        return _max_steps(table)
+        return _steps_of(table)
 
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The curves table: one row per report (sweep, stage, trial_id, step, time,
@@ -220,14 +220,16 @@ class ResultsReader:
         return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
 
-def _max_steps(table: pa.Table | None) -> dict[str, int]:
-    """Per trial, the highest step of a (trial_id, step) table."""
-    if table is None or table.num_rows == 0:
-        return {}
-    grouped = table.group_by("trial_id").aggregate([("step", "max")])
-    return {str(t): int(s) for t, s in zip(grouped.column("trial_id").to_pylist(),
-                                           grouped.column("step_max").to_pylist())
-            if s is not None}
+def _steps_of(table: pa.Table | None) -> dict[str, set[int]]:
+    """Per trial, the steps of a (trial_id, step) table."""
+    out: dict[str, set[int]] = {}
+    if table is None:
+        return out
+    for tid, step in zip(table.column("trial_id").to_pylist(),
+                         table.column("step").to_pylist()):
+        if step is not None:
+            out.setdefault(str(tid), set()).add(int(step))
+    return out
 
 
 def _tally_status(acc: dict[tuple[int, str], int], batch: pa.RecordBatch
