@@ -90,6 +90,11 @@ def test_a_segment_restores_its_parents_checkpoint_without_its_curve(tmp_path):
     record, reports = run_trial(obj, "child", child, child, resume=Resume(1, source="parent"))
     assert record.status == "ok" and record.restored_from == 3
     assert [r.step for r in reports] == [4, 5]  # its own curve starts after the parent's
+    # Restored at the parent's last step, a segment has nothing to run: its row's step is
+    # the step its model is at.
+    done = {"x": 0.4, "epochs": 4, "log_dir": str(tmp_path)}
+    record, reports = run_trial(obj, "late", done, done, resume=Resume(1, source="parent"))
+    assert (record.status, record.step, record.restored_from, reports) == ("ok", 3, 3, [])
     assert [c.step for c in store.list("child")] == [5]
     assert [c.step for c in store.list("parent")] == [3]
 

@@ -405,9 +405,11 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
                          started + duration, duration, node, gpu_ids,
                          None if last is None else last.step)
     if checkpoints is not None and (checkpoints.saves or checkpoints.restored):
+        # A trial restored at its last step reports nothing more: its model is at that step.
+        step = record.step if last is not None else checkpoints.restored_step
         record = record._replace(
-            restored_from=checkpoints.restored_step, checkpoint_bytes=checkpoints.saved_bytes,
-            checkpoint_s=round(checkpoints.seconds, 6))
+            step=step, restored_from=checkpoints.restored_step,
+            checkpoint_bytes=checkpoints.saved_bytes, checkpoint_s=round(checkpoints.seconds, 6))
     return record, context.pending()
 
 
