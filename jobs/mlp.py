@@ -20,9 +20,13 @@ Use it from a sweep file as ``objective: jobs.mlp:train``, or directly:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.0,
     "epochs": 10,
     "seed": 0,
+    "checkpoint": False,
 }
 
 #: ``train_loss`` reported by a run whose loss overflowed (and the cap on any reported loss).
@@ -92,6 +97,7 @@ class MLPConfig:
     weight_decay: float
     epochs: int
     seed: int
+    checkpoint: bool = False
 
 
 def parse_bool(value: Any) -> bool:
@@ -150,6 +156,7 @@ def parse_config(config: Mapping[str, Any]) -> MLPConfig:
         weight_decay=_parse_float("weight_decay", merged["weight_decay"]),
         epochs=_parse_int("epochs", merged["epochs"]),
         seed=_parse_int("seed", merged["seed"]),
+        checkpoint=parse_bool(merged["checkpoint"]),
     )
     if cfg.lr <= 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
@@ -234,13 +241,47 @@ def _val_error(x_val: np.ndarray, y_val: np.ndarray, params: list[np.ndarray]) -
     return float(np.mean(np.argmax(logits, axis=1) != y_val))
 
 
-def train(config: Mapping[str, Any]) -> dict[str, float | int]:
+def _save_state(folder: str, epoch: int, params: list[np.ndarray],
+                optimizer: _Optimizer) -> None:
+    """The model and optimizer state after ``epoch``, as plain arrays (no pickle)."""
+    arrays = {f"p{i}": p for i, p in enumerate(params)}
+    arrays.update({f"m{i}": m for i, m in enumerate(optimizer.m)})
+    arrays.update({f"v{i}": v for i, v in enumerate(optimizer.v)})
+    arrays["meta"] = np.array([epoch, optimizer.step_count], dtype=np.int64)
+    np.savez(os.path.join(folder, "state.npz"), **arrays)
+
+
+def _load_state(folder: str, params: list[np.ndarray], optimizer: _Optimizer) -> int:
+    """Load a state saved by ``_save_state`` into ``params`` and ``optimizer`` (in place;
+    the optimizer keeps its own kind and learning rate: a PBT segment's lr is its own);
+    returns the epoch it was saved after."""
+    with np.load(os.path.join(folder, "state.npz"), allow_pickle=False) as data:
+        for i, p in enumerate(params):
+            p[...] = data[f"p{i}"]
+        for name, slots in (("m", optimizer.m), ("v", optimizer.v)):
+            for i, slot in enumerate(slots):
+                if f"{name}{i}" in data:
+                    slot[...] = data[f"{name}{i}"]
+        epoch, steps = (int(v) for v in data["meta"])
+    optimizer.step_count = steps
+    return epoch
+
+
+def train(config: Mapping[str, Any], *, report: Callable[..., Any] = sweep.report,
+          restore: Callable[[], str | None] = sweep.restore) -> dict[str, float | int]:
     """Train the MLP with ``config`` and return its metrics.
 
     Keys: ``lr`` (float), ``hidden`` (int units), ``batch_size`` (int), ``optimizer``
     (``"sgd"``, ``"adam"`` or ``"rmsprop"``), ``dropout`` (bool: dropout 0.5 on the hidden
     layer while training), ``weight_decay`` (float, L2 coefficient on the weight matrices),
     ``epochs`` (int) and ``seed`` (int, default 0); missing keys take :data:`DEFAULTS`.
+
+    ``checkpoint`` (bool, default False): save the model and optimizer state with every
+    epoch's report (``sweep.report(checkpoint=...)``) and start from the checkpoint
+    ``sweep.restore()`` gives (a retried trial, a PBT segment: then with this config's
+    ``lr``, the schedule PBT finds). ``epochs`` counts from the first epoch, restored
+    ones included. ``report`` and ``restore`` are sweep's by default; another
+    orchestrator passes its own (the PBT benchmark runs this job under Ray Tune).
 
     Returns ``val_error`` (misclassified fraction of the validation set, in ``[0, 1]``),
     ``train_loss`` (mean cross-entropy over the last epoch's mini-batches, without the L2
@@ -275,9 +316,18 @@ def train(config: Mapping[str, Any]) -> dict[str, float | int]:
     diverged = False
     epoch_loss = DIVERGED_LOSS
     epochs_run = 0
-    with np.errstate(all="ignore"):
-        for _ in range(cfg.epochs):
+    folder = tempfile.mkdtemp(prefix="mlp-ckpt-") if cfg.checkpoint else None
+    restored = restore() if cfg.checkpoint else None
+    if restored is not None:
+        epochs_run = _load_state(restored, params, optimizer)
+        epoch_loss = 0.0
+    with contextlib.ExitStack() as cleanup, np.errstate(all="ignore"):
+        if folder is not None:
+            cleanup.callback(shutil.rmtree, folder, True)
+        while epochs_run < cfg.epochs:
             epochs_run += 1
+            if restored is not None:  # shuffles that depend on the epoch, not the history
+                rng = np.random.default_rng([cfg.seed, epochs_run])
             order = rng.permutation(n_train)
             total = 0.0
             for start in range(0, n_train, batch_size):
@@ -322,9 +372,12 @@ def train(config: Mapping[str, Any]) -> dict[str, float | int]:
                 break
             epoch_loss = total / n_train
             # One report per epoch: learning curves, and early stopping by the sweep's
-            # rule (a no-op outside a sweep).
-            sweep.report(step=epochs_run, val_error=_val_error(x_val, y_val, params),
-                         train_loss=min(epoch_loss, DIVERGED_LOSS))
+            # rule (a no-op outside a sweep); with its checkpoint when asked.
+            if folder is not None:
+                _save_state(folder, epochs_run, params, optimizer)
+            report(step=epochs_run, checkpoint=folder,
+                   val_error=_val_error(x_val, y_val, params),
+                   train_loss=min(epoch_loss, DIVERGED_LOSS))
 
         logits = np.maximum(x_val @ w1 + b1, 0.0) @ w2 + b2
         if diverged or not np.isfinite(logits).all() or not math.isfinite(epoch_loss):

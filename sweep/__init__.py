@@ -8,6 +8,8 @@ Example:
     >>> df = sweep.run("jobs/mlp.yaml")                      # doctest: +SKIP
     >>> space = {"lr": sweep.loguniform(1e-4, 1), "opt": sweep.choice(["sgd", "adam"])}
     >>> sweep.report(step=1, loss=0.5)    # inside an objective: an intermediate report
+    >>> sweep.restore() is None           # the checkpoint to start from (None: fresh)
+    True
 """
 
 from typing import Any
@@ -28,7 +30,7 @@ from .space import (
     randint,
     uniform,
 )
-from .worker.trial_reports import TrialStopped, report
+from .worker.trial_reports import TrialStopped, report, restore
 
 __version__ = "0.1.0"
 
@@ -67,6 +69,7 @@ __all__ = [
     "quniform",
     "randint",
     "report",
+    "restore",
     "run",
     "uniform",
 ]

@@ -271,6 +271,10 @@ def _stage_line(spec: Any, stage: Any) -> str:
                   f"(region {stage.region}, sample {stage.sample})")
     elif stage.plan == "bayes":
         detail = f"{stage.trials} trials, model-based (seed {stage.seed})"
+    elif stage.plan == "pbt":
+        cap = f", at most {stage.trials} trials" if stage.trials else ""
+        detail = (f"population {stage.population}, exploit every {stage.interval} steps "
+                  f"(quantile {stage.quantile:g}{cap}; seed {stage.seed})")
     else:
         detail = f"{stage.trials} trials (seed {stage.seed})"
     fixed = f"; fixed {stage.fixed}" if stage.fixed else ""
@@ -317,7 +321,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for candidate in itertools.islice(plan.candidates(), args.limit):
         record: dict[str, Any] = {"stage": stage.index,
                                   "trial_id": trial_id(spec.name, stage.index,
-                                                       candidate.params),
+                                                       candidate.params, candidate.key),
                                   "params": candidate.params}
         if stage.plan == "refine":
             record["parent_id"] = candidate.parent
@@ -506,10 +510,39 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = "running" if alive else "lock held (another host)"
         print(f"driver: {state}: pid {holder.get('pid')} on {holder.get('host')}")
+    if spec.checkpoints.enabled:
+        print(_checkpoints_line(reader))
     pending = pending_count(folder.journal_dir)
     if pending:
         print(f"{pending} finished trials are in the driver's journal, not yet in Parquet")
     return EXIT_OK
+
+
+def _checkpoints_line(reader: Any) -> str:
+    """What the sweep's checkpoints hold and cost: one listing, three streamed columns."""
+    from .store.checkpoints import CheckpointStore
+
+    folder = reader.folder
+    try:
+        usage = CheckpointStore(folder.root, folder.name).usage()
+    except SweepError as exc:
+        return f"checkpoints: cannot be listed ({exc})"
+    totals = reader.checkpoint_totals()
+    line = f"checkpoints: {usage.checkpoints} stored ({_size(usage.bytes)})"
+    if totals["trials"]:
+        per = totals["seconds"] / totals["trials"]
+        line += (f"; {int(totals['trials'])} trial attempts saved {_size(totals['bytes'])} "
+                 f"in {totals['seconds']:.1f} s ({per:.2f} s each, restores included), "
+                 f"{int(totals['restored'])} restored from one")
+    return line
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 @_reads_results

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.core.records import Report, TrialRecord
-from sweep.engine.tasks import Done, Task
+from sweep.engine.tasks import Done, Task, payload
 from sweep.worker.entry import run_batch
 from sweep.worker.wrapper import BatchResult, Objective
 
@@ -86,8 +86,7 @@ class FakePool:
                 self.crashes[item.trial_id] -= 1
                 return [Done(task, error="WorkerCrashedError: the worker died",
                              crashed=True)], []
-        payload = [(i.trial_id, i.params, i.nested) for i in task.items]
-        result: BatchResult = run_batch(self.objective, payload)
+        result: BatchResult = run_batch(self.objective, payload(task))
         return [Done(task, result=result)], []
 
     def collect(self) -> list[Report]:

@@ -192,3 +192,75 @@ def report_from_forked_children(config: dict[str, Any]) -> dict[str, float]:
         pool.close()
         pool.join()
     return {"loss": 0.5, "children": float(sum(done))}
+
+
+class SimulatedDeath(BaseException):
+    """Raised by ``epochs_with_checkpoints`` to stand for its worker dying (the tests'
+    fake pool turns a trial that raised it into a crashed task)."""
+
+
+def epochs_with_checkpoints(config: dict[str, Any]) -> dict[str, float]:
+    """A training loop of config['epochs'] epochs that restores its last checkpoint
+    (``sweep.restore``) and saves one every config.get('every', 1) epochs with its report
+    (``sweep.report(checkpoint=...)``). Each epoch run is logged (x, epoch, pid, node,
+    restored) to <log_dir>/epochs.jsonl; an epoch sleeps config.get('sleep', 0) s. With
+    ``die_at``, the first run of each x dies after reporting that epoch: ``die: raise``
+    raises SimulatedDeath, ``die: sigkill`` kills the worker process. loss at epoch e is
+    (x - 0.3)^2 + 1/(e + 1)."""
+    import json
+    import shutil
+    import signal
+    import tempfile
+
+    import sweep
+
+    x, epochs, every = config["x"], int(config["epochs"]), int(config.get("every", 1))
+    log_dir = config["log_dir"]
+    node = ""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except Exception:
+        pass
+    start, restored = 0, None
+    path = sweep.restore()
+    if path is not None:
+        with open(os.path.join(path, "state.json")) as f:
+            restored = json.load(f)["epoch"]
+        start = restored + 1
+    work = tempfile.mkdtemp(prefix="epochs-")
+    died = os.path.join(log_dir, f"died-{x}")
+    try:
+        loss = math.inf
+        for epoch in range(start, epochs):
+            time.sleep(float(config.get("sleep", 0.0)))
+            loss = (x - 0.3) ** 2 + 1.0 / (epoch + 1)
+            _log_line(os.path.join(log_dir, "epochs.jsonl"),
+                      {"x": x, "epoch": epoch, "pid": os.getpid(), "node": node,
+                       "restored": restored, "t": time.time()})
+            if (epoch + 1) % every == 0:
+                with open(os.path.join(work, "state.json"), "w") as f:
+                    json.dump({"epoch": epoch}, f)
+                with open(os.path.join(work, "weights.bin"), "wb") as f:
+                    f.write(os.urandom(int(config.get("bytes", 1024))))
+                sweep.report(step=epoch, checkpoint=work, loss=loss)
+            else:
+                sweep.report(step=epoch, loss=loss)
+            if config.get("die_at") == epoch and not os.path.exists(died):
+                with open(died, "w") as f:
+                    f.write("1")
+                if config.get("die") == "sigkill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise SimulatedDeath(f"x={x} died at epoch {epoch}")
+        return {"loss": loss}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def toy_pbt(config: dict[str, Any]) -> dict[str, float]:
+    """PBT's toy problem (jobs/pbt_toy.py), checkpointing every step."""
+    from jobs.pbt_toy import train
+
+    return train(config)

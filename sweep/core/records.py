@@ -28,6 +28,9 @@ class TrialRecord(NamedTuple):
     ``params`` is the flat config (nested names joined with dots); ``metrics`` holds
     the sweep's metric and every extra numeric metric; ``step`` is the last step the
     trial reported (None when it reported nothing). Times are epoch seconds.
+    ``restored_from`` is the step of the checkpoint this attempt started from (None: it
+    started fresh); ``checkpoint_bytes`` and ``checkpoint_s`` what this attempt's
+    checkpoints cost (bytes saved; seconds saving and restoring; None: none).
     """
 
     sweep: str = ""
@@ -45,6 +48,9 @@ class TrialRecord(NamedTuple):
     node: str = ""
     gpu_ids: str = ""
     step: int | None = None
+    restored_from: int | None = None
+    checkpoint_bytes: int | None = None
+    checkpoint_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +70,10 @@ class TrialRecord(NamedTuple):
 class Report(NamedTuple):
     """One intermediate report of a running trial: its step and metrics at that step.
 
+    ``checkpoint`` is True when the trial committed a checkpoint at this step (the
+    driver then knows the curve up to here can never be redone); ``restored_from`` the
+    step of the checkpoint the reporting attempt started from (None: a fresh start).
+
     Example: ``Report("t1", 3, {"loss": 0.4}, time=1.7e9)``
     """
 
@@ -71,6 +81,8 @@ class Report(NamedTuple):
     step: int
     metrics: Mapping[str, float]
     time: float = 0.0
+    checkpoint: bool = False
+    restored_from: int | None = None
 
 
 RECORD_FIELDS = TrialRecord._fields

@@ -37,15 +37,18 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import SweepError
 from ..core.records import Report, TrialRecord
 from ..plans.base import Plan
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
+from ..store.checkpoints import CheckpointStore
 from ..store.folder import StageState
 from ..store.reader import ResultsReader
 from ..store.writer import ResultsWriter
 from ..worker.returned import truncate
 from ..worker.trial_ids import trial_id
+from .curve_gate import CurveGate
 from .memory import release_memory
 from .planning import prepare_plan
 from .progress import Progress
@@ -150,6 +153,10 @@ class StageRun:
     retry: deque[Task] = field(default_factory=deque)
     running: dict[str, tuple[Task, Item]] = field(default_factory=dict)
     last_report: dict[str, Report] = field(default_factory=dict)
+    # Checkpoints: the trials that had some when the stage began (they may restore), and
+    # the gate that stores each step of a restored trial's curve once (live reports).
+    known: set[str] = field(default_factory=set)
+    gate: CurveGate | None = None
     done: int = 0
     best: float | None = None
     best_params: dict[str, Any] | None = None
@@ -162,7 +169,7 @@ class Driver:
     def __init__(self, spec: Spec, writer: ResultsWriter, reader: ResultsReader, pool: Pool,
                  *, progress: Progress, max_concurrent: int | None = None,
                  retry_failed: bool = False, clock: Callable[[], float] = time.time,
-                 background: bool = True):
+                 background: bool = True, checkpoints: CheckpointStore | None = None):
         self.spec = spec
         self.writer = writer
         self.reader = reader
@@ -181,17 +188,21 @@ class Driver:
         self.backstop = None if spec.timeout_s is None else spec.timeout_s + max(
             10.0, spec.timeout_s)
         fixed = None if spec.batch == "auto" else int(spec.batch)
-        if spec.timeout_s is not None or spec.early_terminate is not None:
+        # Trials whose reports are judged as they come (a stopping rule, pbt).
+        self.live = spec.live_reports
+        if spec.timeout_s is not None or self.live:
             fixed = 1  # each such trial is timed or stopped on its own
         self.batcher = Batcher(fixed)
         self.slots = pool.slots()
         self._slots_at = time.monotonic()
         self.nested = any(len(p) > 1 for p in spec.paths.values())
         self.results: list[StageResult] = []
-        # With a stopping rule, reports travel on their own and may arrive after their
-        # trial's result, or after its stage: each trial's stage, to store them under.
-        self._stage_of: dict[str, int] | None = (
-            {} if spec.early_terminate is not None else None)
+        # With live reports (a stopping rule, a pbt stage), reports travel on their own and
+        # may arrive after their trial's result, or after its stage: each trial's stage, to
+        # store them under.
+        self._stage_of: dict[str, int] | None = {} if self.live else None
+        self.ckpts = checkpoints if spec.checkpoints.enabled else None
+        self.ckpt_cost = CheckpointCost()
 
     # ------------------------------------------------------------------ stages
 
@@ -226,6 +237,7 @@ class Driver:
                 run.proposer.close()
         self.writer.flush()
         self._describe(run, log=False)
+        self._retain(run)
         for line in _shortfall(run, self.spec):
             self.progress.log(line)
         self.progress.finish_stage()
@@ -249,14 +261,57 @@ class Driver:
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None
         total = plan.total if plan.total is not None else 0
+        own = plan.stopping()
+        if own is not None and self.spec.early_terminate is not None:
+            self.progress.log(f"stage {stage.index} ({stage.plan}): the plan decides which "
+                              f"trials stop; early_terminate does not apply to it")
         run = StageRun(stage, plan, StageResult(stage.index, total), stored, seen,
-                       rule=self._rule(stage), proposer=proposer)
+                       rule=own or self._rule(stage), proposer=proposer)
         run.done = len(stored)
+        self._begin_checkpoints(run)
         if plan.learns:  # told the stored trials: it proposes none of them again
             run.result.skipped = len(stored)
         self._describe(run, log=True)
         self.progress.start_stage(stage.index, stage.plan, total, skipped=len(stored))
         return run
+
+    def _begin_checkpoints(self, run: StageRun) -> None:
+        """The trials that have checkpoints (one listing): those not stored were running
+        when a driver died, and restore. With live reports, the curve gate learns what
+        of their curves is stored (one filtered read of the stage's curves)."""
+        if self.ckpts is None:
+            return
+        try:
+            run.known = self.ckpts.trial_ids() - run.stored
+        except SweepError as exc:
+            self.progress.log(f"checkpoints: cannot list them ({exc}); trials start fresh")
+        if self.live:
+            run.gate = CurveGate()
+            if run.known:
+                run.gate.seed(self.reader.curve_steps(run.stage.index, run.known).items())
+
+    def _retain(self, run: StageRun) -> None:
+        """The end-of-stage retention rule: the final checkpoint of the stage's best
+        ``keep_top`` trials stays, every other trial of the stage loses its own."""
+        if self.ckpts is None:
+            return
+        try:
+            have = self.ckpts.trial_ids()
+            if not have:
+                return
+            ids = self.reader.trial_ids(run.stage.index) & have
+            keep_top = self.spec.checkpoints.keep_top
+            top: set[str] = set()
+            if keep_top and ids:
+                best = self.reader.best(self.spec.metric, keep_top, stages=[run.stage.index])
+                top = {str(t) for t in best["trial_id"]}
+            dropped = self.ckpts.prune_stage(top, sorted(ids), keep=1)
+        except SweepError as exc:
+            self.progress.log(f"stage {run.stage.index}: checkpoints not pruned ({exc})")
+            return
+        if dropped:
+            self.progress.log(f"stage {run.stage.index}: checkpoints of {dropped} trials "
+                              f"removed; the final ones of the top {len(top)} kept")
 
     def _rule(self, stage: Stage) -> Any:
         """The stage's stopping rule, rebuilt from the stored curves: fed every stored
@@ -305,6 +360,7 @@ class Driver:
         for outcome in done:
             records.extend(self._on_done(run, outcome))
         for task in self.pool.expire(self.clock()):
+            task = self._retry_timeouts(run, task)
             records.extend(self._failed(run, task, "timeout",
                                         f"trial ran past timeout_s={self.timeout:g}"))
         self._record(run, records)
@@ -327,7 +383,7 @@ class Driver:
         # for a learning plan (a queued trial is proposed without the running ones'
         # results), nor while trial times are unknown (a queue of one-trial probes costs
         # a task's overhead each, and the first result sizes the batches).
-        timed = self.timeout is not None or self.spec.early_terminate is not None
+        timed = self.timeout is not None or self.live
         probing = self.batcher.mean is None and self.batcher.fixed is None
         return self.slots if timed or probing or run.plan.learns else 2 * self.slots
 
@@ -366,7 +422,7 @@ class Driver:
         items = []
         name, index = self.spec.name, run.stage.index
         for cand in candidates:
-            tid = trial_id(name, index, cand.params)
+            tid = trial_id(name, index, cand.params, cand.key)
             if run.seen is not None:
                 if tid in run.seen:
                     continue
@@ -376,7 +432,10 @@ class Driver:
                     run.result.skipped += 1
                 continue
             nested = self.spec.nest(cand.params) if self.nested else None
-            items.append(Item(tid, cand.params, nested, cand.parent))
+            items.append(Item(tid, cand.params, nested, cand.parent, cand.restore_from,
+                              tid in run.known))
+            if run.plan.decides_on_reports:
+                run.plan.submitted(tid, cand)
         return items
 
     def _submit(self, run: StageRun, task: Task) -> None:
@@ -399,17 +458,25 @@ class Driver:
         records = []
         name, index, attempt = self.spec.name, run.stage.index, task.attempt
         running = run.running
+        again: set[str] = set()
         for rec in outcome.result.records:
             item = items.pop(rec.trial_id, None)
             if item is None or running.pop(rec.trial_id, None) is None:
                 continue  # stopped by the rule meanwhile: its row is written already
+            if rec.status == "timeout" and self._retries_timeout(task):
+                again.add(rec.trial_id)
+                self._again(run, item, task.attempt + 1)
+                continue
             # Positional, in TrialRecord's field order (the hot path of short trials).
             records.append(TrialRecord(
                 name, index, rec.trial_id, item.parent, rec.status, item.params, rec.metrics,
                 rec.error, attempt, rec.started_at, rec.finished_at, rec.duration_s,
-                rec.node, rec.gpu_ids, rec.step))
-        self._take_reports(run, outcome.result.reports,
-                           finishing={i.trial_id for i in task.items})
+                rec.node, rec.gpu_ids, rec.step, rec.restored_from, rec.checkpoint_bytes,
+                rec.checkpoint_s))
+        reports = outcome.result.reports
+        if again:  # the next attempt reports them again (from its checkpoint, if any)
+            reports = [r for r in reports if r.trial_id not in again]
+        self._take_reports(run, reports, finishing={i.trial_id for i in task.items})
         unrun = [i for i in items.values() if i.trial_id in running]
         if unrun:
             # The worker saw its node's raylet die and started no more of its batch: those
@@ -436,10 +503,33 @@ class Driver:
                 continue
             run.retry.append(again)
             run.running.pop(item.trial_id, None)
+            if run.gate is not None:
+                run.gate.drop(item.trial_id)
         if not failed:
             return []
         return self._failed(run, Task(failed, task.attempt, task.submitted), "failed",
                             f"worker died on all {task.attempt} attempts: {outcome.error}")
+
+    def _retries_timeout(self, task: Task) -> bool:
+        """True when a timed-out trial of ``task`` runs again (``retry_timeouts``)."""
+        return self.spec.retry_timeouts and task.attempt <= self.spec.retries
+
+    def _again(self, run: StageRun, item: Item, attempt: int) -> None:
+        """Run ``item`` again at ``attempt`` (from its last checkpoint, if it has one)."""
+        run.retry.append(Task([item], attempt=attempt))
+        run.running.pop(item.trial_id, None)
+        if run.gate is not None:
+            run.gate.drop(item.trial_id)
+
+    def _retry_timeouts(self, run: StageRun, task: Task) -> Task:
+        """A task past its backstop deadline: with ``retry_timeouts`` its trials run
+        again while retries allow; returns what is left to record as timed out."""
+        if not self._retries_timeout(task):
+            return task
+        for item in task.items:
+            if item.trial_id in run.running:
+                self._again(run, item, task.attempt + 1)
+        return Task([], task.attempt, task.submitted)
 
     def _failed(self, run: StageRun, task: Task, status: str, error: str
                 ) -> list[TrialRecord]:
@@ -454,7 +544,8 @@ class Driver:
                 parent_id=item.parent, status=status, params=item.params, metrics={},
                 error=truncate(error), attempts=task.attempt, started_at=task.submitted,
                 finished_at=now, duration_s=now - task.submitted,
-                step=None if last is None else last.step))
+                step=None if last is None else last.step,
+                restored_from=None if last is None else last.restored_from))
         return out
 
     def _on_reports(self, run: StageRun | None, reports: Sequence[Report],
@@ -495,7 +586,11 @@ class Driver:
         they count for the others and stop nothing."""
         if not reports:
             return []
-        self.writer.add_reports(self.spec.name, run.stage.index, reports)
+        if run.gate is not None:  # a restored trial's steps are stored once
+            reports, ready = run.gate.admit(reports)
+            self.writer.add_reports(self.spec.name, run.stage.index, ready)
+        else:
+            self.writer.add_reports(self.spec.name, run.stage.index, reports)
         running = run.running
         for report in reports:
             if report.trial_id in running:
@@ -522,10 +617,15 @@ class Driver:
             parent_id=item.parent, status="stopped", params=item.params,
             metrics=dict(report.metrics), error=None, attempts=task.attempt,
             started_at=task.submitted, finished_at=now, duration_s=now - task.submitted,
-            step=report.step)
+            step=report.step, restored_from=report.restored_from)
 
     def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
         if records:
+            if run.gate is not None:
+                for r in records:
+                    self.writer.add_reports(self.spec.name, run.stage.index,
+                                            run.gate.end(r.trial_id, r.step))
+            self.ckpt_cost.add(records)
             self.writer.add(records)
             self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
             run.plan.tell(records)
@@ -542,7 +642,8 @@ class Driver:
                 release_memory()
         failed = run.result.failed + run.result.timeout
         self.progress.update(done=run.done, running=min(len(self.pool), self.slots),
-                             failed=failed, best=run.best, best_params=run.best_params)
+                             failed=failed, best=run.best, best_params=run.best_params,
+                             note=self.ckpt_cost.text())
 
     def _track_best(self, run: StageRun, records: Sequence[TrialRecord]) -> None:
         metric = self.spec.metric
@@ -555,6 +656,34 @@ class Driver:
                 continue
             if run.best is None or metric.better(value, run.best):
                 run.best, run.best_params = value, dict(r.params)
+
+
+class CheckpointCost:
+    """What the finished attempts' checkpoints cost: bytes saved, seconds spent saving
+    and restoring, trials that checkpointed, restores (for the progress line).
+
+    Example: ``CheckpointCost(bytes=3 * 2**20, seconds=0.5, trials=2).text()`` ->
+    ``"ckpt 3.0 MB in 0.5 s (2 trials)"``
+    """
+
+    def __init__(self, bytes: int = 0, seconds: float = 0.0, trials: int = 0,
+                 restores: int = 0):
+        self.bytes, self.seconds, self.trials, self.restores = bytes, seconds, trials, restores
+
+    def add(self, records: Iterable[TrialRecord]) -> None:
+        for r in records:
+            if r.checkpoint_s is not None:
+                self.trials += 1
+                self.bytes += r.checkpoint_bytes or 0
+                self.seconds += r.checkpoint_s
+                self.restores += r.restored_from is not None
+
+    def text(self) -> str:
+        if not self.trials:
+            return ""
+        restored = f", {self.restores} restored" if self.restores else ""
+        return (f"ckpt {self.bytes / 2**20:.1f} MB in {self.seconds:.1f} s "
+                f"({self.trials} trials{restored})")
 
 
 def _shortfall(run: StageRun, spec: Spec) -> list[str]:

@@ -72,9 +72,10 @@ class Progress:
         self.log(f"stage {stage} ({plan}): {total} trials{resumed}")
 
     def update(self, *, done: int, running: int, failed: int, best: float | None,
-               best_params: dict[str, Any] | None, force: bool = False) -> None:
+               best_params: dict[str, Any] | None, force: bool = False,
+               note: str = "") -> None:
         self._state = {"done": done, "running": running, "failed": failed, "best": best,
-                       "best_params": best_params}
+                       "best_params": best_params, "note": note}
         if self.quiet:
             return
         now = time.monotonic()
@@ -99,6 +100,7 @@ class Progress:
             f" best {self.metric}={s['best']:.4g} ({_params_text(s['best_params'])})"
         )
         failed = f" failed {s['failed']}" if s["failed"] else ""
+        failed += f", {s['note']}" if s.get("note") else ""
         if self.tty:
             filled = int(24 * done / total)
             bar = "#" * filled + "-" * (24 - filled)

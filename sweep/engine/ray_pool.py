@@ -28,7 +28,7 @@ from typing import Any
 from ..core.records import Report
 from ..worker.entry import run_batch
 from ..worker.wrapper import Objective
-from .tasks import Done, Task
+from .tasks import Done, Task, payload
 
 log = logging.getLogger("sweep")
 DRAIN_S = 0.5
@@ -88,12 +88,10 @@ class RayPool:
 
     def submit(self, task: Task, timeout_s: float | None = None) -> None:
         """Start ``task``; ``timeout_s`` sets its backstop deadline from now."""
-        # Lists, not tuples: Ray packs lists with msgpack and pickles each tuple apart.
-        payload = [[i.trial_id, i.params, i.nested] for i in task.items]
         self._submitted += 1
         marks = (f"{self._marks}:{self._submitted}"
                  if len(task.items) <= MARK_MAX_TRIALS else None)
-        ref = self._remote.remote(self._objective_ref, payload, marks)
+        ref = self._remote.remote(self._objective_ref, payload(task), marks)
         task.submitted = time.time()
         task.deadline = None if timeout_s is None else task.submitted + timeout_s
         self._inflight[ref] = _Flight(task, ref, marks)

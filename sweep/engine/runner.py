@@ -27,6 +27,7 @@ import pandas as pd
 from ..core.errors import SpecError, SweepError
 from ..spec.safe_yaml import load_yaml
 from ..spec.sweep_file import Spec, load_spec, resume_problem
+from ..store.checkpoints import CheckpointStore
 from ..store.codec import Codec
 from ..store.folder import ResultsFolder
 from ..store.reader import ResultsReader
@@ -38,8 +39,8 @@ from .progress import Progress
 
 log = logging.getLogger("sweep")
 
-__all__ = ["RunResult", "Terminated", "codec_of", "connect", "execute", "open_reader",
-           "open_writer", "prepare_writer", "run"]
+__all__ = ["RunResult", "Terminated", "checkpoints_of", "codec_of", "connect", "execute",
+           "open_reader", "open_writer", "prepare_writer", "run"]
 
 
 def codec_of(spec: Spec) -> Codec:
@@ -156,13 +157,21 @@ def connect(address: str | None = None, *, verbose: bool = False) -> bool:
     return True
 
 
-def objective_of(spec: Spec) -> Objective:
-    """What the workers run for ``spec``."""
+def checkpoints_of(spec: Spec, results: str) -> CheckpointStore | None:
+    """The sweep's checkpoint store under the results root (None: checkpoints off)."""
+    if not spec.checkpoints.enabled:
+        return None
+    return CheckpointStore(results, spec.folder)
+
+
+def objective_of(spec: Spec, checkpoints: CheckpointStore | None = None) -> Objective:
+    """What the workers run for ``spec`` (saving checkpoints in ``checkpoints``)."""
     return Objective(
         metric=spec.metric.name if spec.metric else None,
         target=spec.objective, command=spec.command, program=spec.program, sweep=spec.name,
         code_dirs=[os.getcwd(), str(Path(spec.base_dir).resolve())],
         timeout_s=spec.timeout_s, cwd=os.getcwd(),
+        checkpoints=checkpoints, keep=spec.checkpoints.keep,
     )
 
 
@@ -218,10 +227,12 @@ def execute(
     try:
         started = connect(address, verbose=verbose)
         previous = _install_sigterm()  # after ray.init, which installs its own handler
-        pool = RayPool(objective_of(spec), spec.resources,
-                       with_hub=spec.early_terminate is not None)
+        checkpoints = checkpoints_of(spec, writer.folder.root)
+        pool = RayPool(objective_of(spec, checkpoints), spec.resources,
+                       with_hub=spec.live_reports)
         driver = Driver(spec, writer, reader, pool, progress=progress,
-                        max_concurrent=max_concurrent, retry_failed=retry_failed)
+                        max_concurrent=max_concurrent, retry_failed=retry_failed,
+                        checkpoints=checkpoints)
         stages = driver.run()
         table = reader.read() if read_table else None
     finally:

@@ -18,13 +18,17 @@ from ..worker.wrapper import BatchResult
 
 
 class Item(NamedTuple):
-    """One trial to run: its id, flat params, nested params (None when the same) and
-    the trial it was derived from."""
+    """One trial to run: its id, flat params, nested params (None when the same), the
+    trial it was derived from, the trial whose checkpoint it starts from (a PBT
+    segment: its parent's) and whether it may have checkpoints of its own already (a
+    trial that was running when a driver died)."""
 
     trial_id: str
     params: dict[str, Any]
     nested: dict[str, Any] | None
     parent: str | None
+    restore_from: str | None = None
+    resume: bool = False
 
 
 @dataclass
@@ -36,6 +40,25 @@ class Task:
     submitted: float = 0.0
     deadline: float | None = None
     lost: int = 0  # times it was lost before any of its trials started
+
+
+def payload(task: Task) -> list[list[Any]]:
+    """What a pool sends a worker for ``task`` (``sweep.worker.entry.run_batch``): per
+    trial [id, flat params, nested params], and [attempt, own, source] when it may
+    restore a checkpoint (own: a retry, or a trial that has some; source: another
+    trial's). Lists, not tuples: Ray packs lists with msgpack and pickles each tuple.
+
+    Example: ``payload(Task([Item("t1", {"x": 1}, None, None)], attempt=2))`` ->
+    ``[["t1", {"x": 1}, None, [2, True, None]]]``
+    """
+    out = []
+    for i in task.items:
+        own = i.resume or task.attempt > 1
+        if own or i.restore_from:
+            out.append([i.trial_id, i.params, i.nested, [task.attempt, own, i.restore_from]])
+        else:
+            out.append([i.trial_id, i.params, i.nested])
+    return out
 
 
 class Done(NamedTuple):
@@ -65,4 +88,4 @@ class Pool(Protocol):
     def slots(self) -> int: ...
 
 
-__all__ = ["Done", "Item", "Pool", "Task"]
+__all__ = ["Done", "Item", "Pool", "Task", "payload"]

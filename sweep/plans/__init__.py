@@ -40,9 +40,11 @@ from .fixed import (
     distinct_sample,
     sampler,
 )
+from .pbt import Mutation, PopulationBasedTraining
 from .refine import Refine
 
 __all__ = ["REGISTRY", "AdaptiveRefine", "Anchor", "AnchorRule", "Bayes", "Box", "Candidate",
-           "Config", "FixedPlan", "Grid", "LatinHypercubePlan", "Plan", "ProposingPlan",
+           "Config", "FixedPlan", "Grid", "LatinHypercubePlan", "Mutation", "Plan",
+           "PopulationBasedTraining", "ProposingPlan",
            "RandomPlan", "Refine", "SobolPlan", "StageSettings", "Truncated", "distinct_sample",
            "make_rng", "plan_class", "register", "sampler", "seed_tuple"]

@@ -79,10 +79,15 @@ def as_metric(metric: Metric | str, goal: str | None = None) -> Metric:
 
 class Candidate(NamedTuple):
     """A proposed trial: its flat config (the stage's fixed values included) and, for
-    refined trials, the id of the trial it was derived from."""
+    refined trials, the id of the trial it was derived from. ``restore_from`` names a
+    trial whose last checkpoint the new trial starts from (a PBT segment continues its
+    parent's model); ``key`` tells apart trials of equal params (two segments that
+    mutated to the same values): it joins the params in the trial id."""
 
     params: Config
     parent: str | None = None
+    restore_from: str | None = None
+    key: str | None = None
 
 
 class StageSettings(Protocol):
@@ -135,6 +140,9 @@ class Plan:
     name: ClassVar[str | None] = None
     # True for plans that work from earlier stages' results (never a first stage).
     refines: ClassVar[bool] = False
+    # True for plans that decide on intermediate reports (pbt): the driver then gets
+    # reports while trials run, and asks ``stopping()`` instead of early_terminate.
+    decides_on_reports: ClassVar[bool] = False
     notes: list[str]
 
     def __init__(self, space: Space, total: int | None = None):
@@ -186,12 +194,22 @@ class Plan:
     def tell_report(self, report: Report) -> None:
         """An intermediate report of a running trial."""
 
+    def submitted(self, trial_id: str, candidate: Candidate) -> None:
+        """``candidate`` of the last ``ask`` starts as trial ``trial_id`` (the driver
+        drops the others: stored or in flight already)."""
+
     def start(self) -> None:
         """Called once the stored history has been told, before the first ask (a plan
         that chooses from the history, such as refine, chooses here)."""
 
     def describe(self) -> dict[str, Any] | None:
         """What the plan decided that a user may want to see (anchors, boxes), JSON-friendly."""
+        return None
+
+    def stopping(self) -> Any:
+        """The plan's own stopping decision (``should_stop(trial_id, step, value)``, as a
+        ``sweep.stopping`` rule), used instead of the sweep's early_terminate on its
+        stage; None for plans that decide nothing on reports."""
         return None
 
     def __len__(self) -> int:

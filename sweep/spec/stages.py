@@ -19,6 +19,7 @@ from ..core.errors import SpecError
 from ..core.hints import did_you_mean
 from ..core.values import fraction, integer, known_keys, number, one_of, parameter_value
 from ..plans import REGISTRY
+from ..plans.pbt import PERTURBATION_FACTORS, POPULATION, QUANTILE, RESAMPLE_PROBABILITY
 from ..plans.refine_options import (
     ADAPTIVE_SAMPLES,
     CATEGORICAL,
@@ -43,10 +44,15 @@ FIRST_PLANS = tuple(name for name, cls in REGISTRY.items() if not cls.refines)
 STAGE_KEYS = (
     "plan", "trials", "seed", "points", "values", "fixed", "top_k", "region", "margin",
     "min_width", "shrink", "categorical", "sample", "from", "name", "initial",
+    "population", "interval", "quantile", "resample_probability", "perturbation_factors",
+    "mutations",
 )
 REFINE_KEYS = ("top_k", "region", "margin", "min_width", "shrink", "categorical", "sample",
                "from")
 BAYES_KEYS = ("initial",)
+PBT_KEYS = ("population", "interval", "quantile", "resample_probability",
+            "perturbation_factors", "mutations")
+MUTATION_KEYS = ("resample_probability", "perturbation_factors")
 
 @dataclass
 class Stage:
@@ -71,6 +77,13 @@ class Stage:
     axis_points: dict[str, int] = field(default_factory=dict)
     initial: int | None = None
     name: str = ""
+    # pbt (sweep.plans.pbt holds the defaults)
+    population: int = POPULATION
+    interval: int = 0
+    quantile: float = QUANTILE
+    resample_probability: float = RESAMPLE_PROBABILITY
+    perturbation_factors: tuple[float, ...] = PERTURBATION_FACTORS
+    mutations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def space(self, base: Space) -> Space:
         """The search space of this stage: ``fixed`` values replace parameters."""
@@ -131,7 +144,7 @@ def _stage(index: int, raw: Any, space: Space, seed: int, param_points: dict[str
     if raw.get("trials") is not None:
         stage.trials = integer(f"{where}.trials", raw["trials"], minimum=1)
     sample_grid = plan == "refine" and raw.get("sample") == "grid"
-    if stage.trials is None and plan != "grid" and not sample_grid:
+    if stage.trials is None and plan not in ("grid", "pbt") and not sample_grid:
         raise SpecError(f"{where}.trials", expected=f"the number of trials of this {plan} stage")
     if "points" in raw:
         stage.points = _points(f"{where}.points", raw["points"], space)
@@ -143,6 +156,8 @@ def _stage(index: int, raw: Any, space: Space, seed: int, param_points: dict[str
     if "fixed" in raw:
         stage.fixed = _fixed(f"{where}.fixed", raw["fixed"], space)
     _options(stage, raw, where)
+    if stage.plan == "pbt":
+        _pbt_options(stage, raw, where, stage.space(space).dims)
     if stage.plan == "refine" and stage.sample == "grid":
         _grid_size(stage.space(space), stage.axis_points, f"{where}.points")
     check_grid(stage, space, where)
@@ -159,6 +174,10 @@ def _options(stage: Stage, raw: Mapping[str, Any], where: str) -> None:
         if key in raw:
             raise SpecError(f"{where}.{key}", raw[key], f"no bayes option on a {stage.plan} "
                             "stage (only on plan: bayes)")
+    for key in PBT_KEYS if stage.plan != "pbt" else ():
+        if key in raw:
+            raise SpecError(f"{where}.{key}", raw[key], f"no pbt option on a {stage.plan} "
+                            "stage (only on plan: pbt)")
     if stage.plan == "bayes" and "initial" in raw:
         stage.initial = integer(f"{where}.initial", raw["initial"], minimum=1)
     if stage.plan != "refine":
@@ -190,6 +209,64 @@ def _options(stage: Stage, raw: Mapping[str, Any], where: str) -> None:
                         f"sample: {raw['sample']} fills fixed boxes: add region: each or hull")
     stage.sample = one_of(f"{where}.sample", raw.get("sample", allowed[0]), allowed)
     stage.source = one_of(f"{where}.from", raw.get("from", "previous"), ("previous", "all"))
+
+
+def _pbt_options(stage: Stage, raw: Mapping[str, Any], where: str, dims: list[str]
+                 ) -> None:
+    """population, interval (steps, required), quantile, the default mutation and the
+    parameters to mutate (``mutations``: a list of names, or names to their own
+    resample_probability / perturbation_factors)."""
+    stage.population = integer(f"{where}.population", raw.get("population", POPULATION),
+                               minimum=2)
+    if "interval" not in raw:
+        raise SpecError(f"{where}.interval", expected="the steps between two exploit "
+                        "decisions of a member (an integer >= 1)")
+    stage.interval = integer(f"{where}.interval", raw["interval"], minimum=1)
+    stage.quantile = fraction(f"{where}.quantile", raw.get("quantile", QUANTILE),
+                              zero_ok=False)
+    if stage.quantile > 0.5:
+        raise SpecError(f"{where}.quantile", raw.get("quantile"), "a fraction <= 0.5 (the "
+                        "bottom and top quantiles may not overlap)")
+    stage.resample_probability, stage.perturbation_factors = _mutation(
+        where, raw, RESAMPLE_PROBABILITY, PERTURBATION_FACTORS)
+    mutations = raw.get("mutations")
+    if mutations is None:
+        return
+    if isinstance(mutations, list):
+        mutations = {name: {} for name in mutations}
+    if not isinstance(mutations, dict) or not mutations:
+        raise SpecError(f"{where}.mutations", mutations, "a list of parameter names, or a "
+                        "mapping of names to {resample_probability, perturbation_factors}")
+    for name, options in mutations.items():
+        path = f"{where}.mutations.{name}"
+        if name not in dims:
+            raise SpecError(path, expected="a parameter of the stage's space that varies",
+                            hint=did_you_mean(name, dims, fallback="parameters: "))
+        options = options or {}
+        if not isinstance(options, dict):
+            raise SpecError(path, options, "{resample_probability: p, "
+                            "perturbation_factors: [1.2, 0.8]}")
+        known_keys(path, options, MUTATION_KEYS)
+        p, factors = _mutation(path, options, stage.resample_probability,
+                               stage.perturbation_factors)
+        stage.mutations[name] = {"resample_probability": p, "perturbation_factors": factors}
+
+
+def _mutation(path: str, raw: Mapping[str, Any], p: float, factors: tuple[float, ...]
+              ) -> tuple[float, tuple[float, ...]]:
+    if "resample_probability" in raw:
+        p = fraction(f"{path}.resample_probability", raw["resample_probability"],
+                     zero_ok=True)
+    if "perturbation_factors" in raw:
+        values = raw["perturbation_factors"]
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{path}.perturbation_factors", values,
+                            "a non-empty list of factors > 0, such as [1.2, 0.8]")
+        factors = tuple(float(number(f"{path}.perturbation_factors[{i}]", v))
+                        for i, v in enumerate(values))
+        if min(factors) <= 0:
+            raise SpecError(f"{path}.perturbation_factors", values, "factors > 0")
+    return p, factors
 
 
 def _points(path: str, raw: Any, space: Space) -> int | dict[str, int]:

@@ -32,9 +32,11 @@ import yaml
 from ..core.errors import SpecError
 from ..core.metric import GOALS, Metric
 from ..core.values import integer, known_keys, number, one_of, text
+from ..plans import REGISTRY
 from ..space.search_space import Distribution, Space
 from ..stopping import StoppingRule
 from ..worker import command as cmd
+from .checkpoints import CheckpointSettings, parse_checkpoints
 from .early_terminate import stopping_rule
 from .parameters import parse_parameters
 from .safe_yaml import load_yaml
@@ -45,7 +47,8 @@ OBJECTIVE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOP_KEYS = (
     "name", "description", "objective", "command", "program", "metric", "parameters",
     "stages", "method", "run_cap", "seed", "resources", "retries", "timeout_s",
-    "max_concurrent", "batch", "early_terminate", "project", "entity",
+    "max_concurrent", "batch", "early_terminate", "project", "entity", "checkpoints",
+    "retry_timeouts",
     # W&B's schema has these too; they mean nothing to sweep (it is its own controller).
     "apiVersion", "kind", "controller",
 )
@@ -105,11 +108,20 @@ class Spec:
     entity: str = ""
     document: dict[str, Any] = field(default_factory=dict)
     base_dir: str = "."
+    checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+    retry_timeouts: bool = False
 
     @property
     def folder(self) -> str:
         """The results folder under the root (a safe form of the name)."""
         return folder_name(self.name)
+
+    @property
+    def live_reports(self) -> bool:
+        """True when the driver needs reports while trials run (a stopping rule, or a
+        stage whose plan decides on reports, such as pbt)."""
+        return self.early_terminate is not None or any(
+            REGISTRY[stage.plan].decides_on_reports for stage in self.stages)
 
     def stopping_rule(self) -> StoppingRule | None:
         """A fresh early stopping rule of ``early_terminate`` (None: no early stopping)."""
@@ -242,6 +254,8 @@ def from_dict(doc: dict[str, Any], *, base_dir: str) -> Spec:
         project=_text_field("project", doc.get("project") or ""),
         entity=_text_field("entity", doc.get("entity") or ""),
         document=_storable(doc), base_dir=base_dir,
+        checkpoints=parse_checkpoints(doc.get("checkpoints")),
+        retry_timeouts=_flag("retry_timeouts", doc.get("retry_timeouts", False)),
     )
     _check_storable(spec)
     return spec
@@ -320,6 +334,12 @@ def _objective(doc: Mapping[str, Any]) -> tuple[Any, list[str] | None, str | Non
 def _early_terminate(raw: Any, metric: Metric | None) -> dict[str, Any] | None:
     stopping_rule(raw, metric)  # refuses what no rule can be built from
     return None if raw is None else dict(raw)
+
+
+def _flag(path: str, raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise SpecError(path, raw, "true or false")
+    return raw
 
 
 def _timeout(raw: Any) -> float | None:

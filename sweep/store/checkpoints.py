@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..core.errors import SweepError
-from .folder import open_root
+from .roots import open_root
 
 log = logging.getLogger("sweep")
 

@@ -43,6 +43,10 @@ TAIL_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("node", pa.string()),
     ("gpu_ids", pa.string()),
     ("step", pa.int64()),
+    # Checkpoints (issue 23): older part files lack these; readers take them as nulls.
+    ("restored_from", pa.int64()),
+    ("checkpoint_bytes", pa.int64()),
+    ("checkpoint_s", pa.float64()),
 ]
 CURVE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("sweep", pa.string()),
@@ -215,7 +219,7 @@ def trials_table(records: Sequence[TrialRecord], codec: Codec, schema: pa.Schema
             continue
         else:
             values = [getattr(r, name) for r in records]
-            if name == "step":  # a step beyond int64 is no step; the row is written
+            if name in ("step", "restored_from"):  # beyond int64: no step; row written
                 values = [v if fits_int64(v) else None for v in values]
         arrays.append(pa.array(values, typ, from_pandas=False))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -259,6 +263,9 @@ def record_from_row(row: Mapping[str, Any], codec: Codec) -> TrialRecord:
         started_at=_seconds(row.get("started_at")), finished_at=_seconds(row.get("finished_at")),
         duration_s=_float(row.get("duration_s")), node=str(row.get("node") or ""),
         gpu_ids=str(row.get("gpu_ids") or ""), step=None if _nan(step) else int(step),
+        restored_from=_int(row.get("restored_from")),
+        checkpoint_bytes=_int(row.get("checkpoint_bytes")),
+        checkpoint_s=_float(row.get("checkpoint_s")),
     )
 
 
@@ -273,6 +280,10 @@ def _nan(v: Any) -> bool:
 
 def _text(v: Any) -> str | None:
     return None if _nan(v) else str(v)
+
+
+def _int(v: Any) -> int | None:
+    return None if _nan(v) else int(v)
 
 
 def _float(v: Any) -> float | None:

@@ -42,6 +42,7 @@ import pyarrow.fs as pafs
 from ..core.errors import SweepError
 from .lock import DriverLock
 from .parts import PartSet
+from .roots import open_root
 
 log = logging.getLogger("sweep")
 
@@ -51,24 +52,6 @@ CURVES = "curves"
 LOCK = "lock.json"
 # The local journal's folder, and on object stores the folder of shipped segments.
 JOURNAL = ".journal"
-
-
-def open_root(root: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, base path) for a results root: a local path or a URI.
-
-    Example: ``open_root("s3://bucket/prefix")`` -> ``(S3FileSystem, "bucket/prefix")``
-    """
-    if "://" in root:
-        try:
-            fs, path = pafs.FileSystem.from_uri(root)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            hint = ""
-            if any(c.isspace() for c in root):
-                hint = (" (a URI holds no spaces: write each space as %20, e.g. "
-                        f"{root.replace(' ', '%20')!r})")
-            raise SweepError(f"results root {root!r} cannot be opened: {exc}{hint}") from None
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
 
 
 @dataclass(frozen=True)

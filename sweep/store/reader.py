@@ -170,6 +170,45 @@ class ResultsReader:
             latest[tid] = status
         return {t for t, s in latest.items() if wanted is None or s in wanted}
 
+    def checkpoint_totals(self) -> dict[str, float]:
+        """What the stored attempts' checkpoints cost, streamed: attempts that
+        checkpointed or restored, bytes saved, seconds saving and restoring, restores.
+
+        Example: ``reader.checkpoint_totals()`` -> ``{"trials": 12, "bytes": 5e8,
+        "seconds": 3.1, "restored": 2}``
+        """
+
+        def step(acc: dict[str, float], batch: pa.RecordBatch) -> dict[str, float]:
+            names = batch.schema.names
+            if "checkpoint_s" not in names:
+                return acc
+            seconds = batch.column("checkpoint_s")
+            acc["trials"] += pc.count(seconds).as_py()
+            acc["seconds"] += pc.sum(seconds).as_py() or 0.0
+            acc["bytes"] += pc.sum(batch.column("checkpoint_bytes")).as_py() or 0
+            acc["restored"] += pc.count(batch.column("restored_from")).as_py()
+            return acc
+
+        def start() -> dict[str, float]:
+            return {"trials": 0, "bytes": 0, "seconds": 0.0, "restored": 0}
+
+        return self.folder.trials.fold(["checkpoint_s", "checkpoint_bytes", "restored_from"],
+                                       start, step)
+
+    def curve_steps(self, stage: int, trial_ids: Iterable[str]) -> dict[str, set[int]]:
+        """The stored steps of each of ``trial_ids`` in ``stage``'s curves (those with
+        none are left out): one filtered read.
+
+        Example: ``reader.curve_steps(0, ["8bf0b5019eb95080"])`` -> ``{"8bf0...": {0, 1}}``
+        """
+        wanted = sorted(set(trial_ids))
+        if not wanted:
+            return {}
+        table = self.folder.curves.table(columns=["trial_id", "step"], stages=[stage],
+                                         where=pc.field("trial_id").isin(wanted),
+                                         with_stage=False)
+        return _steps_of(table)
+
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The curves table: one row per report (sweep, stage, trial_id, step, time, seq,
         metrics.<name>...), sorted by trial and step (``arrivals`` gives a stage's reports
@@ -222,6 +261,18 @@ def _distinct(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if key not in seen:
             seen.add(key)
             out.append(row)
+    return out
+
+
+def _steps_of(table: pa.Table | None) -> dict[str, set[int]]:
+    """Per trial, the steps of a (trial_id, step) table."""
+    out: dict[str, set[int]] = {}
+    if table is None:
+        return out
+    for tid, step in zip(table.column("trial_id").to_pylist(),
+                         table.column("step").to_pylist()):
+        if step is not None:
+            out.setdefault(str(tid), set()).add(int(step))
     return out
 
 

@@ -145,7 +145,8 @@ class ResultsWriter:
         if first is None:
             first = self._stored_seq_end(stage)
         self._next_seq[stage] = first + len(reports)
-        rows = [{"sweep": sweep, "stage": stage, **r._asdict(), "seq": first + i}
+        rows = [{"sweep": sweep, "stage": stage, "trial_id": r.trial_id, "step": r.step,
+                 "metrics": r.metrics, "time": r.time, "seq": first + i}
                 for i, r in enumerate(reports)]
         self._curve_journal.append(rows)
         self._curve_buffer.extend((sweep, stage, r, first + i) for i, r in enumerate(reports))

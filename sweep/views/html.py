@@ -80,6 +80,7 @@ from .figures import (
 from .importance import Importance, fanova
 from .insight_figures import best_so_far_figure, importance_figure
 from .prepare import check_scales, prepare
+from .schedule import schedule_figure
 
 __all__ = ["build_report", "write_report"]
 
@@ -471,6 +472,19 @@ def _curves_section(page: _Page, data: ReportData, curves: CurveSet | None,
              page.figure(fig, "sweep-curves", "curves"))
 
 
+def _schedule_section(page: _Page, data: ReportData) -> None:
+    """PBT: the hyperparameter schedule of the best trial's lineage (none without one)."""
+    best = str(data.ranked["trial_id"].iloc[0])
+    params = [(p.name, p.scale) for p in data.params if p.scale != "categorical"]
+    fig = schedule_figure(page.go, data.df, best, params)
+    if fig is None:
+        return
+    page.add("<h2>Hyperparameter schedule of the best trial</h2>",
+             "<p>Population-based training: the best trial's lineage, each segment from "
+             "the step it restored its parent's checkpoint (diamonds) with its mutated "
+             "parameters.</p>", page.figure(fig, "sweep-schedule", "curves"))
+
+
 # --------------------------------------------------------------------------- document
 
 _CSS = """
@@ -530,6 +544,7 @@ def _body(page: _Page, data: ReportData, title: str, opts: _Options) -> None:
         if opts.importance:
             _importance_section(page, data)
         _curves_section(page, data, curves, opts)
+        _schedule_section(page, data)
         _scatter_sections(page, data, opts)
         page.add(_boxes_table(opts.boxes))
         _parcoords_section(page, data, opts)

@@ -16,8 +16,9 @@ from .command import CommandError, ProgramExit
 from .entry import run_batch
 from .returned import Checked, check_result
 from .trial_ids import canonical_json, trial_id
-from .trial_reports import TrialStopped, report
+from .trial_reports import TrialStopped, report, restore
 from .wrapper import BatchResult, Objective, run_trial
 
 __all__ = ["BatchResult", "Checked", "CommandError", "Objective", "ProgramExit", "TrialStopped",
-           "canonical_json", "check_result", "report", "run_batch", "run_trial", "trial_id"]
+           "canonical_json", "check_result", "report", "restore", "run_batch", "run_trial",
+           "trial_id"]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.records import Report, TrialRecord
+from .checkpointing import Resume
 from .returned import short, truncate
 from .wrapper import BatchResult, Objective, ProcessState, run_trial
 
@@ -60,7 +61,8 @@ def run_batch(objective: Objective,
               trials: Sequence[Sequence[Any]],
               marks: str | None = None) -> BatchResult:
     """Run several trials one after another in this worker (the Ray task body). Each
-    trial is [id, flat params, nested params or None when they are the same]. With
+    trial is [id, flat params, nested params or None when they are the same] and, when
+    it may restore a checkpoint, [attempt, own, source] (``checkpointing.Resume``). With
     ``marks``, trial i's start (just before its objective runs) is recorded as
     ``<marks>:<i>`` (``mark_started``).
 
@@ -71,7 +73,7 @@ def run_batch(objective: Objective,
     records: list[TrialRecord] = []
     reports: list[Report] = []
     parent = os.getppid()
-    for index, (tid, flat, nested) in enumerate(trials):
+    for index, (tid, flat, nested, *more) in enumerate(trials):
         if index and marks is not None and os.getppid() != parent:
             # The node's raylet (this worker's parent) died: the driver retries this task
             # anyway. Starting the next trial would record a start that, if this process
@@ -82,7 +84,7 @@ def run_batch(objective: Objective,
         try:
             record, pending = run_trial(objective, tid, flat,
                                         flat if nested is None else nested, node, gpu_ids,
-                                        on_start)
+                                        on_start, Resume.of(more[0]) if more else None)
         except BaseException as exc:  # even the record could not be built
             now = time.time()
             record = TrialRecord(trial_id=tid, status="failed", error=truncate(

@@ -35,12 +35,20 @@ def canonical_json(obj: Any) -> str:
     return _CANONICAL.encode(obj)
 
 
-def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
+# Joins a candidate's ``key`` to its params in the hash (PBT segments of equal params).
+SEGMENT_KEY = "__segment__"
+
+
+def trial_id(sweep: str, stage: int, params: Mapping[str, Any], key: str | None = None
+             ) -> str:
     """The trial's id: a hash of (sweep name, stage, params); the same config gets the
-    same id in every run, process and Python version.
+    same id in every run, process and Python version. ``key`` (a plan's candidate key:
+    a PBT segment's) joins the params, so equal params with other keys are other trials.
 
     Example: ``trial_id("demo", 0, {"lr": 0.1}) == trial_id("demo", 0, {"lr": 0.1})``
     """
+    if key is not None:
+        params = {**params, SEGMENT_KEY: key}
     # Byte for byte canonical_json({"params": ..., "stage": ..., "sweep": ...}), built
     # without re-encoding the two fixed keys for every trial (this is the hot path).
     text = (f'{{"params":{_CANONICAL.encode(dict(params))},"stage":{int(stage)},'
@@ -48,4 +56,4 @@ def trial_id(sweep: str, stage: int, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-__all__ = ["canonical_json", "trial_id"]
+__all__ = ["SEGMENT_KEY", "canonical_json", "trial_id"]

@@ -38,6 +38,7 @@ from ..core.records import Report, TrialRecord
 from . import command as cmd
 from . import trial_reports as reporting
 from . import wandb_offline as wandb_runs
+from .checkpointing import Checkpointer, CommandSaver, Resume, TrialCheckpoints
 from .returned import Checked, check_result, numeric_metrics, short, truncate, with_warnings
 from .trial_reports import TrialContext, TrialStopped, step_key
 
@@ -47,7 +48,9 @@ class Objective:
     """What a worker runs: a Python callable (or ``module:function``) or a command line.
 
     ``metric`` is None for a sweep that ranks nothing; ``hub`` is the report hub's
-    client when the sweep has a stopping rule.
+    client when the sweep has a stopping rule. ``checkpoints`` is the sweep's checkpoint
+    store (``sweep.worker.checkpointing.Checkpointer``; None: checkpoints off) and
+    ``keep`` how many checkpoints a running trial keeps.
     """
 
     metric: str | None
@@ -59,6 +62,8 @@ class Objective:
     timeout_s: float | None = None
     cwd: str | None = None
     hub: Any = None
+    checkpoints: Checkpointer | None = None
+    keep: int = 1
 
 
 class BatchResult(NamedTuple):
@@ -230,6 +235,7 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
             return "failed", {}, str(exc)
         env = dict(os.environ, SWEEP_NAME=objective.sweep, SWEEP_TRIAL_ID=trial,
                    SWEEP_PARAMS_FILE=json_file)
+        saver = _command_checkpoints(context, workdir, env)
         # W&B scripts read their parameters from W&B's param file; W&B runs offline.
         env.update(wandb_runs.prepare(workdir, nested, sweep_name=objective.sweep,
                                       trial_id=trial))
@@ -240,7 +246,13 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
             if step is None:  # a step key whose value is not a step: not a report
                 context.refuse_step(str(key), line.get(key))
                 return False
-            context.add(step, {k: v for k, v in line.items() if k != key})
+            path = line.get("checkpoint")
+            context.add(step, {k: v for k, v in line.items() if k not in (key, "checkpoint")})
+            if isinstance(path, str) and path:
+                if saver is None:
+                    context.no_checkpoints += 1
+                else:
+                    saver.offer(step, path)
             return context.stop_requested
 
         def on_steps(steps: list[tuple[int, dict[str, float]]]) -> None:
@@ -251,9 +263,14 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
             on_start()
         try:
             with wandb_runs.watch(workdir, on_steps) as reader:
-                outcome = cmd.run_program(argv, cwd=cwd, env=env,
-                                          timeout_s=objective.timeout_s, on_report=on_report,
-                                          should_stop=lambda: context.stop_requested)
+                try:
+                    outcome = cmd.run_program(argv, cwd=cwd, env=env,
+                                              timeout_s=objective.timeout_s,
+                                              on_report=on_report,
+                                              should_stop=lambda: context.stop_requested)
+                finally:
+                    if saver is not None:
+                        saver.finish()  # the last checkpoint is never lost to a race
             if outcome.result is None and reader.steps:
                 outcome.result = reader.summary()
         except ValueError as exc:
@@ -270,6 +287,25 @@ def _run_command(objective: Objective, trial: str, flat: dict[str, Any],
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return _command_outcome(objective, outcome, context)
+
+
+def _command_checkpoints(context: TrialContext, workdir: str, env: dict[str, str]
+                         ) -> CommandSaver | None:
+    """A command's checkpoints through its environment: SWEEP_CHECKPOINT_DIR (a folder to
+    write them under), and SWEEP_RESTORE_DIR / SWEEP_RESTORE_STEP (the checkpoint it
+    starts from; unset on a fresh start). None when the sweep has checkpoints off."""
+    checkpoints = context.checkpoints
+    if checkpoints is None:
+        return None
+    base = os.path.join(workdir, "checkpoints")
+    os.makedirs(base, exist_ok=True)
+    env["SWEEP_CHECKPOINT_DIR"] = base
+    path = context.restore()
+    if path is not None and checkpoints.restored is not None:
+        env["SWEEP_RESTORE_DIR"] = path
+        env["SWEEP_RESTORE_STEP"] = str(checkpoints.restored.step)
+    return CommandSaver(checkpoints, lambda: list(context.reports), base,
+                        context.checkpointed)
 
 
 def _command_outcome(objective: Objective, outcome: cmd.ProgramExit, context: TrialContext
@@ -326,17 +362,20 @@ class ProcessState:
 
 def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
               nested: dict[str, Any], node: str = "", gpu_ids: str = "",
-              on_start: Callable[[], None] | None = None) -> tuple[TrialRecord, list[Report]]:
+              on_start: Callable[[], None] | None = None,
+              resume: Resume | None = None) -> tuple[TrialRecord, list[Report]]:
     """Run one trial: its record (sweep, stage and params are the driver's to fill) and
     the reports it made that the driver has not received yet. Never raises for what
-    the objective does.
+    the objective does. ``resume`` says where it may restore a checkpoint from.
 
     Example: ``run_trial(Objective("loss", target=lambda c: c["x"] ** 2), "t1",
     {"x": 2}, {"x": 2})[0].metrics == {"loss": 4.0}``
     """
     started = time.time()
     t0 = time.perf_counter()
-    context = reporting.enter(trial, objective.hub, objective.metric)
+    checkpoints = None if objective.checkpoints is None else TrialCheckpoints(
+        objective.checkpoints, trial, keep=objective.keep, resume=resume)
+    context = reporting.enter(trial, objective.hub, objective.metric, checkpoints)
     try:
         if objective.command is not None:
             status, metrics, error = _run_command(objective, trial, flat, nested, context,
@@ -349,6 +388,11 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
             + traceback.format_exc())
     finally:
         reporting.leave(context)
+        if checkpoints is not None:
+            checkpoints.close()
+        if context.reports and objective.hub is not None:
+            with contextlib.suppress(Exception):
+                objective.hub.flush()  # the last report reaches the hub before the result
     duration = time.perf_counter() - t0
     error = with_warnings(error, context.warnings())
     last = context.last
@@ -360,6 +404,12 @@ def run_trial(objective: Objective, trial: str, flat: dict[str, Any],
     record = TrialRecord("", 0, trial, None, status, {}, metrics, error, 1, started,
                          started + duration, duration, node, gpu_ids,
                          None if last is None else last.step)
+    if checkpoints is not None and (checkpoints.saves or checkpoints.restored):
+        # A trial restored at its last step reports nothing more: its model is at that step.
+        step = record.step if last is not None else checkpoints.restored_step
+        record = record._replace(
+            step=step, restored_from=checkpoints.restored_step,
+            checkpoint_bytes=checkpoints.saved_bytes, checkpoint_s=round(checkpoints.seconds, 6))
     return record, context.pending()
 
 

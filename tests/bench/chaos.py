@@ -22,6 +22,12 @@ logged for that trial -- or precisely how they differ. A benchmark: it asserts n
     nice -n 10 python tests/bench/chaos.py --trials 5000 --nodes 6 --kill-every 2
 
 ``tests/test_chaos.py`` runs the same (``run_one``) at a CI scale and asserts.
+
+``--long``: the long-trial case (``tests/bench/chaos_long.py``): trials of 40 steps that
+checkpoint every step, a node killed every few seconds; the steps each kill costs with
+sweep's checkpoints, without them, and with Ray Tune's checkpoints and FailureConfig.
+
+    nice -n 10 python tests/bench/chaos.py --long                # 4 trials x 40 steps
 """
 
 from __future__ import annotations
@@ -399,7 +405,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--markers", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--results", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--long", action="store_true",
+                        help="the long-trial case: checkpoints against node deaths")
+    parser.add_argument("--steps", type=int, default=40, help="--long: steps per trial")
+    parser.add_argument("--step-s", type=float, default=0.1, help="--long: seconds a step")
+    parser.add_argument("--mode", default="sweep", help=argparse.SUPPRESS)
+    parser.add_argument("--log-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.long:
+        from tests.bench import chaos_long
+
+        if args.child:
+            chaos_long.child(args)
+        else:
+            if "--trials" not in (argv or sys.argv):
+                args.trials = 4
+            if "--nodes" not in (argv or sys.argv):
+                args.nodes = 3
+            if "--kill-every" not in (argv or sys.argv):
+                args.kill_every = 4.0
+            chaos_long.report(args)
+        return 0
     if args.child:
         child(args)
         return 0
