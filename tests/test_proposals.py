@@ -23,7 +23,7 @@ from sweep.plans import Candidate, Plan
 from sweep.space import Space, Uniform
 from sweep.spec.sweep_file import load_spec
 from tests.fakepool import FakeClock, FakePool, objective_of
-from tests.test_driver import doc, opened, quadratic
+from tests.test_driver import doc, make, opened, quadratic
 
 SPACE = Space({"x": Uniform(0.0, 1.0)})
 
@@ -247,3 +247,20 @@ def test_proposals_made_when_a_slot_frees_are_the_synchronous_plans(results, mon
         drv.run()
         runs.append([dict(i.params) for t in pool.submitted for i in t.items])
     assert runs[0] == runs[1] and len(runs[0]) == 17
+
+
+def test_a_plan_that_decides_on_reports_is_never_asked_ahead(results):
+    """pbt's proposals are its exploit decisions, each followed by ``submitted``: asked
+    ahead behind the proposer they were dropped and its members never judged."""
+    from sweep.core.metric import Metric
+    from sweep.plans.pbt import PopulationBasedTraining
+
+    space = Space({"lr": Uniform(0.0, 1.0)})
+    pbt = PopulationBasedTraining(space, Metric("loss", "minimize"), population=4, interval=2)
+    with pytest.raises(ValueError, match="decides on reports"):
+        Proposer(pbt, threaded=False)
+    _, _reader, _pool, drv = make(doc("pbt", [{"plan": "pbt", "population": 4,
+                                              "interval": 2}]), results)
+    run = drv._begin(drv.spec.stages[0])
+    assert run.proposer is None and run.plan.decides_on_reports
+    assert run.rule is not None and run.rule.plan is run.plan

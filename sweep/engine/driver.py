@@ -256,7 +256,7 @@ class Driver:
         for note in plan.notes:
             self.progress.log(note)
         proposer = None
-        if plan.learns and self.background:
+        if plan.learns and self.background and not plan.decides_on_reports:
             plan = proposer = Proposer(plan, log=self.progress.log, seed=(stage.seed, 7919))
         space = stage.space(self.spec.space)
         seen = set() if (space.is_discrete or plan.learns) else None

@@ -109,6 +109,9 @@ class Proposer(Plan):
     def __init__(self, plan: Plan, *, log: Callable[[str], None] = print,
                  seed: Any = 0, timer: Callable[[], float] = time.perf_counter,
                  threaded: bool = True):
+        if plan.decides_on_reports:
+            raise ValueError(f"{type(plan).__name__} decides on reports: its proposals "
+                             f"follow its decisions and are asked on the driver's thread")
         super().__init__(plan.space, plan.total)
         self.plan = plan
         self.notes = plan.notes

@@ -141,7 +141,9 @@ class Plan:
     # True for plans that work from earlier stages' results (never a first stage).
     refines: ClassVar[bool] = False
     # True for plans that decide on intermediate reports (pbt): the driver then gets
-    # reports while trials run, and asks ``stopping()`` instead of early_terminate.
+    # reports while trials run, asks ``stopping()`` instead of early_terminate, and asks
+    # the plan on its own thread (never ahead, behind the background proposer): such a
+    # plan's proposals are its decisions, each followed by ``submitted``.
     decides_on_reports: ClassVar[bool] = False
     notes: list[str]
 
