@@ -446,3 +446,27 @@ def test_reports_a_dying_worker_never_sent_come_back_from_its_checkpoint(results
     row = reader.read().iloc[0]
     assert row["status"] == "ok" and row["restored_from"] == 7 and pool.deaths == 1
     check_curves(reader, 1, 10)
+
+
+def test_a_trial_that_ran_again_without_a_checkpoint_shows_its_last_runs_curve(
+        results, tmp_path):
+    """Live reports of a run that died are stored as they came (the rule saw them); the
+    retry starts over from epoch 0. The curve read back is the retry's, each step once;
+    the arrivals the rules replay keep both runs."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _, reader, pool, drv = driver_for(
+        ckpt_doc("again-no-ckpt", logs, checkpoints=False,
+                 early_terminate={"type": "median", "min_samples": 99}), results, hub=True)
+    drv.run()
+    df = reader.read()
+    assert set(df["status"]) == {"ok"} and pool.deaths == 2
+    assert df["restored_from"].isna().all()
+    arrivals = reader.arrivals(0, "loss")
+    assert len(arrivals) == 2 * (5 + 10)  # both runs of each trial: epochs 0-4, then 0-9
+    curves = check_curves(reader, 2, 10)
+    raw = reader.folder.curves.table().to_pandas()
+    for tid in df["trial_id"]:
+        every = sorted(raw[raw["trial_id"] == tid]["seq"])
+        assert len(every) == 15
+        assert sorted(curves[curves["trial_id"] == tid]["seq"]) == every[-10:]  # the retry's

@@ -22,6 +22,7 @@ from ..core.metric import Metric
 from ..core.ranking import ordered
 from ..core.records import TrialRecord
 from .codec import Codec, record_from_row, trials_schema
+from .curve_runs import last_runs
 from .folder import ResultsFolder
 
 
@@ -211,8 +212,9 @@ class ResultsReader:
 
     def read_curves(self, stages: Sequence[int] | None = None) -> pd.DataFrame:
         """The curves table: one row per report (sweep, stage, trial_id, step, time, seq,
-        metrics.<name>...), sorted by trial and step (``arrivals`` gives a stage's reports
-        in the order they arrived)."""
+        metrics.<name>...), sorted by trial and step; of a trial that ran again from an
+        earlier step, its last run's reports (``sweep.store.curve_runs``; ``arrivals``
+        gives a stage's reports as they arrived, every run's)."""
         table = self.folder.curves.table(stages=stages)
         if table is None:
             return pd.DataFrame(columns=["sweep", "stage", "trial_id", "step", "time"])
@@ -222,7 +224,7 @@ class ResultsReader:
         df = df.drop_duplicates([c for c in ("trial_id", "step", "time", "seq")
                                  if c in df.columns])
         df["stage"] = df["stage"].astype("int64")
-        return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+        return last_runs(df)  # a trial that ran again: its last run's curve
 
     def arrivals(self, stage: int, metric: str) -> list[tuple[str, int, float | None]]:
         """A stage's stored reports as (trial_id, step, value of ``metric``) in the order

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..core.errors import SweepError
+from ..store.curve_runs import last_runs
 from ..store.folder import ResultsFolder, open_root
 from ..store.journal import parse_lines
 from ..store.reader import ResultsReader
@@ -312,7 +313,7 @@ class SweepFolder:
         fresh = _curve_frame(rows)
         both = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
         both = both.drop_duplicates(["trial_id", "step", "time"])
-        return both.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+        return last_runs(both)
 
     def pending(self) -> int:
         """Trials journaled and not yet in Parquet (as of the last ``trials`` call)."""
@@ -359,7 +360,7 @@ def _curve_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             continue
         out.append({"sweep": row.get("sweep"), "stage": row.get("stage"),
                     "trial_id": row["trial_id"], "step": row.get("step"),
-                    "time": row.get("time"),
+                    "time": row.get("time"), "seq": row.get("seq"),
                     **{f"metrics.{k}": v for k, v in metrics.items()}})
     df = pd.DataFrame(out, columns=["sweep", "stage", "trial_id", "step", "time"]
                       if not out else None)
