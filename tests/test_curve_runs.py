@@ -18,7 +18,7 @@ def frame(trial_steps, seqs=None, times=None):
 
 
 def kept(df):
-    out = last_runs(df)
+    out = last_runs(df).sort_values(["trial_id", "step"], kind="stable")
     return list(zip(out["trial_id"], out["step"], out["metrics.loss"], strict=True))
 
 
@@ -54,3 +54,21 @@ def test_arrival_order_is_seq_and_rows_without_one_come_first_by_time():
     assert kept(df) == [("a", 0, 0.0), ("a", 1, 1.0)]
     old = frame([("a", 0), ("a", 1), ("a", 0)], seqs=[None, None, 0], times=[20, 30, 0])
     assert kept(old) == [("a", 0, 2.0)]  # the rows without seq came first
+
+
+# ------------------------------------------------ the driver's gate: each step stored once
+
+
+def test_the_gate_drops_a_restored_resend_of_steps_stored_before_the_first_checkpoint():
+    from sweep.core.records import Report
+    from sweep.engine.curve_gate import CurveGate
+
+    gate = CurveGate()
+    _, now = gate.admit([Report("t", 0, {}), Report("t", 1, {}, checkpoint=True),
+                         Report("t", 2, {})])
+    assert [r.step for r in now] == [0, 1]  # 0 as it came, 1 with its checkpoint
+    gate.drop("t")  # the attempt dies; the next restores step 1 and sends 0-1 again
+    _, now = gate.admit([Report("t", 0, {}), Report("t", 1, {}, checkpoint=True),
+                         Report("t", 2, {}), Report("t", 3, {}, checkpoint=True)])
+    assert [r.step for r in now] == [2, 3]
+    assert gate.end("t", 3) == []

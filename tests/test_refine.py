@@ -150,7 +150,7 @@ def test_each_splits_the_budget_with_the_remainder_to_the_best():
     anchors = [Anchor(f"s{i}", {"x": 0.2 * i}) for i in range(3)]
     plan = Refine(space, anchors, trials=11, region="each", shrink=0.1, seed=0)
     assert [b.trials for b in plan.boxes] == [5, 3, 3]
-    parents = [parent for _, parent in plan.candidates()]
+    parents = [cand.parent for cand in plan.candidates()]
     assert parents.count("s0") == 5 and parents.count("s1") == 3
 
 
@@ -163,7 +163,8 @@ def test_hull_box_spans_the_anchors_with_margin_and_min_width():
     assert box.bounds["x"] == pytest.approx([0.35, 0.65])
     assert box.bounds["y"] == pytest.approx([0.45, 0.55])  # min_width around one value
     assert box.categories["c"] == ["a", "b"]
-    for config, parent in plan.candidates():
+    for cand in plan.candidates():
+        config, parent = cand.params, cand.parent
         assert 0.35 <= config["x"] <= 0.65 and config["c"] in ("a", "b")
         nearest = min(anchors, key=lambda s: (s.params["x"] - config["x"]) ** 2
                       + (s.params["c"] != config["c"]))

@@ -36,6 +36,10 @@ class CurveGate:
     def __init__(self) -> None:
         self._stored: dict[str, set[int]] = {}  # trial -> steps stored (checkpointing)
         self._held: dict[str, dict[int, Report]] = {}
+        # trial -> highest step stored before its first checkpoint (stored as it came;
+        # a restored attempt sends those steps again). One number, not a set: a trial
+        # that never checkpoints may report millions of steps.
+        self._early: dict[str, int] = {}
 
     def admit(self, reports: Sequence[Report]) -> tuple[list[Report], list[Report]]:
         """(the reports that are new, those to store now) of a batch of reports."""
@@ -44,11 +48,13 @@ class CurveGate:
         for report in reports:
             tid = report.trial_id
             stored = self._stored.get(tid)
+            early = self._early.get(tid, -1)
             if stored is None and not report.checkpoint:
                 fresh.append(report)
                 ready.append(report)  # not (yet) a checkpointing trial: stored as it comes
+                self._early[tid] = max(early, report.step)
                 continue
-            if stored is not None and report.step in stored:
+            if stored is not None and report.step in stored or report.step <= early:
                 continue  # stored already (a restored attempt sends its reports again)
             fresh.append(report)
             held = self._held.setdefault(tid, {})
@@ -64,6 +70,7 @@ class CurveGate:
         (all of them when None), to store; a dead attempt's beyond it are dropped."""
         held = self._held.pop(trial_id, {})
         self._stored.pop(trial_id, None)
+        self._early.pop(trial_id, None)
         return [held[s] for s in sorted(held) if last_step is None or s <= last_step]
 
     def drop(self, trial_id: str) -> None:

@@ -224,7 +224,8 @@ class ResultsReader:
         df = df.drop_duplicates([c for c in ("trial_id", "step", "time", "seq")
                                  if c in df.columns])
         df["stage"] = df["stage"].astype("int64")
-        return last_runs(df)  # a trial that ran again: its last run's curve
+        df = last_runs(df)  # a trial that ran again: its last run's curve
+        return df.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
     def arrivals(self, stage: int, metric: str) -> list[tuple[str, int, float | None]]:
         """A stage's stored reports as (trial_id, step, value of ``metric``) in the order

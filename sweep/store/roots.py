@@ -27,7 +27,11 @@ def open_root(root: str) -> tuple[pafs.FileSystem, str]:
         try:
             fs, path = pafs.FileSystem.from_uri(root)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise SweepError(f"results root {root!r} cannot be opened: {exc}") from None
+            hint = ""
+            if any(c.isspace() for c in root):
+                hint = (" (a URI holds no spaces: write each space as %20, e.g. "
+                        f"{root.replace(' ', '%20')!r})")
+            raise SweepError(f"results root {root!r} cannot be opened: {exc}{hint}") from None
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
 

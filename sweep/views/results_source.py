@@ -313,7 +313,8 @@ class SweepFolder:
         fresh = _curve_frame(rows)
         both = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
         both = both.drop_duplicates(["trial_id", "step", "time"])
-        return last_runs(both)
+        both = last_runs(both)
+        return both.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
 
     def pending(self) -> int:
         """Trials journaled and not yet in Parquet (as of the last ``trials`` call)."""
