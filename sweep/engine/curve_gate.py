@@ -54,7 +54,7 @@ class CurveGate:
                 ready.append(report)  # not (yet) a checkpointing trial: stored as it comes
                 self._early[tid] = max(early, report.step)
                 continue
-            if stored is not None and report.step in stored or report.step <= early:
+            if (stored is not None and report.step in stored) or report.step <= early:
                 continue  # stored already (a restored attempt sends its reports again)
             fresh.append(report)
             held = self._held.setdefault(tid, {})
