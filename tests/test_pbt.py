@@ -76,6 +76,25 @@ def test_the_bottom_quantile_exploits_the_top_at_its_interval():
     assert pop.plan.decisions[-1]["parent"] == "t0"
 
 
+def test_members_are_ranked_at_one_step_not_by_how_far_they_have_run():
+    """t0 runs ahead and learns slowly: at step 9 its loss (0.91) beats t3's at step 1
+    (0.96), but at step 1 it was the worst (0.99). Ranked by latest scores (Tune's rule)
+    t3 would copy t1 for being behind; ranked at one step, t0 is the bottom."""
+    pop = Population(plan_of(population=4, interval=2))
+    for t, v in {"t0": 1.00, "t1": 0.99, "t2": 0.98, "t3": 0.97}.items():
+        assert not pop.report(t, 0, v, checkpoint=False)
+    for step in range(1, 10):  # no top member has a checkpoint yet: nobody exploits
+        assert not pop.report("t0", step, 1.0 - 0.01 * step, checkpoint=False)
+    assert not pop.report("t1", 1, 0.90)
+    assert not pop.report("t2", 1, 0.91)
+    assert not pop.report("t3", 1, 0.96)  # at step 1 t0 (0.99) is the worst, not t3
+    assert not pop.plan.decisions
+    assert not pop.report("t0", 10, 0.90, checkpoint=False)
+    assert pop.report("t0", 11, 0.89, checkpoint=False)  # due: the worst at step 1
+    assert pop.plan.decisions == [{"stopped": "t0", "at_step": 11, "parent": "t1",
+                                   "parent_checkpoint": 1}]
+
+
 def test_no_exploit_without_a_checkpoint_of_the_top():
     pop = Population(plan_of(population=4, interval=1))
     for step in range(3):
@@ -179,7 +198,9 @@ def test_a_pbt_sweep_stores_each_segments_params_parent_and_start(ray_session, r
     }, results=results)
     members = df[df["parent_id"].isna()]
     segments = df[df["parent_id"].notna()]
-    assert len(members) == 4 and len(segments) >= 1, df[["trial_id", "status", "parent_id"]]
+    assert len(members) == 4 and len(segments) >= 1, df[
+        ["trial_id", "status", "parent_id", "step", "restored_from", "checkpoint_bytes",
+         "params.lr"]].to_string()
     # The members' ids are those `sweep plan` prints (params and the candidate's key).
     spec = load_spec(f"{results}/pbt-toy/spec.yaml")
     plan = make_plan(spec, spec.stages[0])
@@ -189,8 +210,10 @@ def test_a_pbt_sweep_stores_each_segments_params_parent_and_start(ray_session, r
         load_spec(f"{results}/pbt-toy/spec.yaml"), results).read_curves()
     for _, seg in segments.iterrows():
         parent = df.set_index("trial_id").loc[seg["parent_id"]]
-        # It started from a checkpoint of its parent, at a step the parent had reached.
-        assert 0 <= seg["restored_from"] <= parent["step"], (seg["error"], seg)
+        # It started from a checkpoint of its parent, at a step the parent had reached
+        # (a parent stopped at a decision may have run a step further: its curve says).
+        reached = curves.loc[curves["trial_id"] == seg["parent_id"], "step"].max()
+        assert 0 <= seg["restored_from"] <= reached, (seg["error"], seg, parent["step"])
         # Its curve starts right after that step (none when the parent had reached the
         # last step: a segment of nothing to do); each step once.
         steps = sorted(curves.loc[curves["trial_id"] == seg["trial_id"], "step"])

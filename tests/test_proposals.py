@@ -264,3 +264,26 @@ def test_a_plan_that_decides_on_reports_is_never_asked_ahead(results):
     run = drv._begin(drv.spec.stages[0])
     assert run.proposer is None and run.plan.decides_on_reports
     assert run.rule is not None and run.rule.plan is run.plan
+
+
+def test_the_plans_slow_imports_are_warmed_on_a_thread(monkeypatch):
+    """``sweep run`` imports what the sweep's plans import when they first propose while
+    Ray starts (scipy: 0.5-1 s that a large cluster's free slots would wait for)."""
+    import sys
+
+    from sweep.engine.planning import warm_imports
+    from sweep.plans import REGISTRY, plan_class
+    from sweep.plans.fixed import RandomPlan
+
+    class Heavy(RandomPlan):
+        imports = ("xml.dom.minidom", "no_such_module_of_sweep")  # the second fails quietly
+
+    monkeypatch.setitem(REGISTRY, "random", Heavy)
+    monkeypatch.delitem(sys.modules, "xml.dom.minidom", raising=False)
+    spec = load_spec(doc("warm", [{"plan": "random", "trials": 2}]))
+    thread = warm_imports(spec)
+    assert thread is not None and thread.daemon
+    thread.join(10)
+    assert "xml.dom.minidom" in sys.modules
+    assert warm_imports(spec) is not None  # the failed one is tried again, never raised
+    assert plan_class("bayes").imports and plan_class("refine").imports

@@ -10,6 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,6 +21,29 @@ from ..core.records import TrialRecord
 from ..plans import Plan, plan_class
 from ..spec.stages import Stage
 from ..spec.sweep_file import Spec
+
+
+def warm_imports(spec: Spec) -> threading.Thread | None:
+    """Import the modules the sweep's plans import when they first propose
+    (``Plan.imports``: scipy's take 0.5-1 s) on a daemon thread, started now; None when
+    there are none. ``sweep run`` calls it before Ray starts, so the first proposals of
+    a learning stage do not wait for an import while a cluster's slots are free.
+
+    Example: ``warm_imports(load_spec("jobs/mlp.yaml")).join()``
+    """
+    names = sorted({m for stage in spec.stages for m in plan_class(stage.plan).imports
+                    if m not in sys.modules})
+    if not names:
+        return None
+
+    def run() -> None:
+        for name in names:
+            with contextlib.suppress(Exception):  # the plan says so again when it runs
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name="sweep-warm-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def make_plan(spec: Spec, stage: Stage) -> Plan:

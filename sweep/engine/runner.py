@@ -35,6 +35,7 @@ from ..store.writer import ResultsWriter
 from ..worker.wrapper import Objective
 from .driver import TERMINATING, Driver, StageResult, Terminated
 from .memory import release_memory, steady_allocator
+from .planning import warm_imports
 from .progress import Progress
 
 log = logging.getLogger("sweep")
@@ -218,6 +219,7 @@ def execute(
     from .ray_pool import RayPool
 
     spec = _runnable(spec, objective)
+    warm_imports(spec)  # scipy for the learning plans, while Ray starts
     _steady_memory()
     progress = progress or Progress(quiet=True, metric=spec.metric.name if spec.metric else "")
     writer = prepare_writer(spec, results, fresh=fresh)

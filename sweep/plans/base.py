@@ -145,6 +145,10 @@ class Plan:
     # the plan on its own thread (never ahead, behind the background proposer): such a
     # plan's proposals are its decisions, each followed by ``submitted``.
     decides_on_reports: ClassVar[bool] = False
+    # Modules slow to import (scipy's: 0.5-1 s) that the plan imports when it first
+    # proposes: ``sweep run`` imports them on a thread while Ray starts, so a large
+    # cluster's slots do not wait on an import when the stage begins.
+    imports: ClassVar[tuple[str, ...]] = ()
     notes: list[str]
 
     def __init__(self, space: Space, total: int | None = None):

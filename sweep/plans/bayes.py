@@ -70,7 +70,7 @@ from .base import (
     seed_tuple,
 )
 from .fixed import Grid
-from .surrogate import Surrogate
+from .surrogate import SCIPY_MODULES, Surrogate
 
 LIARS = ("mean", "worst", "best")
 
@@ -126,6 +126,7 @@ class Bayes(ProposingPlan):
     """
 
     name = "bayes"
+    imports = SCIPY_MODULES  # the model's, and scipy.stats.qmc's Sobol design
 
     def __init__(
         self,

@@ -328,6 +328,7 @@ class SobolPlan(_UnitPlan):
     """
 
     name = "sobol"
+    imports = ("scipy.stats",)
 
     @classmethod
     def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:
@@ -356,6 +357,7 @@ class LatinHypercubePlan(_UnitPlan):
     """
 
     name = "lhs"
+    imports = ("scipy.stats",)
 
     @classmethod
     def extension_problem(cls, stage: StageSettings, space: Space) -> str | None:

@@ -2,8 +2,9 @@
 decision, on the same driver, pool and store as every other plan (``plan: pbt``).
 
 The plan proposes a population of ``population`` random configs. Every ``interval``
-steps of a member's reports, the member is ranked against the population's latest
-scores (Ray Tune's asynchronous ``PopulationBasedTraining``): one in the bottom
+steps of a member's reports, the member is ranked against the population (as Ray
+Tune's asynchronous ``PopulationBasedTraining``, but at one step: see ``_ranked``): one
+in the bottom
 ``quantile`` is stopped (the decision, ``should_stop``), and the plan proposes in its
 place a new *segment*: a trial whose params are those of a member of the top quantile,
 mutated (explore), which starts from that member's last checkpoint (exploit:
@@ -35,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -154,7 +156,8 @@ class PopulationBasedTraining(Plan):
         self._asked: dict[str, Candidate] = {}  # key -> candidate asked, not yet started
         self._alive: dict[str, str] = {}  # trial id -> key of the members running
         self._params: dict[str, dict[str, Any]] = {}  # trial id -> params
-        self._score: dict[str, float] = {}  # trial id -> latest loss (lower is better)
+        # trial id -> (steps, losses) of its reports, by step (lower loss is better)
+        self._scores: dict[str, tuple[list[int], list[float]]] = {}
         self._checkpoint: dict[str, int] = {}  # trial id -> last committed step
         self._last: dict[str, int] = {}  # trial id -> step of its last decision
         self._segments = 0
@@ -213,7 +216,7 @@ class PopulationBasedTraining(Plan):
     def tell(self, records: Sequence[TrialRecord]) -> None:
         for r in records:
             if self._alive.pop(r.trial_id, None) is not None:
-                self._score.pop(r.trial_id, None)
+                self._scores.pop(r.trial_id, None)
         self._update_finished()
 
     def tell_report(self, report: Report) -> None:
@@ -225,7 +228,14 @@ class PopulationBasedTraining(Plan):
         value = report.metrics.get(self.metric.name)
         if value is not None:
             loss = float(value)
-            self._score[tid] = self.metric.loss(loss) if math.isfinite(loss) else math.inf
+            loss = self.metric.loss(loss) if math.isfinite(loss) else math.inf
+            steps, losses = self._scores.setdefault(tid, ([], []))
+            at = bisect.bisect_right(steps, report.step)
+            if at and steps[at - 1] == report.step:
+                losses[at - 1] = loss  # a repeated step: its last value
+            else:
+                steps.insert(at, report.step)
+                losses.insert(at, loss)
         # A segment's first report follows the step it restored: its clock starts there.
         self._last.setdefault(tid, report.step - 1)
 
@@ -239,7 +249,7 @@ class PopulationBasedTraining(Plan):
         if step - self._last.get(trial_id, step) < self.interval:
             return False
         self._last[trial_id] = step
-        bottom, top = self._quantiles()
+        bottom, top = self._quantiles(step)
         if trial_id not in bottom:
             return False
         if self.max_trials is not None and \
@@ -257,18 +267,36 @@ class PopulationBasedTraining(Plan):
         self.decisions.append({"stopped": trial_id, "at_step": step, "parent": donor,
                                "parent_checkpoint": self._checkpoint[donor]})
         self._alive.pop(trial_id, None)
-        self._score.pop(trial_id, None)
+        self._scores.pop(trial_id, None)
         return True
 
-    def _quantiles(self) -> tuple[list[str], list[str]]:
-        """(bottom, top) of the running members with a score (Tune's rule: each has
-        ceil(n * quantile) members, at most half of them)."""
-        ranked = sorted((t for t in self._alive if t in self._score),
-                        key=lambda t: (-self._score[t], t))  # worst first
+    def _quantiles(self, step: int) -> tuple[list[str], list[str]]:
+        """(bottom, top) of the running members with a score, ranked at one step
+        (``_ranked``); Tune's sizes: each has ceil(n * quantile) members, at most half."""
+        ranked = self._ranked(step)
         if len(ranked) <= 1:
             return [], []
         k = min(math.ceil(len(ranked) * self.quantile), len(ranked) // 2)
         return ranked[:k], ranked[-k:] if k else []
+
+    def _ranked(self, step: int) -> list[str]:
+        """The running members with a score, worst first, each by its score at one step:
+        ``step`` (the decision's), or the latest step every member has reached if one is
+        behind. Members run at their own pace, and a score grows with steps: ranked by
+        their latest scores, members ahead would look better for being ahead (and be
+        copied), those behind worse. A member with no score that early (a segment that
+        started from a later checkpoint) counts with its first."""
+        scored = [t for t in self._alive if t in self._scores]
+        if not scored:
+            return []
+        at = min(step, *(self._scores[t][0][-1] for t in scored))
+
+        def loss(t: str) -> float:
+            steps, losses = self._scores[t]
+            i = bisect.bisect_right(steps, at) - 1
+            return losses[max(i, 0)]
+
+        return sorted(scored, key=lambda t: (-loss(t), t))
 
     def stopping(self) -> ExploitRule:
         return ExploitRule(self)

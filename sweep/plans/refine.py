@@ -47,6 +47,7 @@ from .refine_options import (
     FIXED_REGIONS,
     SAMPLES,
 )
+from .surrogate import SCIPY_MODULES
 
 
 @register
@@ -66,6 +67,7 @@ class Refine(ProposingPlan):
     """
 
     name = "refine"
+    imports = SCIPY_MODULES  # the adaptive refine's model; the boxes' Sobol points
     refines = True
 
     def __init__(

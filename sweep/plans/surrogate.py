@@ -68,6 +68,8 @@ _SNAP_LIMIT = 512
 # Observations the model is conditioned on at most (see the module's text): a fit costs
 # O(CAP^3) and scoring a candidate O(CAP^2) whatever the history.
 CAP = 256
+# What a fit imports (``Plan.imports`` of the plans that fit this model).
+SCIPY_MODULES = ("scipy.linalg", "scipy.optimize", "scipy.special", "scipy.stats")
 # Beyond the cap, a hyperparameter optimisation runs at most this many L-BFGS iterations
 # per fit (resumed at the next fits until it converges, TUNE_FITS fits at most): no fit
 # pauses the proposals for a whole optimisation.
