@@ -470,3 +470,26 @@ def test_a_trial_that_ran_again_without_a_checkpoint_shows_its_last_runs_curve(
         every = sorted(raw[raw["trial_id"] == tid]["seq"])
         assert len(every) == 15
         assert sorted(curves[curves["trial_id"] == tid]["seq"]) == every[-10:]  # the retry's
+
+
+def test_a_stopped_trials_reports_after_its_stop_are_stored(results, tmp_path):
+    """A trial stopped at a decision runs on for a moment (pbt's bottom member, a rule's
+    loser) and may commit a checkpoint that a segment restores: those reports are its
+    curve too, stored whenever they arrive, never held for ever."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _, reader, _pool, drv = driver_for(
+        ckpt_doc("late", logs, early_terminate={"type": "median", "min_samples": 99}),
+        results, hub=True)
+    run = drv._begin(drv.spec.stages[0])
+    assert run.gate is not None
+    item = Item("t1", {"x": 0.1}, None, None)
+    run.running["t1"] = (Task([item], attempt=1), item)
+    drv._take_reports(run, [Report("t1", 0, {"loss": 1.0}, 1.0),
+                            Report("t1", 1, {"loss": 0.9}, 2.0, checkpoint=True),
+                            Report("t1", 2, {"loss": 0.8}, 3.0)])
+    drv._record(run, [drv._stopped(run, Report("t1", 2, {"loss": 0.8}, 3.0))])
+    drv._take_reports(run, [Report("t1", 3, {"loss": 0.7}, 4.0, checkpoint=True),
+                            Report("t1", 4, {"loss": 0.6}, 5.0)])
+    drv.writer.flush()
+    assert sorted(reader.read_curves()["step"]) == [0, 1, 2, 3, 4]

@@ -587,8 +587,16 @@ class Driver:
         if not reports:
             return []
         if run.gate is not None:  # a restored trial's steps are stored once
+            # A trial whose row is written (stopped, say, and running on for a step before
+            # its stop lands) will not run again: its last reports are stored as they come.
+            ended = [r for r in reports
+                     if r.trial_id not in run.running and r.trial_id not in finishing]
+            if ended:
+                gone = {id(r) for r in ended}
+                reports = [r for r in reports if id(r) not in gone]
             reports, ready = run.gate.admit(reports)
-            self.writer.add_reports(self.spec.name, run.stage.index, ready)
+            reports += ended
+            self.writer.add_reports(self.spec.name, run.stage.index, ready + ended)
         else:
             self.writer.add_reports(self.spec.name, run.stage.index, reports)
         running = run.running
@@ -622,9 +630,10 @@ class Driver:
     def _record(self, run: StageRun, records: list[TrialRecord]) -> None:
         if records:
             if run.gate is not None:
-                for r in records:
+                for r in records:  # a stopped trial's reports past its stop are real too
+                    last = None if r.status == "stopped" else r.step
                     self.writer.add_reports(self.spec.name, run.stage.index,
-                                            run.gate.end(r.trial_id, r.step))
+                                            run.gate.end(r.trial_id, last))
             self.ckpt_cost.add(records)
             self.writer.add(records)
             self.batcher.observe([r.duration_s or 0.0 for r in records if r.status == "ok"])
