@@ -94,17 +94,22 @@ def _log_line(path: str, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def marked_sleep(config: dict[str, Any]) -> dict[str, float]:
-    """Logs its start (x, pid, node, time) to <marker_dir>/starts.jsonl, sleeps
-    config['sleep'] seconds, logs its end to done.jsonl; loss = (x - 0.3) ** 2."""
-    node = ""
+def _node_id() -> str:
+    """The Ray node this runs on ("" outside Ray)."""
     try:
         import ray
 
         if ray.is_initialized():
-            node = ray.get_runtime_context().get_node_id()
+            return ray.get_runtime_context().get_node_id()
     except Exception:
         pass
+    return ""
+
+
+def marked_sleep(config: dict[str, Any]) -> dict[str, float]:
+    """Logs its start (x, pid, node, time) to <marker_dir>/starts.jsonl, sleeps
+    config['sleep'] seconds, logs its end to done.jsonl; loss = (x - 0.3) ** 2."""
+    node = _node_id()
     x = config["x"]
     record = {"x": x, "pid": os.getpid(), "node": node}
     _log_line(os.path.join(config["marker_dir"], "starts.jsonl"), dict(record, t=time.time()))
@@ -216,14 +221,7 @@ def epochs_with_checkpoints(config: dict[str, Any]) -> dict[str, float]:
 
     x, epochs, every = config["x"], int(config["epochs"]), int(config.get("every", 1))
     log_dir = config["log_dir"]
-    node = ""
-    try:
-        import ray
-
-        if ray.is_initialized():
-            node = ray.get_runtime_context().get_node_id()
-    except Exception:
-        pass
+    node = _node_id()
     start, restored = 0, None
     path = sweep.restore()
     if path is not None:

@@ -218,6 +218,27 @@ def kill_tree(tree: dict[int, int], grace: float = 0.0) -> int:
     return len(survivors)
 
 
+def run_cluster_scenario(script: str, args: list[str], env: dict[str, str],
+                         timeout: float) -> dict:
+    """Run ``script`` (``python -c``) with ``args`` in a session of its own and return the
+    state its last ``RESULT {json}`` line gives; past ``timeout`` its whole process tree
+    is killed and the test fails with its output."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tree = process_tree(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(tree)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the cluster scenario did not finish\n{stdout[-3000:]}\n{stderr[-6000:]}")
+    out = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and out, (stdout[-4000:], stderr[-6000:])
+    return json.loads(out[-1][len("RESULT "):])
+
+
 @pytest.fixture
 def ray_tmp():
     """A private, short RAY_TMPDIR (unix socket paths must stay short) for a subprocess that
@@ -342,21 +363,8 @@ def test_node_death_mid_stage_loses_nothing_and_refines_once(results, tmp_path, 
         "nodes", markers, 0.6,
         [{"plan": "random", "trials": 8, "seed": 1},
          {"plan": "refine", "trials": 4, "top_k": 2, "region": "each"}]))
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT, spec_path, results,
-                             str(markers)], cwd=REPO, env=sub_env(ray_tmp), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=420)
-    except subprocess.TimeoutExpired:
-        tree = process_tree(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
-        kill_tree(tree)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"the cluster scenario did not finish\n{stdout[-3000:]}\n{stderr[-6000:]}")
-    out = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and out, (stdout[-4000:], stderr[-6000:])
-    state = json.loads(out[-1][len("RESULT "):])
+    state = run_cluster_scenario(CLUSTER_SCRIPT, [spec_path, results, str(markers)],
+                                 sub_env(ray_tmp), timeout=420)
     assert state["removed"] and state["victim_trials"], state
 
     raw = final_table(results, "nodes")

@@ -34,6 +34,7 @@ from tests.test_faults import (
     living,
     output_of,
     process_tree,
+    run_cluster_scenario,
     start_cli,
     stop,
     sub_env,
@@ -184,21 +185,8 @@ def test_node_killed_under_checkpointing_trials_resumes_from_s3_on_another_node(
         "ckpt-nodes", logs, [0.1, 0.5], epochs, 0.3,
         early_terminate={"type": "median", "min_samples": 99}))
     env = dict(sub_env(ray_tmp), **CREDENTIALS)
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT, spec_path, root, str(logs),
-                             str(kills)], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=540)
-    except subprocess.TimeoutExpired:
-        tree = process_tree(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
-        kill_tree(tree)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"the cluster scenario did not finish\n{stdout[-3000:]}\n{stderr[-6000:]}")
-    out = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and out, (stdout[-4000:], stderr[-6000:])
-    state = json.loads(out[-1][len("RESULT "):])
+    state = run_cluster_scenario(CLUSTER_SCRIPT, [spec_path, root, str(logs), str(kills)],
+                                 env, timeout=540)
     killed = state["killed"]
     assert len(killed) == kills, json.dumps([state, read_jsonl(logs / "epochs.jsonl")])
 

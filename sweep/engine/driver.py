@@ -589,12 +589,12 @@ class Driver:
         if run.gate is not None:  # a restored trial's steps are stored once
             # A trial whose row is written (stopped, say, and running on for a step before
             # its stop lands) will not run again: its last reports are stored as they come.
-            ended = [r for r in reports
-                     if r.trial_id not in run.running and r.trial_id not in finishing]
-            if ended:
-                gone = {id(r) for r in ended}
-                reports = [r for r in reports if id(r) not in gone]
-            reports, ready = run.gate.admit(reports)
+            live: list[Report] = []
+            ended: list[Report] = []
+            for r in reports:
+                (live if r.trial_id in run.running or r.trial_id in finishing
+                 else ended).append(r)
+            reports, ready = run.gate.admit(live)
             reports += ended
             self.writer.add_reports(self.spec.name, run.stage.index, ready + ended)
         else:

@@ -53,12 +53,15 @@ def _in_arrival_order(df: pd.DataFrame) -> pd.DataFrame:
 def _one_run(rows: pd.DataFrame) -> pd.DataFrame:
     """One trial's rows in arrival order, less those a later run replaced."""
     kept: list[tuple[int, object]] = []  # (step, index label)
+    steps: set[int] = set()  # the steps in kept
     top = None
     for label, step in zip(rows.index, rows["step"].tolist(), strict=True):
-        if top is not None and step < top and any(s == step for s, _ in kept):
+        if top is not None and step < top and step in steps:
             kept = [(s, i) for s, i in kept if s < step]  # a new run from this step
-            top = max((s for s, _ in kept), default=None)
+            steps = {s for s, _ in kept}
+            top = max(steps, default=None)
         kept.append((step, label))
+        steps.add(step)
         top = step if top is None else max(top, step)
     return rows.loc[[i for _, i in kept]]
 

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 import _threads  # noqa: F401  (one BLAS thread; before numpy)
+from sim_pool import PARAMETERS, stages  # the same sweep files, on Ray
 
 import sweep
 
@@ -40,18 +41,6 @@ def objective(config: dict[str, Any]) -> float:
     time.sleep(SLEEP[0])
     return (sum((config[f"x{i}"] - 0.3) ** 2 for i in range(6))
             + ((config["n"] - 20) / 64) ** 2 + (0.0 if config["c"] == "b" else 0.3))
-
-
-PARAMETERS = {**{f"x{i}": sweep.uniform(0.0, 1.0) for i in range(6)},
-              "n": sweep.randint(1, 64), "c": sweep.choice(["a", "b", "c", "d"])}
-
-
-def stages(kind: str, n: int) -> list[dict[str, Any]]:
-    if kind == "default":
-        coarse = round(2 * n / 3)
-        return [{"plan": "random", "trials": coarse},
-                {"plan": "refine", "trials": n - coarse, "top_k": 4}]
-    return [{"plan": kind, "trials": n}]
 
 
 def main() -> None:
